@@ -1,0 +1,41 @@
+# Quickstart: `make run` starts the service with an example deployment; `make test` runs the checks.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run install dev test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.dev
+
+run: install
+	$(BIN)/pushpool server start --deploy examples/hello.py:hello
+
+lint: dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: dev
+	$(BIN)/python -m tests.benchmarks.tick
+	$(BIN)/python -m tests.benchmarks.api
+	$(BIN)/python -m tests.benchmarks.runner
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,198 @@
+"""The Provisioner interface and the registry of pool types.
+
+A provisioner turns a flow run into something running on one platform, reports on it,
+stops it, and cleans up after it. One class per pool type, each in its own module,
+imported only when a pool of that type is used (see :data:`REGISTRY`), so the service
+never pays for a cloud SDK it does not need.
+
+Every implementation must pass ``tests/provisioners/test_conformance.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from provisioners.errors import UnknownPoolType
+
+
+class InfraRef(BaseModel):
+    """What a provisioner started for one attempt of a run; opaque to the service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    id: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class PoolConfig(BaseModel):
+    """Base for a pool type's config model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobVariables(BaseModel):
+    """Base for a pool type's job variables: per deployment, validated at deploy time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """Everything a provisioner needs to start one attempt of one run."""
+
+    run_id: str
+    attempt: int
+    flow_name: str
+    deployment_name: str
+    #: The runner's environment: API URL, run id, run token. Secret: never log it.
+    env: dict[str, str] = field(repr=False)
+    job_variables: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable for one attempt of one run: two submits with it start one thing."""
+        return f"{self.run_id}-{self.attempt}"
+
+
+class InfraState(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    EXITED = "EXITED"
+    #: The platform knows nothing of it (gone, or never started).
+    MISSING = "MISSING"
+
+
+@dataclass(frozen=True)
+class InfraStatus:
+    state: InfraState
+    exit_code: int | None = None
+    reason: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (InfraState.EXITED, InfraState.MISSING)
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One resource of a pool's infrastructure: what it is and whether it exists yet."""
+
+    resource: str
+    name: str
+    exists: bool
+    detail: str = ""
+
+
+@dataclass
+class ProvisionPlan:
+    steps: list[PlanStep] = field(default_factory=list)
+
+    @property
+    def to_create(self) -> list[PlanStep]:
+        return [s for s in self.steps if not s.exists]
+
+    @property
+    def empty(self) -> bool:
+        return not self.to_create
+
+
+Progress = Callable[[PlanStep], None]
+# Aliases: inside Provisioner, ``type`` names the pool type attribute.
+_ConfigModel = type[PoolConfig]
+_JobVariablesModel = type[JobVariables]
+
+
+class Provisioner(ABC):
+    """Runs flow runs on one platform.
+
+    Contract:
+    - ``submit`` is idempotent on ``request.idempotency_key``: a second call for the
+      same attempt returns a reference to what the first started and starts nothing.
+      It raises :class:`~service.errors.ProvisionerError` (``transient=True`` when a
+      later retry may succeed).
+    - ``find`` returns the infrastructure already started for an attempt, or ``None``:
+      the dispatcher uses it to adopt what a crashed dispatcher started.
+    - ``status`` never raises for infrastructure that is gone: it says ``MISSING``.
+    - ``cancel`` asks the infrastructure to stop (gracefully first); idempotent.
+    - ``teardown`` removes everything ``submit`` created for the attempt; idempotent,
+      safe on something already gone or never started.
+    - ``list_orphans`` lists infrastructure this pool started whose run id is not in
+      ``live_run_ids`` — to be torn down by the reconciler.
+    - ``plan``/``provision``/``deprovision`` manage the pool-level infrastructure; the
+      process type has none.
+    """
+
+    type: ClassVar[str]
+    config_model: ClassVar[_ConfigModel] = PoolConfig
+    job_variables_model: ClassVar[_JobVariablesModel] = JobVariables
+
+    def __init__(self, pool_name: str, config: dict[str, Any]) -> None:
+        self.pool_name = pool_name
+        self.config = self.config_model.model_validate(config)
+
+    @abstractmethod
+    def submit(self, request: SubmitRequest) -> InfraRef: ...
+
+    @abstractmethod
+    def find(self, request: SubmitRequest) -> InfraRef | None: ...
+
+    @abstractmethod
+    def status(self, ref: InfraRef) -> InfraStatus: ...
+
+    @abstractmethod
+    def cancel(self, ref: InfraRef, grace_seconds: float) -> None: ...
+
+    @abstractmethod
+    def teardown(self, ref: InfraRef) -> None: ...
+
+    @abstractmethod
+    def list_orphans(self, live_run_ids: set[str]) -> list[InfraRef]: ...
+
+    def plan(self) -> ProvisionPlan:
+        return ProvisionPlan()
+
+    def provision(self, plan: ProvisionPlan, progress: Progress | None = None) -> dict[str, Any]:
+        """Create what ``plan`` lists as missing; return config values to record."""
+        return {}
+
+    def deprovision(self, progress: Progress | None = None) -> None:
+        """Remove exactly what ``provision`` created; tolerate what is already gone."""
+        return None
+
+    def infra_links(self, ref: InfraRef) -> dict[str, str]:
+        """Human-facing pointers for a run's detail (console links, log streams)."""
+        return {}
+
+
+#: pool type -> "module:Class"; the module is imported on first use of the type.
+REGISTRY: dict[str, str] = {
+    "process": "provisioners.process:ProcessProvisioner",
+}
+
+
+def pool_types() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def provisioner_class(pool_type: str) -> type[Provisioner]:
+    try:
+        target = REGISTRY[pool_type]
+    except KeyError:
+        raise UnknownPoolType(pool_type, pool_types()) from None
+    module_name, _, class_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    assert issubclass(cls, Provisioner)
+    return cls
+
+
+def get_provisioner(pool_type: str, pool_name: str, config: dict[str, Any]) -> Provisioner:
+    return provisioner_class(pool_type)(pool_name, config)

@@ -1,0 +1,27 @@
+"""The root of pushpool's exceptions, and the provisioners' own.
+
+The root lives here, in the lowest layer, so that every package can raise into one
+tree: ``service`` builds on it (see :mod:`service.errors`), ``provisioners`` never
+imports ``service``.
+"""
+
+from __future__ import annotations
+
+
+class PushpoolError(Exception):
+    """Root of every error pushpool raises on purpose."""
+
+
+class ProvisionerError(PushpoolError):
+    """A provisioner could not do what was asked. ``transient`` says whether a retry may help."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        self.transient = transient
+        super().__init__(message)
+
+
+class UnknownPoolType(PushpoolError, ValueError):
+    def __init__(self, pool_type: str, known: list[str]) -> None:
+        self.field = "type"
+        self.message = f"unknown work pool type {pool_type!r}; known: {', '.join(known)}"
+        super().__init__(self.message)

@@ -1,0 +1,76 @@
+"""Where errors become HTTP statuses: the one place that maps them."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from service.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    ProvisionerError,
+    PushpoolError,
+    UnknownPoolType,
+)
+
+log = logging.getLogger("pushpool.api")
+
+STATUS: list[tuple[type[Exception], int]] = [
+    (NotFound, 404),
+    (AlreadyExists, 409),
+    (Conflict, 409),
+    (InvalidInput, 422),
+    (UnknownPoolType, 422),
+    (ProvisionerError, 502),
+]
+
+
+def _validation_body(field: str, message: str) -> dict[str, object]:
+    loc = ["body", *field.split(".")]
+    return {
+        "detail": [{"loc": loc, "msg": message, "type": "value_error"}],
+        "message": f"{field}: {message}",
+    }
+
+
+def _status_for(exc: Exception) -> int:
+    return next((code for cls, code in STATUS if isinstance(exc, cls)), 400)
+
+
+async def _pushpool_error(request: Request, exc: Exception) -> JSONResponse:
+    status = _status_for(exc)
+    if isinstance(exc, InvalidInput | UnknownPoolType):
+        field = getattr(exc, "field", "body")
+        return JSONResponse(_validation_body(field, exc.message), status_code=status)
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+def _where(loc: list[object]) -> str:
+    """``body.parameters.n`` -> ``parameters.n``; a query or path parameter keeps its name."""
+    return ".".join(str(p) for p in loc[1:]) or (str(loc[0]) if loc else "body")
+
+
+async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+    summary = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in errors[:5])
+    return JSONResponse({"detail": errors, "message": summary}, status_code=422)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(PushpoolError, _pushpool_error)
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,66 @@
+"""The FastAPI application, built by :func:`create_app` (no import-time globals)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from service.api import (
+    api_keys,
+    deployments,
+    errors,
+    flow_runs,
+    health,
+    runner,
+    scheduler,
+    work_pools,
+)
+from service.api.limits import BodySizeLimit
+from service.services import Services
+
+log = logging.getLogger("pushpool.server")
+
+
+async def tick_loop(svc: Services) -> None:
+    """The in-process scheduler: one tick every ``tick_interval_seconds``."""
+    while True:
+        try:
+            await run_in_threadpool(svc.scheduler.tick, svc.clock())
+        except Exception:
+            log.exception("tick failed; trying again next interval")
+        await asyncio.sleep(svc.settings.tick_interval_seconds)
+
+
+def create_app(svc: Services, *, run_scheduler: bool = False) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(tick_loop(svc)) if run_scheduler else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(
+        title="pushpool",
+        version="0.1.0",
+        description="Push flow runs to serverless infrastructure. Authenticate with "
+        "`Authorization: Bearer <api key>`.",
+        lifespan=lifespan,
+    )
+    app.state.services = svc
+    api = APIRouter(prefix="/api")
+    for module in (health, work_pools, deployments, flow_runs, runner, api_keys, scheduler):
+        api.include_router(module.router)
+    app.include_router(api)
+    errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=svc.settings.max_body_bytes)
+    return app

@@ -1,0 +1,577 @@
+"""The ``pushpool`` command line."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from service.cli.client import ApiClient, CliError, client_from_env
+from service.cli.introspect import parameter_schema
+
+class _Root(TyperGroup):
+    """Turns a :class:`CliError` anywhere below into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CliError as exc:
+            err_console.print(f"[red]Error:[/red] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    cls=_Root,
+    help="pushpool: push flow runs to serverless infrastructure.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+server_app = typer.Typer(help="Run the control plane.", no_args_is_help=True)
+pool_app = typer.Typer(help="Work pools.", no_args_is_help=True)
+deployment_app = typer.Typer(help="Deployments.", no_args_is_help=True)
+runs_app = typer.Typer(help="Flow runs.", no_args_is_help=True)
+scheduler_app = typer.Typer(help="The scheduler.", no_args_is_help=True)
+key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(server_app, name="server")
+app.add_typer(pool_app, name="work-pool")
+app.add_typer(deployment_app, name="deployment")
+app.add_typer(runs_app, name="runs")
+app.add_typer(scheduler_app, name="scheduler")
+app.add_typer(key_app, name="api-key")
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+STATE_STYLE = {
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "CRASHED": "red",
+    "CANCELLED": "yellow",
+    "CANCELLING": "yellow",
+    "RUNNING": "cyan",
+    "PENDING": "blue",
+    "SCHEDULED": "dim",
+}
+
+
+class Output(StrEnum):
+    table = "table"
+    json = "json"
+
+
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table or json")]
+
+
+def _client() -> ApiClient:
+    return client_from_env()
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _parse_kv(
+    pairs: list[str] | None, what: str, schema: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``k=v`` pairs. A value is JSON if it parses as JSON, else a string — except that a
+    parameter the schema types as a string is always taken as written."""
+    properties = (schema or {}).get("properties", {})
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"{what} {pair!r} is not of the form key=value")
+        if properties.get(key, {}).get("type") == "string":
+            out[key] = raw
+            continue
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+def _state(run: dict[str, Any]) -> str:
+    state = run["state"]
+    style = STATE_STYLE.get(state["type"], "")
+    label = (
+        state["type"]
+        if state["name"].upper() == state["type"]
+        else f"{state['type']} ({state['name']})"
+    )
+    return f"[{style}]{label}[/{style}]" if style else label
+
+
+# -- server -----------------------------------------------------------------------------
+@server_app.command("start")
+def server_start(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 4300)")] = None,
+    deploy: Annotated[
+        list[str] | None,
+        typer.Option(help="Entrypoint (file.py:function) to deploy on the `local` pool at start"),
+    ] = None,
+) -> None:
+    """Start the API and the scheduler (SQLite and the `local` process pool by default)."""
+    import uvicorn
+
+    from service.app import create_app
+    from service.bootstrap import credentials_path, ensure_admin_key, ensure_default_pool
+    from service.services import build_services
+    from service.settings import get_settings
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = get_settings(**overrides)
+    svc = build_services(settings)
+    key = ensure_admin_key(svc)
+    if key is not None:
+        err_console.print(
+            "[bold]Created the admin API key[/bold] (shown once; saved to "
+            f"{credentials_path(settings.home)}, mode 0600):\n  {key}"
+        )
+    if ensure_default_pool(svc):
+        err_console.print("Created work pool [bold]local[/bold] (type process)")
+    for entrypoint in deploy or []:
+        _deploy_in_process(svc, entrypoint)
+    err_console.print(
+        f"pushpool API on http://{settings.host}:{settings.port}/api "
+        f"(docs at /docs); data in {settings.home}"
+    )
+    uvicorn.run(
+        create_app(svc, run_scheduler=True),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+    )
+
+
+def _deploy_in_process(svc: Any, entrypoint: str) -> None:
+    from service.deployments import DeploymentCreate, deploy
+
+    body = _deployment_body(entrypoint, "example", "local", None, None, None, None, None, [])
+    deployment, _ = deploy(svc, DeploymentCreate.model_validate(body))
+    err_console.print(
+        f"Deployed [bold]{deployment.flow_name}/{deployment.name}[/bold] on pool local; "
+        f"run it with: pushpool run {deployment.flow_name}/{deployment.name} --watch"
+    )
+
+
+# -- work pools -------------------------------------------------------------------------
+def _pool_table(pools: list[dict[str, Any]]) -> Table:
+    table = Table("name", "type", "concurrency", "paused", "config")
+    for p in pools:
+        table.add_row(
+            p["name"],
+            p["type"],
+            str(p["concurrency_limit"] or "-"),
+            "yes" if p["paused"] else "no",
+            json.dumps(p["config"]),
+        )
+    return table
+
+
+@pool_app.command("create")
+def pool_create(
+    name: str,
+    type_: Annotated[str, typer.Option("--type", help="Pool type, e.g. process")] = "process",
+    config: Annotated[str | None, typer.Option(help="Pool config as a JSON object")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Config key=value")] = None,
+    concurrency_limit: Annotated[int | None, typer.Option()] = None,
+    paused: Annotated[bool, typer.Option()] = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Create a work pool."""
+    cfg: dict[str, Any] = {}
+    if config:
+        try:
+            cfg = json.loads(config)
+        except ValueError as exc:
+            raise CliError(f"--config is not valid JSON: {exc}") from None
+        if not isinstance(cfg, dict):
+            raise CliError("--config must be a JSON object")
+    cfg.update(_parse_kv(set_, "--set"))
+    body = {"name": name, "type": type_, "config": cfg, "paused": paused}
+    if concurrency_limit is not None:
+        body["concurrency_limit"] = concurrency_limit
+    pool = _client().post("/work-pools", json=body)
+    if output == Output.json:
+        _print_json(pool)
+    else:
+        console.print(f"Created work pool [bold]{pool['name']}[/bold] ({pool['type']})")
+
+
+@pool_app.command("ls")
+def pool_ls(output: OutputOpt = Output.table) -> None:
+    """List work pools."""
+    pools = _client().get("/work-pools")
+    _print_json(pools) if output == Output.json else console.print(_pool_table(pools))
+
+
+@pool_app.command("inspect")
+def pool_inspect(name: str, output: OutputOpt = Output.table) -> None:
+    """Show one work pool."""
+    pool = _client().get(f"/work-pools/{name}")
+    _print_json(pool) if output == Output.json else console.print(_pool_table([pool]))
+
+
+@pool_app.command("delete")
+def pool_delete(name: str) -> None:
+    """Delete a work pool (it must have no deployments)."""
+    _client().request("DELETE", f"/work-pools/{name}")
+    console.print(f"Deleted work pool [bold]{name}[/bold]")
+
+
+# -- deploy -------------------------------------------------------------------------------
+_GIT_URL = re.compile(r"^(https?://|ssh://|git@|file://)")
+
+
+def _deployment_body(
+    entrypoint: str,
+    name: str,
+    pool: str,
+    source: str | None,
+    ref: str | None,
+    cron: str | None,
+    timezone: str | None,
+    interval: float | None,
+    params: list[str] | None,
+) -> dict[str, Any]:
+    file_part, sep, function = entrypoint.rpartition(":")
+    if not sep or not file_part.endswith(".py") or not function:
+        raise CliError(f"entrypoint {entrypoint!r} must look like path/to/file.py:function")
+    body: dict[str, Any] = {"name": name, "work_pool": pool}
+    if source is not None and _GIT_URL.match(source):
+        body["source"] = {"type": "git", "url": source, "ref": ref}
+        root = Path.cwd()
+    else:
+        root = Path(source or ".").resolve()
+        if not root.is_dir():
+            raise CliError(f"source {root} is not a directory")
+        body["source"] = {"type": "local", "path": str(root)}
+    path = Path(file_part)
+    if path.is_absolute():
+        try:
+            path = path.resolve().relative_to(root)
+        except ValueError:
+            raise CliError(f"{file_part} is not inside the source directory {root}") from None
+    body["entrypoint"] = f"{path.as_posix()}:{function}"
+    body["flow_name"] = function
+    local_file = root / path
+    if local_file.is_file():
+        body["parameter_schema"] = parameter_schema(local_file, function)
+    elif body["source"]["type"] == "local":
+        raise CliError(f"{local_file} does not exist")
+    if cron and interval:
+        raise CliError("give --cron or --interval, not both")
+    if cron:
+        body["schedules"] = [{"kind": "cron", "cron": cron, "timezone": timezone or "UTC"}]
+    elif interval:
+        body["schedules"] = [{"kind": "interval", "interval_seconds": int(interval)}]
+    body["parameters"] = _parse_kv(params, "--param", body.get("parameter_schema"))
+    return body
+
+
+@app.command("deploy")
+def deploy(
+    entrypoint: Annotated[str, typer.Argument(help="path/to/file.py:function")],
+    name: Annotated[str, typer.Option(help="Deployment name")],
+    pool: Annotated[str, typer.Option(help="Work pool")] = "local",
+    flow_name: Annotated[str | None, typer.Option(help="Flow name (default: the function)")] = None,
+    cron: Annotated[str | None, typer.Option(help="Cron schedule, 5 fields")] = None,
+    timezone: Annotated[str | None, typer.Option(help="IANA timezone for --cron")] = None,
+    interval: Annotated[float | None, typer.Option(help="Interval schedule, seconds")] = None,
+    param: Annotated[list[str] | None, typer.Option(help="Default parameter key=value")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Directory, or git URL, holding the code (default: .)")
+    ] = None,
+    ref: Annotated[str | None, typer.Option(help="Git ref for a git source")] = None,
+    catchup: Annotated[str | None, typer.Option(help="Missed runs: all, latest or none")] = None,
+    retries: Annotated[int | None, typer.Option()] = None,
+    retry_delay: Annotated[int | None, typer.Option(help="Seconds between retries")] = None,
+    concurrency_limit: Annotated[int | None, typer.Option()] = None,
+    env: Annotated[list[str] | None, typer.Option(help="Environment variable key=value")] = None,
+    paused: Annotated[bool, typer.Option()] = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Create or update a deployment of a flow function."""
+    body = _deployment_body(entrypoint, name, pool, source, ref, cron, timezone, interval, param)
+    if flow_name:
+        body["flow_name"] = flow_name
+    optional = {
+        "catchup": catchup,
+        "retries": retries,
+        "retry_delay_seconds": retry_delay,
+        "concurrency_limit": concurrency_limit,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if env:
+        body["job_variables"] = {"env": {k: str(v) for k, v in _parse_kv(env, "--env").items()}}
+    body["paused"] = paused
+    deployment = _client().post("/deployments", json=body)
+    if output == Output.json:
+        _print_json(deployment)
+        return
+    console.print(
+        f"Deployed [bold]{deployment['flow_name']}/{deployment['name']}[/bold] "
+        f"({deployment['id']}) on pool {deployment['work_pool']}"
+    )
+    console.print(f"Run it: pushpool run {deployment['flow_name']}/{deployment['name']} --watch")
+
+
+def _find_deployment(client: ApiClient, ident: str) -> dict[str, Any]:
+    flow, sep, name = ident.partition("/")
+    if not sep:
+        return dict(client.get(f"/deployments/{ident}"))
+    found = client.get("/deployments", params={"flow_name": flow, "name": name})
+    if not found:
+        raise CliError(f"no deployment {ident!r} (see: pushpool deployment ls)")
+    return dict(found[0])
+
+
+@deployment_app.command("ls")
+def deployment_ls(output: OutputOpt = Output.table) -> None:
+    """List deployments."""
+    deployments = _client().get("/deployments")
+    if output == Output.json:
+        _print_json(deployments)
+        return
+    table = Table("flow/deployment", "id", "pool", "schedules", "paused")
+    for d in deployments:
+        schedules = ", ".join(
+            s.get("cron") or f"every {s.get('interval_seconds')}s" for s in d["schedules"]
+        )
+        table.add_row(
+            f"{d['flow_name']}/{d['name']}",
+            d["id"],
+            d["work_pool"],
+            schedules or "-",
+            "yes" if d["paused"] else "no",
+        )
+    console.print(table)
+
+
+@deployment_app.command("inspect")
+def deployment_inspect(ident: str, output: OutputOpt = Output.json) -> None:
+    """Show one deployment (FLOW/DEPLOYMENT or id)."""
+    _print_json(_find_deployment(_client(), ident))
+
+
+@deployment_app.command("delete")
+def deployment_delete(ident: str) -> None:
+    """Delete a deployment and its scheduled runs."""
+    client = _client()
+    deployment = _find_deployment(client, ident)
+    client.request("DELETE", f"/deployments/{deployment['id']}")
+    console.print(f"Deleted deployment [bold]{deployment['flow_name']}/{deployment['name']}[/bold]")
+
+
+# -- runs -------------------------------------------------------------------------------
+@app.command("run")
+def run(
+    deployment: Annotated[str, typer.Argument(help="FLOW/DEPLOYMENT or a deployment id")],
+    param: Annotated[list[str] | None, typer.Option(help="Parameter key=value")] = None,
+    watch: Annotated[bool, typer.Option(help="Follow the run's state and logs to the end")] = False,
+    idempotency_key: Annotated[str | None, typer.Option()] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Run a deployment now."""
+    client = _client()
+    dep = _find_deployment(client, deployment)
+    body: dict[str, Any] = {
+        "parameters": _parse_kv(param, "--param", dep.get("parameter_schema"))
+    }
+    if idempotency_key:
+        body["idempotency_key"] = idempotency_key
+    flow_run = client.post(f"/deployments/{dep['id']}/runs", json=body)
+    if output == Output.json and not watch:
+        _print_json(flow_run)
+        return
+    console.print(f"Created flow run [bold]{flow_run['id']}[/bold]: {_state(flow_run)}")
+    if watch:
+        final = _follow(client, flow_run["id"])
+        if final["state"]["type"] != "COMPLETED":
+            raise typer.Exit(1)
+
+
+def _print_log(line: dict[str, Any]) -> None:
+    console.out(f"{line['timestamp'][11:19]} {line['level']:<7} {line['message']}", highlight=False)
+
+
+def _follow(client: ApiClient, run_id: str, poll: float = 0.5) -> dict[str, Any]:
+    """Print logs and state changes until the run is final; return the final run."""
+    after, last_state = 0, None
+    with console.status("waiting for the run…") as status:
+        while True:
+            flow_run = client.get(f"/flow-runs/{run_id}")
+            page = client.get(f"/flow-runs/{run_id}/logs", params={"after": after})
+            for line in page["logs"]:
+                _print_log(line)
+            after = page["next_after"]
+            state = (flow_run["state"]["type"], flow_run["state"]["name"])
+            if state != last_state:
+                console.print(f"state: {_state(flow_run)}")
+                status.update(f"run is {state[0].lower()}…")
+                last_state = state
+            if flow_run["state"]["type"] in TERMINAL and not page["logs"]:
+                message = flow_run["state"].get("message")
+                if message:
+                    console.out(message, highlight=False)
+                return dict(flow_run)
+            time.sleep(poll)
+
+
+@runs_app.command("ls")
+def runs_ls(
+    deployment: Annotated[str | None, typer.Option(help="FLOW/DEPLOYMENT or id")] = None,
+    state: Annotated[list[str] | None, typer.Option(help="Filter by state (repeatable)")] = None,
+    limit: Annotated[int, typer.Option()] = 20,
+    output: OutputOpt = Output.table,
+) -> None:
+    """List flow runs, newest first."""
+    client = _client()
+    params: dict[str, Any] = {"limit": limit}
+    if deployment:
+        params["deployment_id"] = _find_deployment(client, deployment)["id"]
+    if state:
+        params["state"] = [s.upper() for s in state]
+    page = client.get("/flow-runs", params=params)
+    if output == Output.json:
+        _print_json(page)
+        return
+    table = Table("id", "flow/deployment", "state", "expected start", "attempts")
+    for r in page["items"]:
+        table.add_row(
+            r["id"],
+            f"{r['flow_name']}/{r['deployment_name']}",
+            _state(r),
+            r["expected_start"][:19],
+            str(r["run_count"]),
+        )
+    console.print(table)
+
+
+@runs_app.command("inspect")
+def runs_inspect(run_id: str, output: OutputOpt = Output.table) -> None:
+    """Show a flow run with its state history."""
+    r = _client().get(f"/flow-runs/{run_id}")
+    if output == Output.json:
+        _print_json(r)
+        return
+    console.print(f"[bold]{r['id']}[/bold] {r['flow_name']}/{r['deployment_name']}: {_state(r)}")
+    if r["state"].get("message"):
+        console.out(r["state"]["message"], highlight=False)
+    console.print(f"parameters: {json.dumps(r['parameters'])}")
+    console.print(
+        f"expected start: {r['expected_start']}  start: {r['start_time']}  end: {r['end_time']}"
+    )
+    console.print(f"attempts: {r['run_count']}  infrastructure: {json.dumps(r['infra'])}")
+    if r.get("error"):
+        console.out(
+            f"error: {r['error'].get('type')}: {r['error'].get('message')}", highlight=False
+        )
+    table = Table("time", "state", "message")
+    for s in r["state_history"]:
+        table.add_row(s["timestamp"][:19], f"{s['type']} ({s['name']})", s.get("message") or "")
+    console.print(table)
+
+
+@runs_app.command("logs")
+def runs_logs(
+    run_id: str,
+    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Print a flow run's logs."""
+    client = _client()
+    if follow:
+        _follow(client, run_id)
+        return
+    after, lines = 0, []
+    while True:
+        page = client.get(f"/flow-runs/{run_id}/logs", params={"after": after})
+        lines += page["logs"]
+        if not page["logs"]:
+            break
+        after = page["next_after"]
+    if output == Output.json:
+        _print_json(lines)
+        return
+    for line in lines:
+        _print_log(line)
+
+
+@runs_app.command("cancel")
+def runs_cancel(run_id: str) -> None:
+    """Cancel a flow run."""
+    r = _client().post(f"/flow-runs/{run_id}/cancel")
+    console.print(f"Flow run {r['id']}: {_state(r)}")
+
+
+# -- scheduler, keys ------------------------------------------------------------------------
+@scheduler_app.command("tick")
+def scheduler_tick(output: OutputOpt = Output.table) -> None:
+    """Run one scheduler tick on the server now."""
+    report = _client().post("/scheduler/tick")
+    if output == Output.json:
+        _print_json(report)
+        return
+    rec = report["reconcile"]
+    console.print(
+        f"materialised {report['materialised']} run(s) from {report['schedules']} schedule(s), "
+        f"skipped {report['skipped']}, dispatched {report['dispatched']}; reconciled "
+        f"{rec['checked']}: {rec['crashed']} crashed, {rec['cancelled']} cancelled, "
+        f"{rec['torn_down']} torn down"
+    )
+
+
+@key_app.command("create")
+def key_create(name: str, output: OutputOpt = Output.table) -> None:
+    """Create an API key; it is shown once."""
+    created = _client().post("/api-keys", json={"name": name})
+    if output == Output.json:
+        _print_json(created)
+    else:
+        console.print(f"API key {created['id']} ({created['name']}), shown once:")
+        console.out(created["key"])
+
+
+@key_app.command("ls")
+def key_ls(output: OutputOpt = Output.table) -> None:
+    """List API keys (never their secrets)."""
+    keys = _client().get("/api-keys")
+    if output == Output.json:
+        _print_json(keys)
+        return
+    table = Table("id", "name", "created", "revoked")
+    for k in keys:
+        table.add_row(k["id"], k["name"], k["created_at"][:19], (k["revoked_at"] or "-")[:19])
+    console.print(table)
+
+
+@key_app.command("revoke")
+def key_revoke(key_id: str) -> None:
+    """Revoke an API key."""
+    _client().request("DELETE", f"/api-keys/{key_id}")
+    console.print(f"Revoked API key {key_id}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,132 @@
+"""Deployment operations: validation, upsert with schedules, removal."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from provisioners.base import provisioner_class
+from service.models import CatchupPolicy, Deployment, Name, Source, Strict, check_entrypoint
+from service.scheduler import schedule_records
+from service.schedules import Schedule
+from service.services import Services
+from service.validation import check_json_schema, check_model, check_parameters
+
+Tag = str
+
+
+class DeploymentFields(Strict):
+    """Everything about a deployment a user may set, except its identity."""
+
+    entrypoint: str = Field(examples=["flows/etl.py:main"])
+    work_pool: Name
+    source: Source
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameter_schema: dict[str, Any] | None = None
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+    schedules: list[Schedule] = Field(default_factory=list, max_length=20)
+    catchup: CatchupPolicy = CatchupPolicy.LATEST
+    paused: bool = False
+    concurrency_limit: int | None = Field(default=None, ge=1)
+    retries: int = Field(default=0, ge=0, le=100)
+    retry_delay_seconds: int = Field(default=0, ge=0, le=7 * 86400)
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _entrypoint(cls, v: str) -> str:
+        return check_entrypoint(v)
+
+
+class DeploymentCreate(DeploymentFields):
+    name: Name
+    flow_name: Name
+
+
+class DeploymentUpdate(Strict):
+    """PATCH: only the fields given change."""
+
+    entrypoint: str | None = None
+    work_pool: Name | None = None
+    source: Source | None = None
+    parameters: dict[str, Any] | None = None
+    parameter_schema: dict[str, Any] | None = None
+    job_variables: dict[str, Any] | None = None
+    schedules: list[Schedule] | None = Field(default=None, max_length=20)
+    catchup: CatchupPolicy | None = None
+    paused: bool | None = None
+    concurrency_limit: int | None = Field(default=None, ge=1)
+    retries: int | None = Field(default=None, ge=0, le=100)
+    retry_delay_seconds: int | None = Field(default=None, ge=0, le=7 * 86400)
+    tags: list[Tag] | None = Field(default=None, max_length=50)
+
+    @field_validator("entrypoint")
+    @classmethod
+    def _entrypoint(cls, v: str | None) -> str | None:
+        return None if v is None else check_entrypoint(v)
+
+
+def _validate(svc: Services, body: DeploymentFields) -> dict[str, Any]:
+    """Check what a model cannot; return the normalised job variables."""
+    pool = svc.store.get_pool(body.work_pool)
+    if body.parameter_schema is not None:
+        check_json_schema(body.parameter_schema)
+    check_parameters(body.parameter_schema, body.parameters, partial=True)
+    model = provisioner_class(pool.type).job_variables_model
+    check_model(model, body.job_variables, "job_variables")
+    return body.job_variables
+
+
+def deploy(svc: Services, body: DeploymentCreate) -> tuple[Deployment, bool]:
+    """Create or update the deployment named ``(flow_name, name)``."""
+    job_variables = _validate(svc, body)
+    now = svc.clock()
+    deployment = Deployment(
+        id=str(uuid.uuid4()),
+        created_at=now,
+        updated_at=now,
+        **body.model_dump(exclude={"job_variables", "schedules", "source"}),
+        source=body.source,
+        schedules=body.schedules,
+        job_variables=job_variables,
+    )
+    return _store(svc, deployment)
+
+
+def _store(svc: Services, deployment: Deployment) -> tuple[Deployment, bool]:
+    existing = None
+    with contextlib.suppress(LookupError):
+        existing = svc.store.find_deployment(deployment.flow_name, deployment.name)
+    if existing is not None:
+        deployment = deployment.model_copy(update={"id": existing.id})
+    records = schedule_records(deployment, svc.clock())
+    stored, created = svc.store.upsert_deployment(deployment, records)
+    if existing is not None and existing.paused != deployment.paused:
+        # Paused: its future runs go. Resumed: it starts afresh from now, nothing "missed".
+        svc.store.reset_schedules(stored.id, {r.id: r.next_fire_at for r in records if r.active})
+    return stored, created
+
+
+def update(svc: Services, deployment_id: str, body: DeploymentUpdate) -> Deployment:
+    current = svc.store.get_deployment(deployment_id)
+    changes = body.model_dump(exclude_unset=True)
+    nullable = {"parameter_schema", "concurrency_limit"}
+    changes = {k: v for k, v in changes.items() if v is not None or k in nullable}
+    merged = DeploymentCreate.model_validate(
+        {**current.model_dump(mode="json", exclude={"id", "created_at", "updated_at"}), **changes}
+    )
+    job_variables = _validate(svc, merged)
+    deployment = current.model_copy(
+        update={
+            **merged.model_dump(exclude={"job_variables", "schedules", "source"}),
+            "source": merged.source,
+            "schedules": merged.schedules,
+            "job_variables": job_variables,
+            "updated_at": svc.clock(),
+        }
+    )
+    stored, _ = _store(svc, deployment)
+    return stored

@@ -1,0 +1,140 @@
+"""Dispatch: claim due runs exactly once and push each to its pool's provisioner."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+
+from provisioners.base import InfraRef, Provisioner, SubmitRequest, get_provisioner
+from service.clock import Clock
+from service.errors import DeploymentNotFound, IllegalTransition, ProvisionerError
+from service.models import FlowRun, WorkPool
+from service.security import new_run_token
+from service.settings import Settings
+from service.states import StateType, set_state
+from service.store.base import Store
+
+log = logging.getLogger("pushpool.dispatch")
+
+
+class Provisioners:
+    """Provisioner instances per pool, rebuilt when the pool's type or config changes."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[str, Provisioner]] = {}
+        self._lock = threading.Lock()
+
+    def for_pool(self, pool: WorkPool) -> Provisioner:
+        fingerprint = hashlib.sha256(
+            json.dumps([pool.type, pool.config], sort_keys=True, default=str).encode()
+        ).hexdigest()
+        with self._lock:
+            cached = self._cache.get(pool.name)
+            if cached is None or cached[0] != fingerprint:
+                cached = (fingerprint, get_provisioner(pool.type, pool.name, pool.config))
+                self._cache[pool.name] = cached
+            return cached[1]
+
+
+class Dispatcher:
+    def __init__(
+        self, store: Store, settings: Settings, clock: Clock, provisioners: Provisioners
+    ) -> None:
+        self.store, self.settings, self.clock = store, settings, clock
+        self.provisioners = provisioners
+
+    def provisioner(self, pool_name: str) -> Provisioner:
+        return self.provisioners.for_pool(self.store.get_pool(pool_name))
+
+    def dispatch_due(self, limit: int, run_ids: Iterable[str] | None = None) -> list[FlowRun]:
+        """Claim up to ``limit`` due runs and submit each. Returns the claimed runs."""
+        tokens: dict[str, str] = {}
+
+        def issue(run_id: str) -> str:
+            tokens[run_id], digest = new_run_token()
+            return digest
+
+        claimed = self.store.claim_due_runs(self.clock(), limit, issue, run_ids=run_ids)
+        for run in claimed:
+            self._submit(run, tokens[run.id])
+        return claimed
+
+    def _request(self, run: FlowRun, token: str) -> SubmitRequest:
+        job_variables = dict(run.job_variables)
+        if run.deployment_id is not None:
+            try:
+                deployment = self.store.get_deployment(run.deployment_id)
+                job_variables = {**deployment.job_variables, **run.job_variables}
+            except DeploymentNotFound:
+                pass
+        return SubmitRequest(
+            run_id=run.id,
+            attempt=run.run_count,
+            flow_name=run.flow_name,
+            deployment_name=run.deployment_name,
+            env={
+                "PUSHPOOL_API_URL": self.settings.resolved_public_api_url(),
+                "PUSHPOOL_FLOW_RUN_ID": run.id,
+                "PUSHPOOL_RUN_TOKEN": token,
+            },
+            job_variables=job_variables,
+            tags=list(run.tags),
+        )
+
+    def _submit(self, run: FlowRun, token: str) -> None:
+        request = self._request(run, token)
+        try:
+            provisioner = self.provisioner(run.work_pool)
+            ref = provisioner.submit(request)
+        except ProvisionerError as exc:
+            if exc.transient:
+                log.warning("submit of %s failed, will retry: %s", run.id, exc)
+                return
+            self._crash(run, f"submission failed: {exc}")
+            return
+        except Exception as exc:  # a provisioner bug must not strand the run in PENDING
+            log.exception("submit of %s raised", run.id)
+            self._crash(run, f"submission failed: {type(exc).__name__}: {exc}")
+            return
+        self._record(run, provisioner, ref)
+
+    def _record(self, run: FlowRun, provisioner: Provisioner, ref: InfraRef) -> None:
+        if not self.store.set_infra(run.id, StateType.PENDING, ref):
+            # Cancelled (or otherwise moved on) while we were submitting: undo.
+            log.info("run %s left PENDING during submit; stopping what was started", run.id)
+            provisioner.teardown(ref)
+
+    def _crash(self, run: FlowRun, message: str) -> None:
+        with contextlib.suppress(IllegalTransition):
+            set_state(
+                self.store,
+                run.id,
+                StateType.CRASHED,
+                now=self.clock(),
+                message=message,
+                expected=StateType.PENDING,
+            )
+
+    def resubmit(self, run: FlowRun) -> None:
+        """Finish the submission of a run left ``PENDING`` with no infrastructure.
+
+        Adopt what an earlier dispatcher started for this attempt if there is one;
+        otherwise issue a fresh token and submit again with the same idempotency key.
+        """
+        provisioner = self.provisioner(run.work_pool)
+        probe = self._request(run, token="")
+        existing = provisioner.find(probe)
+        if existing is not None:
+            self._record(run, provisioner, existing)
+            return
+        token, digest = new_run_token()
+        if self.store.set_token(run.id, StateType.PENDING, digest):
+            self._submit(run, token)
+
+    def now(self) -> datetime:
+        return self.clock()

@@ -1,0 +1,155 @@
+"""The reconciler: every run reaches a final state and nothing is left behind.
+
+Runs as part of each tick. It turns runs whose infrastructure stopped without a final
+report into ``CRASHED`` (or ``CANCELLED`` when a cancel was asked for), resolves runs
+stuck in ``PENDING``, crashes runs whose heartbeat went stale, tears down the
+infrastructure of finished attempts and sweeps orphans.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from provisioners.base import InfraStatus
+from service.dispatch import Dispatcher
+from service.errors import IllegalTransition, NotFound, PushpoolError
+from service.models import FlowRun
+from service.states import ACTIVE, StateType, set_state
+
+log = logging.getLogger("pushpool.reconcile")
+
+
+@dataclass
+class ReconcileReport:
+    checked: int = 0
+    crashed: int = 0
+    cancelled: int = 0
+    resubmitted: int = 0
+    torn_down: int = 0
+    orphans: int = 0
+
+
+class Reconciler:
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+        self.store = dispatcher.store
+        self.settings = dispatcher.settings
+
+    def run(self, now: datetime, limit: int = 1000) -> ReconcileReport:
+        report = ReconcileReport()
+        for run in self.store.runs_in_states(sorted(ACTIVE), limit):
+            report.checked += 1
+            try:
+                self._check(run, now, report)
+            except (IllegalTransition, NotFound):
+                continue  # the run moved on meanwhile, or its pool is gone
+            except PushpoolError as exc:
+                log.warning("reconciling %s: %s", run.id, exc)
+        self._teardown(report)
+        return report
+
+    def _finish(
+        self, run: FlowRun, now: datetime, target: StateType, message: str, **fields: object
+    ) -> None:
+        set_state(
+            self.store,
+            run.id,
+            target,
+            now=now,
+            message=message,
+            expected=run.state.type,
+            fields=dict(fields),
+        )
+
+    def _check(self, run: FlowRun, now: datetime, report: ReconcileReport) -> None:
+        age = now - run.state.timestamp
+        if run.infra is None:
+            if run.state.type == StateType.CANCELLING:
+                self._finish(run, now, StateType.CANCELLED, "cancelled before it started")
+                report.cancelled += 1
+            elif age > timedelta(seconds=self.settings.submit_timeout_seconds):
+                self.dispatcher.resubmit(run)
+                report.resubmitted += 1
+            return
+        provisioner = self.dispatcher.provisioner(run.work_pool)
+        status = provisioner.status(run.infra)
+        if status.finished:
+            self._stopped(run, now, status, report)
+        elif run.state.type == StateType.PENDING and age > timedelta(
+            seconds=self.settings.pending_timeout_seconds
+        ):
+            self._finish(
+                run,
+                now,
+                StateType.CRASHED,
+                f"did not start within {self.settings.pending_timeout_seconds}s",
+            )
+            provisioner.cancel(run.infra, self.settings.cancel_grace_seconds)
+            report.crashed += 1
+        elif run.state.type == StateType.RUNNING and self._stale(run, now):
+            self._finish(
+                run,
+                now,
+                StateType.CRASHED,
+                f"no heartbeat for {self.settings.heartbeat_timeout_seconds}s",
+            )
+            provisioner.cancel(run.infra, self.settings.cancel_grace_seconds)
+            report.crashed += 1
+
+    def _stale(self, run: FlowRun, now: datetime) -> bool:
+        last = run.heartbeat_at or run.state.timestamp
+        return now - last > timedelta(seconds=self.settings.heartbeat_timeout_seconds)
+
+    def _stopped(
+        self, run: FlowRun, now: datetime, status: InfraStatus, report: ReconcileReport
+    ) -> None:
+        if run.state.type == StateType.CANCELLING:
+            self._finish(run, now, StateType.CANCELLED, "infrastructure stopped")
+            report.cancelled += 1
+            return
+        reason = status.reason or f"infrastructure is {status.state.value.lower()}"
+        error = {"type": "InfrastructureExited", "message": reason, "exit_code": status.exit_code}
+        self._finish(
+            run,
+            now,
+            StateType.CRASHED,
+            f"{reason} without reporting a final state",
+            error=error,
+        )
+        report.crashed += 1
+
+    def _teardown(self, report: ReconcileReport) -> None:
+        for item in self.store.pending_teardowns(100):
+            try:
+                self.dispatcher.provisioner(item.work_pool).teardown(item.infra)
+            except NotFound:
+                pass  # the pool is gone; nothing left to call
+            except PushpoolError as exc:
+                log.warning("teardown of %s failed, will retry: %s", item.run_id, exc)
+                continue
+            self.store.finish_teardown(item.id)
+            report.torn_down += 1
+
+    def _still_live(self, run_id: object) -> bool:
+        if not isinstance(run_id, str):
+            return False
+        try:
+            return self.store.get_run(run_id).state.type in ACTIVE
+        except NotFound:
+            return False
+
+    def sweep_orphans(self) -> int:
+        """Tear down infrastructure whose run is finished and no longer queued."""
+        live = {r.id for r in self.store.runs_in_states(sorted(ACTIVE), 10_000)}
+        live |= {t.run_id for t in self.store.pending_teardowns(10_000)}
+        swept = 0
+        for pool in self.store.list_pools():
+            provisioner = self.dispatcher.provisioners.for_pool(pool)
+            for ref in provisioner.list_orphans(live):
+                if self._still_live(ref.data.get("run_id")):
+                    continue  # started after ``live`` was read
+                provisioner.teardown(ref)
+                swept += 1
+        return swept

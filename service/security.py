@@ -1,0 +1,42 @@
+"""API keys and run tokens: random, shown once, stored only as SHA-256 hashes.
+
+Both are 256-bit random values, so a plain SHA-256 is a safe one-way store (no
+salt or slow hash is needed for non-guessable secrets).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import datetime
+
+from service.models import ApiKey
+from service.store.base import Store
+
+API_KEY_PREFIX = "pp_"
+RUN_TOKEN_PREFIX = "ppr_"
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_run_token() -> tuple[str, str]:
+    """``(token, hash)`` for one attempt of one run."""
+    token = RUN_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return token, hash_secret(token)
+
+
+def matches(secret: str, stored_hash: str | None) -> bool:
+    return stored_hash is not None and secrets.compare_digest(hash_secret(secret), stored_hash)
+
+
+def create_api_key(store: Store, name: str, now: datetime) -> tuple[ApiKey, str]:
+    """Store a new key's hash; return the record and the key (shown to the caller once)."""
+    secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    record = ApiKey(
+        id=uuid.uuid4().hex[:12], name=name, key_hash=hash_secret(secret), created_at=now
+    )
+    store.create_api_key(record)
+    return record, secret

@@ -1,0 +1,33 @@
+"""The service's parts wired together once per process (or per test)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.clock import Clock, utcnow
+from service.dispatch import Dispatcher, Provisioners
+from service.scheduler import Scheduler
+from service.settings import Settings
+from service.store.base import Store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    clock: Clock
+    provisioners: Provisioners
+    dispatcher: Dispatcher
+    scheduler: Scheduler
+
+
+def build_services(
+    settings: Settings, store: Store | None = None, clock: Clock = utcnow
+) -> Services:
+    if store is None:
+        from service.store import open_store
+
+        store = open_store(settings)
+    provisioners = Provisioners()
+    dispatcher = Dispatcher(store, settings, clock, provisioners)
+    return Services(settings, store, clock, provisioners, dispatcher, Scheduler(dispatcher))

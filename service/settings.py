@@ -1,0 +1,46 @@
+"""Settings, read from ``PUSHPOOL_*`` environment variables by :func:`get_settings`.
+
+Built by a function, never at import time, so tests construct their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PUSHPOOL_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".pushpool")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 4300
+    #: The URL runners use to reach this service; defaults to http://host:port.
+    public_api_url: str | None = None
+
+    tick_interval_seconds: float = 5.0
+    schedule_horizon_seconds: int = 3600
+    schedule_min_runs: int = 3
+    schedule_max_runs_per_tick: int = 100
+    misfire_grace_seconds: int = 120
+    submit_timeout_seconds: int = 30
+    pending_timeout_seconds: int = 600
+    heartbeat_seconds: int = 10
+    heartbeat_timeout_seconds: int = 120
+    cancel_grace_seconds: float = 10.0
+    dispatch_batch_size: int = 100
+    max_body_bytes: int = 1_048_576
+    max_log_lines_per_batch: int = 1000
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'pushpool.db'}"
+
+    def resolved_public_api_url(self) -> str:
+        return self.public_api_url or f"http://{self.host}:{self.port}"
+
+
+def get_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

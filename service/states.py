@@ -1,0 +1,154 @@
+"""The flow-run state machine: the one place that says which transitions are legal.
+
+Every writer of a run's state (API, runner endpoints, dispatcher, reconciler) asks
+:func:`check_transition` before it writes; the store then applies the change with a
+compare-and-set on the state it read, so two writers can never both win.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from service.errors import DeploymentNotFound, IllegalTransition
+
+if TYPE_CHECKING:
+    from service.models import FlowRun
+    from service.store.base import Store
+
+
+class StateType(StrEnum):
+    SCHEDULED = "SCHEDULED"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLING = "CANCELLING"
+    CANCELLED = "CANCELLED"
+    CRASHED = "CRASHED"
+
+
+TERMINAL: frozenset[StateType] = frozenset(
+    {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
+)
+#: States in which a run holds (or is about to hold) infrastructure: they count
+#: against pool and deployment concurrency limits.
+ACTIVE: frozenset[StateType] = frozenset(
+    {StateType.PENDING, StateType.RUNNING, StateType.CANCELLING}
+)
+
+S = StateType
+_ALLOWED: dict[StateType, frozenset[StateType]] = {
+    S.SCHEDULED: frozenset({S.PENDING, S.CANCELLED, S.SCHEDULED}),
+    S.PENDING: frozenset({S.RUNNING, S.CANCELLING, S.CANCELLED, S.CRASHED, S.FAILED}),
+    S.RUNNING: frozenset({S.COMPLETED, S.FAILED, S.CANCELLING, S.CANCELLED, S.CRASHED}),
+    S.CANCELLING: frozenset({S.CANCELLED, S.COMPLETED, S.FAILED, S.CRASHED}),
+    # A failed or crashed run may go back to SCHEDULED, but only as a retry.
+    S.FAILED: frozenset({S.SCHEDULED}),
+    S.CRASHED: frozenset({S.SCHEDULED}),
+    S.COMPLETED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+#: Default display names; a state may carry another (``AwaitingRetry``, ``Skipped``).
+DEFAULT_NAMES: dict[StateType, str] = {s: s.value.capitalize() for s in StateType}
+AWAITING_RETRY = "AwaitingRetry"
+SKIPPED = "Skipped"
+
+
+def is_terminal(state: StateType) -> bool:
+    return state in TERMINAL
+
+
+def check_transition(
+    run_id: str, current: StateType, target: StateType, *, retry: bool = False
+) -> None:
+    """Raise :class:`IllegalTransition` unless ``current -> target`` is allowed.
+
+    ``FAILED|CRASHED -> SCHEDULED`` is legal only for a retry (``retry=True``).
+    """
+    allowed = target in _ALLOWED[current]
+    if allowed and current in (S.FAILED, S.CRASHED) and not retry:
+        allowed = False
+    if not allowed:
+        raise IllegalTransition(run_id, current.value, target.value)
+
+
+def set_state(
+    store: Store,
+    run_id: str,
+    target: StateType,
+    *,
+    now: datetime,
+    name: str | None = None,
+    message: str | None = None,
+    expected: StateType | None = None,
+    fields: dict[str, Any] | None = None,
+) -> FlowRun:
+    """Move a run to ``target``: the one path every writer of run states takes.
+
+    Checks legality against the current state, then compare-and-sets it, so a
+    concurrent change makes this raise :class:`IllegalTransition` (with ``expected``)
+    or re-check against the new state (without). A terminal state queues the attempt's
+    infrastructure for teardown and revokes the run token; ``FAILED``/``CRASHED`` with
+    retries left then moves on to ``SCHEDULED`` (``AwaitingRetry``) after the delay.
+    """
+    from service.models import StateRecord
+    from service.store.base import TransitionEffects
+
+    for _ in range(5):
+        run = store.get_run(run_id)
+        current = run.state.type
+        if expected is not None and current != expected:
+            raise IllegalTransition(run_id, current.value, target.value)
+        check_transition(run_id, current, target)
+        effects = TransitionEffects(fields=dict(fields or {}))
+        if target in TERMINAL:
+            effects.teardown = effects.revoke_token = True
+            effects.fields.setdefault("end_time", now)
+        elif target == S.RUNNING:
+            effects.fields.setdefault("start_time", now)
+            effects.fields.setdefault("heartbeat_at", now)
+        state = StateRecord(
+            type=target, name=name or DEFAULT_NAMES[target], message=message, timestamp=now
+        )
+        try:
+            run = store.transition(run_id, current, state, effects)
+        except IllegalTransition:
+            if expected is not None:
+                raise
+            continue
+        if target in (S.FAILED, S.CRASHED):
+            run = _maybe_retry(store, run, now)
+        return run
+    raise IllegalTransition(run_id, store.get_run(run_id).state.type.value, target.value)
+
+
+def _maybe_retry(store: Store, run: FlowRun, now: datetime) -> FlowRun:
+    if run.deployment_id is None:
+        return run
+    try:
+        deployment = store.get_deployment(run.deployment_id)
+    except DeploymentNotFound:
+        return run
+    if run.run_count > deployment.retries:
+        return run
+    from service.models import StateRecord
+    from service.store.base import TransitionEffects
+
+    check_transition(run.id, run.state.type, S.SCHEDULED, retry=True)
+    delay = deployment.retry_delay_seconds
+    state = StateRecord(
+        type=S.SCHEDULED,
+        name=AWAITING_RETRY,
+        message=f"retry {run.run_count} of {deployment.retries} in {delay}s",
+        timestamp=now,
+    )
+    effects = TransitionEffects(
+        fields={"expected_start": now + timedelta(seconds=delay), "end_time": None}
+    )
+    try:
+        return store.transition(run.id, run.state.type, state, effects)
+    except IllegalTransition:
+        return store.get_run(run.id)

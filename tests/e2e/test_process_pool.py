@@ -1,0 +1,169 @@
+"""End to end through real HTTP: uvicorn on loopback, the `process` pool, the real runner."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support.factories import EXAMPLES
+from support.server import LiveServer, live_server
+
+from service.settings import Settings
+
+pytestmark = pytest.mark.slow
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[LiveServer]:
+    settings = Settings(
+        home=tmp_path / "home",
+        heartbeat_seconds=1,
+        cancel_grace_seconds=3,
+        submit_timeout_seconds=5,
+    )
+    with live_server(settings) as server:
+        yield server
+
+
+def deploy(client: httpx.Client, entrypoint: str, **extra: Any) -> str:
+    body = {
+        "name": "e2e",
+        "flow_name": entrypoint.rsplit(":", 1)[1],
+        "entrypoint": entrypoint,
+        "work_pool": "local",
+        "source": {"type": "local", "path": str(EXAMPLES)},
+        **extra,
+    }
+    r = client.post("/deployments", json=body)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def start(client: httpx.Client, deployment_id: str, **body: Any) -> dict[str, Any]:
+    r = client.post(f"/deployments/{deployment_id}/runs", json=body)
+    assert r.status_code == 201, r.text
+    run: dict[str, Any] = r.json()
+    return run
+
+
+def wait_for(
+    live: LiveServer, run_id: str, states: set[str], timeout: float = 30, tick: bool = False
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        run: dict[str, Any] = live.client.get(f"/flow-runs/{run_id}").json()
+        if run["state"]["type"] in states:
+            return run
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run stayed {run['state']} (wanted {states})")
+        if tick:
+            live.client.post("/scheduler/tick")
+        time.sleep(0.1)
+
+
+def logs(live: LiveServer, run_id: str) -> list[str]:
+    return [line["message"] for line in live.client.get(f"/flow-runs/{run_id}/logs").json()["logs"]]
+
+
+def test_hello_completes_with_its_logs(live: LiveServer) -> None:
+    dep = deploy(live.client, "hello.py:hello")
+    run = start(live.client, dep, parameters={"name": "pushpool"})
+    assert run["state"]["type"] == "PENDING"  # pushed in the same request
+    assert run["infra"]["type"] == "process"
+    done = wait_for(live, run["id"], TERMINAL)
+    assert done["state"]["type"] == "COMPLETED", done
+    assert done["result"] == "Hello, pushpool!"
+    assert done["run_count"] == 1 and done["start_time"] and done["end_time"]
+    assert [s["type"] for s in done["state_history"]] == [
+        "SCHEDULED",
+        "PENDING",
+        "RUNNING",
+        "COMPLETED",
+    ]
+    lines = logs(live, run["id"])
+    assert "Hello, pushpool!" in lines and "Greeted pushpool" in lines
+    # Teardown on the next tick removes the working directory.
+    workdir = Path(done["infra"]["data"]["dir"])
+    live.client.post("/scheduler/tick")
+    assert not workdir.exists()
+
+
+def test_failing_flow_fails_with_the_exception(live: LiveServer) -> None:
+    dep = deploy(live.client, "failing.py:fail")
+    run = start(live.client, dep, parameters={"message": "kaput"})
+    done = wait_for(live, run["id"], TERMINAL)
+    assert done["state"]["type"] == "FAILED"
+    assert done["error"]["type"].endswith("ValueError")
+    assert done["error"]["message"] == "kaput"
+    assert "Traceback" in done["error"]["traceback"]
+    assert any("About to fail" in line for line in logs(live, run["id"]))
+
+
+def test_cancel_sleeping_run(live: LiveServer) -> None:
+    dep = deploy(live.client, "sleepy.py:sleep")
+    run = start(live.client, dep, parameters={"seconds": 60})
+    wait_for(live, run["id"], {"RUNNING"})
+    r = live.client.post(f"/flow-runs/{run['id']}/cancel")
+    assert r.json()["state"]["type"] in ("CANCELLING", "CANCELLED")
+    done = wait_for(live, run["id"], TERMINAL, tick=True)
+    assert done["state"]["type"] == "CANCELLED"
+    pid = done["infra"]["data"]["pid"]
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_killed_process_crashes_on_next_tick(live: LiveServer) -> None:
+    dep = deploy(live.client, "sleepy.py:sleep")
+    run = start(live.client, dep, parameters={"seconds": 60})
+    running = wait_for(live, run["id"], {"RUNNING"})
+    os.kill(running["infra"]["data"]["pid"], signal.SIGKILL)
+    time.sleep(0.3)
+    report = live.client.post("/scheduler/tick").json()
+    assert report["reconcile"]["crashed"] == 1
+    done = live.client.get(f"/flow-runs/{run['id']}").json()
+    assert done["state"]["type"] == "CRASHED"
+    assert done["error"]["exit_code"] == 137
+    assert "SIGKILL" in done["state"]["message"]
+
+
+def test_retries_rerun_a_failing_flow(live: LiveServer) -> None:
+    dep = deploy(live.client, "failing.py:fail", retries=2, retry_delay_seconds=0)
+    run = start(live.client, dep)
+    done = wait_for(live, run["id"], {"FAILED"} | {"COMPLETED", "CRASHED"}, tick=True, timeout=60)
+    # Each failure went back to SCHEDULED (AwaitingRetry) until retries ran out.
+    deadline = time.monotonic() + 60
+    while done["run_count"] < 3 or done["state"]["type"] != "FAILED":
+        assert time.monotonic() < deadline, done
+        live.client.post("/scheduler/tick")
+        time.sleep(0.2)
+        done = live.client.get(f"/flow-runs/{run['id']}").json()
+    names = [s["name"] for s in done["state_history"]]
+    assert names.count("AwaitingRetry") == 2
+    assert names.count("Failed") == 3
+    assert done["run_count"] == 3
+
+
+def test_run_token_never_in_logs_or_responses(live: LiveServer) -> None:
+    dep = deploy(live.client, "hello.py:hello")
+    run = start(live.client, dep)
+    done = wait_for(live, run["id"], TERMINAL)
+    blob = str(done) + str(logs(live, run["id"]))
+    assert "ppr_" not in blob
