@@ -10,7 +10,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -19,10 +18,11 @@ from typer.core import TyperGroup
 from service.cli.client import ApiClient, CliError, client_from_env
 from service.cli.introspect import parameter_schema
 
+
 class _Root(TyperGroup):
     """Turns a :class:`CliError` anywhere below into one line on stderr and exit code 1."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # a click Context (Typer vendors its own click)
         try:
             return super().invoke(ctx)
         except CliError as exc:
@@ -392,9 +392,7 @@ def run(
     """Run a deployment now."""
     client = _client()
     dep = _find_deployment(client, deployment)
-    body: dict[str, Any] = {
-        "parameters": _parse_kv(param, "--param", dep.get("parameter_schema"))
-    }
+    body: dict[str, Any] = {"parameters": _parse_kv(param, "--param", dep.get("parameter_schema"))}
     if idempotency_key:
         body["idempotency_key"] = idempotency_key
     flow_run = client.post(f"/deployments/{dep['id']}/runs", json=body)

@@ -62,8 +62,19 @@ def test_failing_run_watch_exits_non_zero(live: LiveServer, cli: CliRunner) -> N
 
 def test_schedule_and_tick(live: LiveServer, cli: CliRunner) -> None:
     code, out = invoke(
-        cli, "deploy", "examples/hello.py:hello", "--name", "cron", "--cron", "*/5 * * * *",
-        "--timezone", "Europe/Berlin", "--pool", "local", "--output", "json",
+        cli,
+        "deploy",
+        "examples/hello.py:hello",
+        "--name",
+        "cron",
+        "--cron",
+        "*/5 * * * *",
+        "--timezone",
+        "Europe/Berlin",
+        "--pool",
+        "local",
+        "--output",
+        "json",
     )
     assert code == 0, out
     assert json.loads(out)["schedules"][0]["timezone"] == "Europe/Berlin"
@@ -98,14 +109,15 @@ def test_errors_are_one_line_and_non_zero(
 
 def test_work_pools_and_keys(live: LiveServer, cli: CliRunner) -> None:
     assert invoke(cli, "work-pool", "create", "extra", "--concurrency-limit", "2")[0] == 0
-    code, out = invoke(cli, "work-pool", "ls", "--output", "json")
+    _, out = invoke(cli, "work-pool", "ls", "--output", "json")
     assert {p["name"] for p in json.loads(out)} == {"local", "extra"}
-    code, out = invoke(cli, "work-pool", "inspect", "extra", "--output", "json")
+    _, out = invoke(cli, "work-pool", "inspect", "extra", "--output", "json")
     assert json.loads(out)["concurrency_limit"] == 2
     assert invoke(cli, "work-pool", "delete", "extra")[0] == 0
     code, out = invoke(cli, "api-key", "create", "ci", "--output", "json")
+    assert code == 0, out
     created = json.loads(out)
-    code, out = invoke(cli, "api-key", "ls", "--output", "json")
+    _, out = invoke(cli, "api-key", "ls", "--output", "json")
     assert created["key"] not in out and live.api_key not in out
     assert invoke(cli, "api-key", "revoke", created["id"])[0] == 0
 
@@ -129,7 +141,12 @@ def test_parameter_schema_from_signature(tmp_path: Path) -> None:
     assert props["a"]["type"] == "integer"
     assert props["b"] == {"type": "string", "title": "b", "default": "x"}
     assert props["c"]["anyOf"] == [{"type": "number"}, {"type": "null"}]
-    assert props["d"] == {"type": "array", "items": {"type": "integer"}, "title": "d", "default": [1]}
+    assert props["d"] == {
+        "type": "array",
+        "items": {"type": "integer"},
+        "title": "d",
+        "default": [1],
+    }
     assert props["e"]["enum"] == ["x", "y"]
     assert props["g"]["type"] == "boolean"
     assert props["h"] == {"title": "h", "default": 3}

@@ -8,17 +8,15 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:  # the package is not installed in the test venv
-    sys.path.insert(0, str(REPO_ROOT))
-
-from runner_image.entrypoint import (  # noqa: E402
+from runner_image.entrypoint import (
     FALLBACK_MODULE_NAME,
     load_flow,
     parse_entrypoint,
     resolve_flow_file,
 )
-from runner_image.errors import EntrypointError, FlowImportError  # noqa: E402
+from runner_image.errors import EntrypointError, FlowImportError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)

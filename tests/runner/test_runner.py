@@ -28,19 +28,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO_ROOT / "examples"
-if str(REPO_ROOT) not in sys.path:  # the package is not installed in the test venv
-    sys.path.insert(0, str(REPO_ROOT))
-
-from runner_image.logs import (  # noqa: E402
+from runner_image.logs import (
     BATCH_MAX,
     MAX_MESSAGE_BYTES,
     LogShipper,
     TeeStream,
     truncate_message,
 )
-from runner_image.outcome import qualified_name, serialize_result  # noqa: E402
+from runner_image.outcome import qualified_name, serialize_result
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO_ROOT / "examples"
 
 RUN_ID = "run-123"
 TOKEN = "s3cr3t-run-token-4f9a8c1d"
@@ -209,7 +207,6 @@ def runner_env(service: FakeService, **overrides: str | None) -> dict[str, str]:
         PUSHPOOL_API_URL=service.url,
         PUSHPOOL_FLOW_RUN_ID=RUN_ID,
         PUSHPOOL_RUN_TOKEN=TOKEN,
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")])),
     )
     for key, value in overrides.items():
         if value is None:

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:  # the package is not installed in the test venv
-    sys.path.insert(0, str(REPO_ROOT))
-
-from runner_image.errors import SourceError  # noqa: E402
-from runner_image.source import (  # noqa: E402
+from runner_image.errors import SourceError
+from runner_image.source import (
     CLONE_PREFIX,
     looks_like_sha,
     prepare_source,
     redact_url,
 )
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
 
