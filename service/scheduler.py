@@ -24,6 +24,7 @@ log = logging.getLogger("pushpool.scheduler")
 _RUN_NAMESPACE = uuid.UUID("5b0c6a2e-4a8e-4d53-9a43-0f5f1d2c7e11")
 _EPSILON = timedelta(microseconds=1)
 _LATE_MARK = "scheduler.late_cut"
+_SWEEP_MARK = "scheduler.orphan_sweep"
 
 
 def schedule_id(deployment_id: str, schedule: Schedule) -> str:
@@ -92,7 +93,17 @@ class Scheduler:
                 break
         if in_time():
             report.reconcile = self.reconciler.run(now)
+        if in_time() and self._sweep_due(now):
+            report.reconcile.orphans = self.reconciler.sweep_orphans()
         return report
+
+    def _sweep_due(self, now: datetime) -> bool:
+        last = self.store.get_meta(_SWEEP_MARK)
+        every = timedelta(seconds=self.settings.orphan_sweep_seconds)
+        if last is not None and now - datetime.fromisoformat(last) < every:
+            return False
+        self.store.set_meta(_SWEEP_MARK, now.isoformat())
+        return True
 
     # -- materialisation -----------------------------------------------------------
     def materialise(self, now: datetime) -> tuple[int, int]:

@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     heartbeat_seconds: int = 10
     heartbeat_timeout_seconds: int = 120
     cancel_grace_seconds: float = 10.0
+    orphan_sweep_seconds: int = 600
     dispatch_batch_size: int = 100
     max_body_bytes: int = 1_048_576
     max_log_lines_per_batch: int = 1000

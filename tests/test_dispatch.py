@@ -1,0 +1,185 @@
+"""Dispatch and reconcile with an injected clock: exactly-once submission, adoption after a
+dispatcher crash, pending timeouts, stale heartbeats, teardown, orphans."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.clock import FakeClock
+from support.factories import deployment_body
+
+from provisioners.base import InfraState
+from service.deployments import DeploymentCreate, deploy
+from service.models import Deployment, FlowRun
+from service.runs import RunCreate, create_run
+from service.services import Services
+from service.states import StateType, set_state
+
+SLEEP = [sys.executable, "-c", "import time; time.sleep(30)"]
+
+
+@pytest.fixture
+def sleeper(services: Services) -> Iterator[Deployment]:
+    """A deployment whose 'flow' is a plain sleeping process (no runner, no API calls)."""
+    body = deployment_body(job_variables={"command": SLEEP})
+    dep = deploy(services, DeploymentCreate.model_validate(body))[0]
+    yield dep
+    for run in services.store.list_runs(_all(), 1000).items:
+        if run.infra is not None:
+            services.dispatcher.provisioner(run.work_pool).teardown(run.infra)
+
+
+def _all() -> Any:
+    from service.store.base import RunFilter
+
+    return RunFilter()
+
+
+def _pool_dirs(services: Services) -> list[Path]:
+    root = Path(services.store.get_pool("local").config["working_dir"]) / "local"
+    return sorted(p for p in root.iterdir()) if root.exists() else []
+
+
+def _scheduled(services: Services, dep: Deployment) -> FlowRun:
+    """A due run that has not been dispatched (created while the pool was paused)."""
+    services.store.update_pool("local", {"paused": True}, services.clock())
+    run, _ = create_run(services, dep.id, RunCreate())
+    services.store.update_pool("local", {"paused": False}, services.clock())
+    assert run.state.type == StateType.SCHEDULED
+    return run
+
+
+def test_ad_hoc_run_is_pushed_in_the_request(services: Services, sleeper: Deployment) -> None:
+    run, created = create_run(services, sleeper.id, RunCreate())
+    assert created and run.state.type == StateType.PENDING and run.infra is not None
+    status = services.dispatcher.provisioner("local").status(run.infra)
+    assert status.state == InfraState.RUNNING
+
+
+def test_racing_dispatchers_submit_once(services: Services, sleeper: Deployment) -> None:
+    runs = [_scheduled(services, sleeper) for _ in range(6)]
+    barrier = threading.Barrier(4)
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def dispatch() -> None:
+        barrier.wait()
+        got = services.dispatcher.dispatch_due(10)
+        with lock:
+            claimed.extend(r.id for r in got)
+
+    threads = [threading.Thread(target=dispatch) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(claimed) == sorted(r.id for r in runs)
+    assert len(_pool_dirs(services)) == 6  # one process each, none twice
+
+
+def test_crash_between_claim_and_submit_is_resubmitted(
+    services: Services, clock: FakeClock, sleeper: Deployment
+) -> None:
+    run = _scheduled(services, sleeper)
+    # A dispatcher claims the run and dies before submitting it.
+    services.store.claim_due_runs(clock(), 1, lambda _: "lost-token-hash", run_ids=[run.id])
+    services.scheduler.tick(clock())
+    assert services.store.get_run(run.id).infra is None  # not yet past the submit timeout
+    clock.advance(services.settings.submit_timeout_seconds + 1)
+    report = services.scheduler.tick(clock())
+    assert report.reconcile.resubmitted == 1
+    after = services.store.get_run(run.id)
+    assert after.state.type == StateType.PENDING and after.infra is not None
+    assert after.token_hash != "lost-token-hash"  # a fresh token for the new submission
+    assert len(_pool_dirs(services)) == 1
+
+
+def test_crash_after_submit_adopts_what_was_started(
+    services: Services, clock: FakeClock, sleeper: Deployment
+) -> None:
+    run = _scheduled(services, sleeper)
+    (claimed,) = services.store.claim_due_runs(clock(), 1, lambda _: "h1", run_ids=[run.id])
+    # The dispatcher started the process, then died before recording it.
+    provisioner = services.dispatcher.provisioner("local")
+    started = provisioner.submit(services.dispatcher._request(claimed, "token"))
+    clock.advance(services.settings.submit_timeout_seconds + 1)
+    services.scheduler.tick(clock())
+    after = services.store.get_run(run.id)
+    assert after.infra == started  # adopted, not started again
+    assert after.token_hash == "h1"  # the adopted process keeps its token
+    assert len(_pool_dirs(services)) == 1
+
+
+def test_pending_too_long_is_crashed_and_stopped(
+    services: Services, clock: FakeClock, sleeper: Deployment
+) -> None:
+    run, _ = create_run(services, sleeper.id, RunCreate())
+    assert run.infra is not None
+    clock.advance(services.settings.pending_timeout_seconds + 1)
+    services.scheduler.tick(clock())
+    after = services.store.get_run(run.id)
+    assert after.state.type == StateType.CRASHED
+    assert "did not start" in (after.state.message or "")
+    services.scheduler.tick(clock())  # teardown of the crashed attempt
+    assert _pool_dirs(services) == []
+
+
+def test_stale_heartbeat_crashes_the_run(
+    services: Services, clock: FakeClock, sleeper: Deployment
+) -> None:
+    run, _ = create_run(services, sleeper.id, RunCreate())
+    set_state(services.store, run.id, StateType.RUNNING, now=clock())
+    clock.advance(services.settings.heartbeat_timeout_seconds - 5)
+    services.store.record_heartbeat(run.id, clock())
+    clock.advance(10)
+    services.scheduler.tick(clock())
+    assert services.store.get_run(run.id).state.type == StateType.RUNNING
+    clock.advance(services.settings.heartbeat_timeout_seconds + 1)
+    services.scheduler.tick(clock())
+    after = services.store.get_run(run.id)
+    assert after.state.type == StateType.CRASHED
+    assert "heartbeat" in (after.state.message or "")
+
+
+def test_cancel_pending_without_infra_and_late_submit_is_undone(
+    services: Services, clock: FakeClock, sleeper: Deployment
+) -> None:
+    run = _scheduled(services, sleeper)
+    (claimed,) = services.store.claim_due_runs(clock(), 1, lambda _: "h", run_ids=[run.id])
+    from service.runs import cancel_run
+
+    assert cancel_run(services, run.id).state.type == StateType.CANCELLED
+    # The dispatcher that claimed it now finishes its submit: what it started is undone.
+    services.dispatcher._submit(claimed, "token")
+    assert services.store.get_run(run.id).infra is None
+    assert _pool_dirs(services) == []
+
+
+def test_orphan_sweep_removes_only_finished_runs(
+    services: Services, clock: FakeClock, sleeper: Deployment
+) -> None:
+    live_run, _ = create_run(services, sleeper.id, RunCreate())
+    done_run, _ = create_run(services, sleeper.id, RunCreate())
+    # Forget the finished run's teardown entry, as if the service lost it.
+    set_state(services.store, done_run.id, StateType.CRASHED, now=clock())
+    for item in services.store.pending_teardowns(10):
+        services.store.finish_teardown(item.id)
+    assert len(_pool_dirs(services)) == 2
+    assert services.scheduler.reconciler.sweep_orphans() == 1
+    remaining = _pool_dirs(services)
+    assert [p.name.rsplit("-", 1)[0] for p in remaining] == [live_run.id]
+
+
+def test_failed_submission_crashes_the_run(
+    services: Services, clock: FakeClock
+) -> None:
+    body = deployment_body(job_variables={"command": ["/nonexistent/binary"]})
+    dep = deploy(services, DeploymentCreate.model_validate(body))[0]
+    run, _ = create_run(services, dep.id, RunCreate())
+    assert run.state.type == StateType.CRASHED
+    assert "cannot start /nonexistent/binary" in (run.state.message or "")
