@@ -27,14 +27,27 @@ from service.services import Services
 log = logging.getLogger("pushpool.server")
 
 
+def seconds_until_next_tick(svc: Services) -> float:
+    """The tick interval, or less when a scheduled run falls due sooner."""
+    now = svc.clock()
+    interval = svc.settings.tick_interval_seconds
+    upcoming = svc.store.next_scheduled_start(now)
+    if upcoming is None:
+        return interval
+    return min(interval, max(0.01, (upcoming - now).total_seconds()))
+
+
 async def tick_loop(svc: Services) -> None:
-    """The in-process scheduler: one tick every ``tick_interval_seconds``."""
+    """The in-process scheduler: a tick every ``tick_interval_seconds``, and one as soon
+    as a scheduled run falls due."""
     while True:
+        delay = svc.settings.tick_interval_seconds
         try:
             await run_in_threadpool(svc.scheduler.tick, svc.clock())
+            delay = await run_in_threadpool(seconds_until_next_tick, svc)
         except Exception:
             log.exception("tick failed; trying again next interval")
-        await asyncio.sleep(svc.settings.tick_interval_seconds)
+        await asyncio.sleep(delay)
 
 
 def create_app(svc: Services, *, run_scheduler: bool = False) -> FastAPI:

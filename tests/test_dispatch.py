@@ -175,9 +175,7 @@ def test_orphan_sweep_removes_only_finished_runs(
     assert [p.name.rsplit("-", 1)[0] for p in remaining] == [live_run.id]
 
 
-def test_failed_submission_crashes_the_run(
-    services: Services, clock: FakeClock
-) -> None:
+def test_failed_submission_crashes_the_run(services: Services, clock: FakeClock) -> None:
     body = deployment_body(job_variables={"command": ["/nonexistent/binary"]})
     dep = deploy(services, DeploymentCreate.model_validate(body))[0]
     run, _ = create_run(services, dep.id, RunCreate())

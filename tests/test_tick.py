@@ -205,3 +205,16 @@ def test_tick_cost_follows_due_schedules(
     clock.advance(600)
     report = services.scheduler.tick(clock.now)
     assert report.schedules == 0 and report.materialised == 0
+
+
+def test_loop_wakes_when_the_next_run_is_due(
+    services: Services, clock: FakeClock, paused_pool: str
+) -> None:
+    from service.app import seconds_until_next_tick
+
+    interval = services.settings.tick_interval_seconds
+    assert seconds_until_next_tick(services) == interval
+    clock.set(datetime(2026, 6, 1, 12, 0, 58, tzinfo=UTC))
+    _deploy(services, paused_pool, schedules=[{"kind": "cron", "cron": "* * * * *"}])
+    services.scheduler.tick(clock.now)
+    assert seconds_until_next_tick(services) == pytest.approx(2.0)

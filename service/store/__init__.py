@@ -13,9 +13,7 @@ def open_store(settings: Settings) -> Store:
     """The store the settings name, migrated and ready."""
     from service.store.sql import SqlStore
 
-    url = settings.resolved_database_url()
-    if url.startswith("sqlite:///"):
-        settings.home.mkdir(parents=True, exist_ok=True)
-    store = SqlStore(url)
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    store = SqlStore(settings.resolved_database_url())
     store.migrate()
     return store

@@ -270,6 +270,13 @@ class Store(ABC):
         """Delete the deployment's ``SCHEDULED`` auto-scheduled runs and set the cursors
         of the given schedules (pause/unpause). Returns the number of runs deleted."""
 
+    @abstractmethod
+    def next_scheduled_start(self, after: datetime) -> datetime | None:
+        """The earliest ``expected_start > after`` of a ``SCHEDULED`` run, or ``None``.
+
+        Lets the scheduler loop wake when the next run is due rather than on a poll.
+        """
+
     # -- teardown queue --------------------------------------------------------
     @abstractmethod
     def pending_teardowns(self, limit: int) -> list[Teardown]:

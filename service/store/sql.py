@@ -11,7 +11,8 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -27,7 +28,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Row, make_url
 from sqlalchemy.exc import IntegrityError
 
 from service.errors import (
@@ -81,6 +82,9 @@ class SqlStore(Store):
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        database = make_url(url).database
+        if self.is_sqlite and database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         self.engine = _sqlite_engine(url) if self.is_sqlite else create_engine(url)
         self._write_lock = threading.Lock()
 
@@ -199,6 +203,14 @@ class SqlStore(Store):
             ).scalar_one()
             if users:
                 raise Conflict(f"work pool {name!r} is used by {users} deployment(s)")
+            live = c.execute(
+                select(func.count()).where(
+                    t.flow_runs.c.work_pool == name,
+                    t.flow_runs.c.state_type.in_([s.value for s in ACTIVE]),
+                )
+            ).scalar_one()
+            if live:
+                raise Conflict(f"work pool {name!r} has {live} run(s) in progress")
             c.execute(delete(t.work_pools).where(t.work_pools.c.name == name))
 
     # -- deployments ------------------------------------------------------------------
@@ -712,6 +724,16 @@ class SqlStore(Store):
                     .values(next_fire_at=cursor)
                 )
             return n
+
+    def next_scheduled_start(self, after: datetime) -> datetime | None:
+        r = t.flow_runs
+        with self._read() as c:
+            value: datetime | None = c.execute(
+                select(func.min(r.c.expected_start)).where(
+                    r.c.state_type == StateType.SCHEDULED, r.c.expected_start > after
+                )
+            ).scalar()
+        return None if value is None else value.replace(tzinfo=UTC)
 
     # -- teardown queue ----------------------------------------------------------------------
     def pending_teardowns(self, limit: int) -> list[Teardown]:

@@ -107,6 +107,16 @@ def test_pool_in_use_cannot_be_deleted(store: Store, dep: Deployment) -> None:
     assert store.get_pool("p")
 
 
+def test_pool_with_live_runs_cannot_be_deleted(store: Store, dep: Deployment) -> None:
+    r, _ = store.create_run(run(dep))
+    store.claim_due_runs(T0, 1, issue)
+    store.delete_deployment(dep.id)
+    with pytest.raises(Conflict):
+        store.delete_pool("p")
+    store.transition(r.id, StateType.PENDING, _to(StateType.CRASHED))
+    store.delete_pool("p")
+
+
 # -- deployments -------------------------------------------------------------------------
 def test_upsert_keeps_identity(store: Store, dep: Deployment) -> None:
     again, created = store.upsert_deployment(deployment(entrypoint="g.py:flow"), [])
@@ -397,6 +407,14 @@ def test_runs_in_states_and_heartbeat(store: Store, dep: Deployment) -> None:
     assert store.get_run(late.id).heartbeat_at == T0 + timedelta(seconds=5)
     with pytest.raises(RunNotFound):
         store.record_heartbeat("nope", T0)
+
+
+def test_next_scheduled_start(store: Store, dep: Deployment) -> None:
+    assert store.next_scheduled_start(T0) is None
+    store.create_run(run(dep, start=T0 - timedelta(minutes=1)))
+    store.create_run(run(dep, start=T0 + timedelta(minutes=5)))
+    store.create_run(run(dep, start=T0 + timedelta(minutes=2)))
+    assert store.next_scheduled_start(T0) == T0 + timedelta(minutes=2)
 
 
 # -- logs, keys, meta ----------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts run as ``python -m tests.benchmarks.<name>`` (not pytest tests)."""
