@@ -37,7 +37,7 @@ def list_runs(
     limit: int = Query(default=50, ge=1, le=500),
     cursor: str | None = Query(default=None, max_length=500),
 ) -> FlowRunPage:
-    """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+    """Newest first (by expected start); pass ``next_cursor`` back as ``cursor``."""
     page = svc.store.list_runs(RunFilter(deployment_id, state, work_pool), limit, cursor)
     return FlowRunPage(items=page.items, next_cursor=page.next_cursor)
 

@@ -192,7 +192,7 @@ class Store(ABC):
 
     @abstractmethod
     def list_runs(self, flt: RunFilter, limit: int, cursor: str | None = None) -> Page:
-        """Newest first (``created_at``, then id); ``cursor`` continues a previous page.
+        """Newest first by ``expected_start`` (then id); ``cursor`` continues a page.
 
         Raises ``InvalidInput('cursor', …)`` for a cursor this store did not issue.
         """

@@ -483,7 +483,7 @@ class SqlStore(Store):
 
     def list_runs(self, flt: RunFilter, limit: int, cursor: str | None = None) -> Page:
         r = t.flow_runs
-        q = select(r).order_by(r.c.created_at.desc(), r.c.id.desc()).limit(limit + 1)
+        q = select(r).order_by(r.c.expected_start.desc(), r.c.id.desc()).limit(limit + 1)
         if flt.deployment_id is not None:
             q = q.where(r.c.deployment_id == flt.deployment_id)
         if flt.work_pool is not None:
@@ -491,9 +491,12 @@ class SqlStore(Store):
         if flt.states:
             q = q.where(r.c.state_type.in_([s.value for s in flt.states]))
         if cursor is not None:
-            created, run_id = _decode_cursor(cursor)
+            start, run_id = _decode_cursor(cursor)
             q = q.where(
-                or_(r.c.created_at < created, and_(r.c.created_at == created, r.c.id < run_id))
+                or_(
+                    r.c.expected_start < start,
+                    and_(r.c.expected_start == start, r.c.id < run_id),
+                )
             )
         with self._read() as c:
             rows = c.execute(q).all()
@@ -766,7 +769,7 @@ class SqlStore(Store):
 
 
 def _encode_cursor(run: FlowRun) -> str:
-    raw = f"{run.created_at.isoformat()}|{run.id}".encode()
+    raw = f"{run.expected_start.isoformat()}|{run.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -257,7 +257,7 @@ def test_idempotency_key(store: Store, dep: Deployment) -> None:
 
 
 def test_list_runs_paginates_newest_first(store: Store, dep: Deployment) -> None:
-    ids = [store.create_run(run(dep, created_at=T0 + timedelta(seconds=i)))[0].id for i in range(7)]
+    ids = [store.create_run(run(dep, start=T0 + timedelta(seconds=i)))[0].id for i in range(7)]
     seen: list[str] = []
     cursor = None
     while True:
