@@ -77,26 +77,21 @@ class Reconciler:
         status = provisioner.status(run.infra)
         if status.finished:
             self._stopped(run, now, status, report)
-        elif run.state.type == StateType.PENDING and age > timedelta(
-            seconds=self.settings.pending_timeout_seconds
-        ):
-            self._finish(
-                run,
-                now,
-                StateType.CRASHED,
-                f"did not start within {self.settings.pending_timeout_seconds}s",
-            )
+            return
+        reason = self._gave_up(run, now, age)
+        if reason is not None:
+            self._finish(run, now, StateType.CRASHED, reason)
             provisioner.cancel(run.infra, self.settings.cancel_grace_seconds)
             report.crashed += 1
-        elif run.state.type == StateType.RUNNING and self._stale(run, now):
-            self._finish(
-                run,
-                now,
-                StateType.CRASHED,
-                f"no heartbeat for {self.settings.heartbeat_timeout_seconds}s",
-            )
-            provisioner.cancel(run.infra, self.settings.cancel_grace_seconds)
-            report.crashed += 1
+
+    def _gave_up(self, run: FlowRun, now: datetime, age: timedelta) -> str | None:
+        """Why a run whose infrastructure still lives should be crashed, if it should."""
+        s = self.settings
+        if run.state.type == StateType.PENDING and age.total_seconds() > s.pending_timeout_seconds:
+            return f"did not start within {s.pending_timeout_seconds}s"
+        if run.state.type == StateType.RUNNING and self._stale(run, now):
+            return f"no heartbeat for {s.heartbeat_timeout_seconds}s"
+        return None
 
     def _stale(self, run: FlowRun, now: datetime) -> bool:
         last = run.heartbeat_at or run.state.timestamp
