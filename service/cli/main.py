@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from provisioners.errors import PushpoolError
+from service.cli import provision
 from service.cli.client import ApiClient, CliError, client_from_env
 from service.cli.introspect import parameter_schema
 
@@ -25,7 +27,7 @@ class _Root(TyperGroup):
     def invoke(self, ctx: Any) -> Any:  # a click Context (Typer vendors its own click)
         try:
             return super().invoke(ctx)
-        except CliError as exc:
+        except (CliError, PushpoolError) as exc:
             err_console.print(f"[red]Error:[/red] {exc}", highlight=False)
             raise typer.Exit(1) from None
 
@@ -193,9 +195,14 @@ def pool_create(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config key=value")] = None,
     concurrency_limit: Annotated[int | None, typer.Option()] = None,
     paused: Annotated[bool, typer.Option()] = False,
+    provision_infra: Annotated[
+        bool, typer.Option(help="Create the infrastructure the pool needs, with your credentials")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Show the plan and stop")] = False,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Create a work pool."""
+    """Create a work pool (and, with --provision-infra, what it runs on)."""
     cfg: dict[str, Any] = {}
     if config:
         try:
@@ -208,11 +215,49 @@ def pool_create(
     body = {"name": name, "type": type_, "config": cfg, "paused": paused}
     if concurrency_limit is not None:
         body["concurrency_limit"] = concurrency_limit
-    pool = _client().post("/work-pools", json=body)
+    client = _client()
+    provisioner, plan = None, None
+    if provision_infra or dry_run:
+        provisioner = provision.local_provisioner(type_, name, cfg)
+        plan = provisioner.plan()
+        provision.show_plan(console, plan)
+        if dry_run:
+            return
+        if not plan.empty:
+            provision.confirm(yes)
+    pool = client.post("/work-pools", json=body)
+    console.print(f"Created work pool [bold]{pool['name']}[/bold] ({pool['type']})")
+    if provisioner is not None and plan is not None and not plan.empty:
+        pool = _record(client, pool, provision.apply(console, provisioner, plan))
     if output == Output.json:
         _print_json(pool)
-    else:
-        console.print(f"Created work pool [bold]{pool['name']}[/bold] ({pool['type']})")
+
+
+def _record(client: ApiClient, pool: dict[str, Any], created: dict[str, Any]) -> dict[str, Any]:
+    config = {**pool["config"], **created}
+    updated: dict[str, Any] = client.request(
+        "PATCH", f"/work-pools/{pool['name']}", json={"config": config}
+    )
+    console.print(f"Recorded the infrastructure in work pool [bold]{pool['name']}[/bold]")
+    return updated
+
+
+@pool_app.command("provision-infra")
+def pool_provision_infra(
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Show the plan and stop")] = False,
+) -> None:
+    """Create (or complete) the infrastructure of an existing pool."""
+    client = _client()
+    pool = client.get(f"/work-pools/{name}")
+    provisioner = provision.local_provisioner(pool["type"], name, pool["config"])
+    plan = provisioner.plan()
+    provision.show_plan(console, plan)
+    if dry_run or plan.empty:
+        return
+    provision.confirm(yes)
+    _record(client, pool, provision.apply(console, provisioner, plan))
 
 
 @pool_app.command("ls")
@@ -230,9 +275,27 @@ def pool_inspect(name: str, output: OutputOpt = Output.table) -> None:
 
 
 @pool_app.command("delete")
-def pool_delete(name: str) -> None:
-    """Delete a work pool (it must have no deployments)."""
-    _client().request("DELETE", f"/work-pools/{name}")
+def pool_delete(
+    name: str,
+    deprovision: Annotated[
+        bool, typer.Option(help="Also remove the infrastructure --provision-infra created")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Delete a work pool (it must have no deployments and no runs in progress)."""
+    client = _client()
+    if deprovision:
+        pool = client.get(f"/work-pools/{name}")
+        users = client.get("/deployments", params={"work_pool": name})
+        if users:
+            raise CliError(f"work pool {name!r} is used by {len(users)} deployment(s)")
+        if not yes and not typer.confirm(
+            f"Remove the infrastructure of pool {name!r}?", default=False
+        ):
+            raise CliError("aborted; nothing was removed")
+        provisioner = provision.local_provisioner(pool["type"], name, pool["config"])
+        provision.destroy(console, provisioner)
+    client.request("DELETE", f"/work-pools/{name}")
     console.print(f"Deleted work pool [bold]{name}[/bold]")
 
 
