@@ -129,6 +129,7 @@ class Provisioner(ABC):
       ``live_run_ids`` — to be torn down by the reconciler.
     - ``plan``/``provision``/``deprovision`` manage the pool-level infrastructure; the
       process type has none.
+    - ``prune`` removes shared resources no deployment of the pool needs any more.
     """
 
     type: ClassVar[str]
@@ -167,6 +168,11 @@ class Provisioner(ABC):
     def deprovision(self, progress: Progress | None = None) -> None:
         """Remove exactly what ``provision`` created; tolerate what is already gone."""
         return None
+
+    def prune(self, job_variables: list[dict[str, Any]]) -> int:
+        """Remove shared per-pool resources (ECS task definitions, say) that none of the
+        given deployments' job variables need any more. Returns how many were removed."""
+        return 0
 
     def infra_links(self, ref: InfraRef) -> dict[str, str]:
         """Human-facing pointers for a run's detail (console links, log streams)."""

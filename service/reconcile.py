@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from provisioners.base import InfraStatus
 from service.dispatch import Dispatcher
 from service.errors import IllegalTransition, NotFound, PushpoolError
-from service.models import FlowRun
+from service.models import FlowRun, WorkPool
 from service.states import ACTIVE, StateType, set_state
 
 log = logging.getLogger("pushpool.reconcile")
@@ -141,10 +141,19 @@ class Reconciler:
         live |= {t.run_id for t in self.store.pending_teardowns(10_000)}
         swept = 0
         for pool in self.store.list_pools():
-            provisioner = self.dispatcher.provisioners.for_pool(pool)
-            for ref in provisioner.list_orphans(live):
-                if self._still_live(ref.data.get("run_id")):
-                    continue  # started after ``live`` was read
-                provisioner.teardown(ref)
-                swept += 1
+            try:
+                swept += self._sweep_pool(pool, live)
+            except PushpoolError as exc:
+                log.warning("sweeping pool %s: %s", pool.name, exc)
+        return swept
+
+    def _sweep_pool(self, pool: WorkPool, live: set[str]) -> int:
+        provisioner = self.dispatcher.provisioners.for_pool(pool)
+        needed = [d.job_variables for d in self.store.list_deployments(work_pool=pool.name)]
+        swept = provisioner.prune(needed)
+        for ref in provisioner.list_orphans(live):
+            if self._still_live(ref.data.get("run_id")):
+                continue  # started after ``live`` was read
+            provisioner.teardown(ref)
+            swept += 1
         return swept
