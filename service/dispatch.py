@@ -8,6 +8,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from provisioners.base import InfraRef, Provisioner, SubmitRequest, get_provisioner
@@ -20,6 +21,13 @@ from service.states import StateType, set_state
 from service.store.base import Store
 
 log = logging.getLogger("pushpool.dispatch")
+
+
+@dataclass(frozen=True)
+class Claim:
+    run: FlowRun
+    #: The attempt's run token, in the clear: it goes to the infrastructure only.
+    token: str = field(repr=False)
 
 
 class Provisioners:
@@ -53,6 +61,12 @@ class Dispatcher:
 
     def dispatch_due(self, limit: int, run_ids: Iterable[str] | None = None) -> list[FlowRun]:
         """Claim up to ``limit`` due runs and submit each. Returns the claimed runs."""
+        claims = self.claim(limit, run_ids)
+        self.submit_claimed(claims)
+        return [claim.run for claim in claims]
+
+    def claim(self, limit: int, run_ids: Iterable[str] | None = None) -> list[Claim]:
+        """The store half of dispatch (fast, local): claim due runs, issue their tokens."""
         tokens: dict[str, str] = {}
 
         def issue(run_id: str) -> str:
@@ -60,9 +74,12 @@ class Dispatcher:
             return digest
 
         claimed = self.store.claim_due_runs(self.clock(), limit, issue, run_ids=run_ids)
-        for run in claimed:
-            self._submit(run, tokens[run.id])
-        return claimed
+        return [Claim(run, tokens[run.id]) for run in claimed]
+
+    def submit_claimed(self, claims: Iterable[Claim]) -> None:
+        """The provider half of dispatch (may be slow: a network call, a process start)."""
+        for claim in claims:
+            self._submit(claim.run, claim.token)
 
     def _request(self, run: FlowRun, token: str) -> SubmitRequest:
         job_variables = dict(run.job_variables)

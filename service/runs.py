@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
+from starlette.concurrency import run_in_threadpool
 
 from service.models import FlowRun, LogLine, StateRecord, Strict
 from service.services import Services
@@ -28,8 +29,24 @@ class RunCreate(Strict):
         return v
 
 
-def create_run(svc: Services, deployment_id: str, body: RunCreate) -> tuple[FlowRun, bool]:
-    """Create an ad-hoc run; a run due now is pushed before this returns."""
+async def create_and_push(
+    svc: Services, deployment_id: str, body: RunCreate
+) -> tuple[FlowRun, bool]:
+    """:func:`create_run` for the event loop: the store work runs inline (it is fast and
+    local), only the provider call goes to a worker thread."""
+    run, created = create_run(svc, deployment_id, body, push=False)
+    if created and run.expected_start <= svc.clock():
+        claims = svc.dispatcher.claim(1, run_ids=[run.id])
+        if claims:
+            await run_in_threadpool(svc.dispatcher.submit_claimed, claims)
+            run = svc.store.get_run(run.id)
+    return run, created
+
+
+def create_run(
+    svc: Services, deployment_id: str, body: RunCreate, *, push: bool = True
+) -> tuple[FlowRun, bool]:
+    """Create an ad-hoc run; with ``push``, a run due now is pushed before this returns."""
     deployment = svc.store.get_deployment(deployment_id)
     parameters = {**deployment.parameters, **(body.parameters or {})}
     check_parameters(deployment.parameter_schema, parameters)
@@ -49,7 +66,7 @@ def create_run(svc: Services, deployment_id: str, body: RunCreate) -> tuple[Flow
         updated_at=now,
     )
     run, created = svc.store.create_run(run)
-    due = created and run.expected_start <= now
+    due = push and created and run.expected_start <= now
     if due and svc.dispatcher.dispatch_due(1, run_ids=[run.id]):
         run = svc.store.get_run(run.id)
     return run, created

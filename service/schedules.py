@@ -129,6 +129,7 @@ class IntervalSchedule(BaseModel):
 Schedule = Annotated[CronSchedule | IntervalSchedule, Field(discriminator="kind")]
 
 
+@lru_cache(maxsize=4096)  # valid expressions only: a raise is not cached
 def _normalize_cron(value: str) -> str:
     fields = _FIELD_RE.findall(value)
     if len(fields) == 1 and fields[0].startswith("@"):

@@ -68,7 +68,7 @@ def delete_deployment(deployment_id: str, svc: ServicesDep, _: ApiKeyDep) -> Res
     status_code=status.HTTP_201_CREATED,
     responses={200: {"model": FlowRun, "description": "Existing run with this idempotency key"}},
 )
-def create_run(
+async def create_run(
     deployment_id: str,
     response: Response,
     svc: ServicesDep,
@@ -76,7 +76,7 @@ def create_run(
     body: runs.RunCreate | None = None,
 ) -> FlowRun:
     """Create a flow run; one due now is pushed to its pool before this returns."""
-    run, created = runs.create_run(svc, deployment_id, body or runs.RunCreate())
+    run, created = await runs.create_and_push(svc, deployment_id, body or runs.RunCreate())
     if not created:
         response.status_code = status.HTTP_200_OK
     return run

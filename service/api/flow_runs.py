@@ -28,7 +28,7 @@ class LogPage(BaseModel):
 
 
 @router.get("")
-def list_runs(
+async def list_runs(
     svc: ServicesDep,
     _: ApiKeyDep,
     deployment_id: str | None = Query(default=None, max_length=100),
@@ -62,7 +62,7 @@ def cancel_run(run_id: str, svc: ServicesDep, _: ApiKeyDep) -> FlowRun:
 
 
 @router.get("/{run_id}/logs")
-def get_logs(
+async def get_logs(
     run_id: str,
     svc: ServicesDep,
     _: ApiKeyDep,

@@ -6,6 +6,6 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     """Liveness; the only endpoint that needs no API key."""
     return {"status": "ok"}

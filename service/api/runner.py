@@ -13,6 +13,8 @@ from service.api.deps import RunnerRunDep, ServicesDep
 from service.errors import DeploymentNotFound
 
 router = APIRouter(prefix="/runner/flow-runs/{run_id}", tags=["runner"])
+# The handlers are async: each is a few local store calls, cheaper inline than a
+# threadpool hop; nothing here waits on a provider.
 
 
 class RunSpec(BaseModel):
@@ -33,7 +35,7 @@ class RunnerState(BaseModel):
 
 
 @router.get("/spec")
-def spec(run: RunnerRunDep, svc: ServicesDep) -> RunSpec:
+async def spec(run: RunnerRunDep, svc: ServicesDep) -> RunSpec:
     if run.deployment_id is None:
         raise DeploymentNotFound("(none)")
     deployment = svc.store.get_deployment(run.deployment_id)
@@ -51,18 +53,18 @@ def spec(run: RunnerRunDep, svc: ServicesDep) -> RunSpec:
 
 
 @router.post("/state")
-def report_state(run: RunnerRunDep, body: runs.StateReport, svc: ServicesDep) -> RunnerState:
+async def report_state(run: RunnerRunDep, body: runs.StateReport, svc: ServicesDep) -> RunnerState:
     updated = runs.report_state(svc, run, body)
     return RunnerState(state=updated.state.type.value, name=updated.state.name)
 
 
 @router.post("/logs", status_code=status.HTTP_204_NO_CONTENT)
-def logs(run: RunnerRunDep, body: runs.LogBatch, svc: ServicesDep) -> Response:
+async def logs(run: RunnerRunDep, body: runs.LogBatch, svc: ServicesDep) -> Response:
     runs.append_logs(svc, run, body)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/heartbeat")
-def heartbeat(run: RunnerRunDep, svc: ServicesDep) -> RunnerState:
+async def heartbeat(run: RunnerRunDep, svc: ServicesDep) -> RunnerState:
     runs.heartbeat(svc, run)
     return RunnerState(state=run.state.type.value, name=run.state.name)

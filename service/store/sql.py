@@ -19,6 +19,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -58,6 +59,24 @@ from service.store.base import Materialisation, Page, RunFilter, Store, Transiti
 
 _RUN_JSON_FIELDS = ("parameters", "job_variables", "result", "error", "tags")
 
+# Hot statements, built once (construction costs more than executing them on SQLite).
+_FIND_KEY = select(t.api_keys).where(
+    t.api_keys.c.key_hash == bindparam("key_hash"), t.api_keys.c.revoked_at.is_(None)
+)
+_GET_DEPLOYMENT = select(t.deployments.c.doc).where(t.deployments.c.id == bindparam("id"))
+_GET_RUN = select(t.flow_runs).where(t.flow_runs.c.id == bindparam("id"))
+_ANY_DUE = (
+    select(t.flow_runs.c.id)
+    .join(t.work_pools, t.work_pools.c.name == t.flow_runs.c.work_pool)
+    .where(
+        t.flow_runs.c.state_type == StateType.SCHEDULED.value,
+        t.flow_runs.c.expected_start <= bindparam("now"),
+        t.work_pools.c.paused.is_(False),
+    )
+    .limit(1)
+)
+_THIS_DUE = _ANY_DUE.where(t.flow_runs.c.id == bindparam("run_id"))
+
 
 def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -73,7 +92,9 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('begin', 'DEFERRED')}")
+        mode = conn.get_execution_options().get("begin", "DEFERRED")
+        if mode != "NONE":  # NONE: a lone read in autocommit mode
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
 
@@ -98,8 +119,15 @@ class SqlStore(Store):
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
+        """A read-only transaction: one consistent snapshot for several statements."""
         with self.engine.connect() as conn, conn.begin():
             yield conn
+
+    def _one(self, statement: Any, **params: Any) -> Row[Any] | None:
+        """A single-statement read: no BEGIN/ROLLBACK round trip around it (SQLite)."""
+        with self.engine.connect() as raw:
+            conn = raw.execution_options(begin="NONE") if self.is_sqlite else raw
+            return conn.execute(statement, params).first()
 
     def migrate(self) -> None:
         with self._write_lock:
@@ -135,12 +163,7 @@ class SqlStore(Store):
         return key
 
     def find_api_key(self, key_hash: str) -> ApiKey | None:
-        with self._read() as c:
-            row = c.execute(
-                select(t.api_keys).where(
-                    t.api_keys.c.key_hash == key_hash, t.api_keys.c.revoked_at.is_(None)
-                )
-            ).first()
+        row = self._one(_FIND_KEY, key_hash=key_hash)
         return ApiKey(**row._mapping) if row else None
 
     def list_api_keys(self) -> list[ApiKey]:
@@ -304,10 +327,7 @@ class SqlStore(Store):
         return len(ids)
 
     def get_deployment(self, deployment_id: str) -> Deployment:
-        with self._read() as c:
-            row = c.execute(
-                select(t.deployments.c.doc).where(t.deployments.c.id == deployment_id)
-            ).first()
+        row = self._one(_GET_DEPLOYMENT, id=deployment_id)
         if row is None:
             raise DeploymentNotFound(deployment_id)
         return Deployment.model_validate(row.doc)
@@ -453,7 +473,7 @@ class SqlStore(Store):
         return FlowRun.model_validate(m)
 
     def _get_run(self, c: Connection, run_id: str) -> FlowRun:
-        row = c.execute(select(t.flow_runs).where(t.flow_runs.c.id == run_id)).first()
+        row = c.execute(_GET_RUN, {"id": run_id}).first()
         if row is None:
             raise RunNotFound(run_id)
         return self._run(row)
@@ -471,15 +491,17 @@ class SqlStore(Store):
                 if row is not None:
                     return self._run(row), False
             try:
-                c.execute(insert(r).values(**self._run_row(run)))
+                c.execute(insert(r), self._run_row(run))
             except IntegrityError as exc:
                 raise AlreadyExists("flow run", run.id) from exc
-            c.execute(insert(t.state_history).values(**self._history_row(run)))
+            c.execute(insert(t.state_history), self._history_row(run))
         return run, True
 
     def get_run(self, run_id: str) -> FlowRun:
-        with self._read() as c:
-            return self._get_run(c, run_id)
+        row = self._one(_GET_RUN, id=run_id)
+        if row is None:
+            raise RunNotFound(run_id)
+        return self._run(row)
 
     def list_runs(self, flt: RunFilter, limit: int, cursor: str | None = None) -> Page:
         r = t.flow_runs
@@ -522,7 +544,7 @@ class SqlStore(Store):
         *,
         run_ids: Iterable[str] | None = None,
     ) -> list[FlowRun]:
-        r, p, d = t.flow_runs, t.work_pools, t.deployments
+        r, p = t.flow_runs, t.work_pools
         q = (
             select(r.c.id, r.c.work_pool, r.c.deployment_id)
             .join(p, p.c.name == r.c.work_pool)
@@ -534,90 +556,109 @@ class SqlStore(Store):
             .order_by(r.c.expected_start)
             .limit(limit * 4)
         )
-        if run_ids is not None:
-            q = q.where(r.c.id.in_(list(run_ids)))
-        claimed: list[str] = []
+        ids = None if run_ids is None else list(run_ids)
+        if ids is not None:
+            q = q.where(r.c.id.in_(ids))
+        if ids is None:
+            due = self._one(_ANY_DUE, now=now)
+        elif len(ids) == 1:
+            due = self._one(_THIS_DUE, now=now, run_id=ids[0])
+        else:
+            due = self._one(q.limit(1))
+        if due is None:
+            return []  # nothing due: no write transaction, no lock
         with self._write() as c:
             candidates = c.execute(q).all()
             if not candidates:
                 return []
-            pools = {row.work_pool for row in candidates}
-            deps = {row.deployment_id for row in candidates if row.deployment_id}
-            pool_limits = _pairs(
-                c.execute(
-                    select(p.c.name, p.c.concurrency_limit)
-                    .where(p.c.name.in_(pools))
-                    .with_for_update()
-                ).all()
+            chosen = self._within_limits(c, candidates, limit)
+            if not chosen:
+                return []
+            tokens = {run_id: issue_token(run_id) for run_id in chosen}
+            c.execute(
+                update(r)
+                .where(r.c.id == bindparam("b_id"), r.c.state_type == StateType.SCHEDULED)
+                .values(
+                    state_type=StateType.PENDING,
+                    state_name="Pending",
+                    state_message=None,
+                    state_timestamp=now,
+                    run_count=r.c.run_count + 1,
+                    infra=None,
+                    token_hash=bindparam("b_token"),
+                    updated_at=now,
+                ),
+                [{"b_id": run_id, "b_token": token} for run_id, token in tokens.items()],
             )
-            dep_limits = _pairs(
+            rows = c.execute(select(r).where(r.c.id.in_(chosen))).all()
+            # Ours are those now carrying the token we issued (another claimer may have won).
+            ours = {row.id: self._run(row) for row in rows if row.token_hash == tokens[row.id]}
+            if ours:
                 c.execute(
-                    select(d.c.id, d.c.concurrency_limit).where(
-                        d.c.id.in_(deps), d.c.concurrency_limit.is_not(None)
-                    )
-                ).all()
+                    insert(t.state_history),
+                    [
+                        {"run_id": i, "type": "PENDING", "name": "Pending", "timestamp": now}
+                        for i in ours
+                    ],
+                )
+        return [ours[i] for i in chosen if i in ours]
+
+    @staticmethod
+    def _within_limits(c: Connection, candidates: Sequence[Any], limit: int) -> list[str]:
+        """Candidates, oldest first, that fit their pool's and deployment's limits."""
+        r, p, d = t.flow_runs, t.work_pools, t.deployments
+        pools = {row.work_pool for row in candidates}
+        deps = {row.deployment_id for row in candidates if row.deployment_id}
+        pool_limits = _pairs(
+            c.execute(
+                select(p.c.name, p.c.concurrency_limit).where(p.c.name.in_(pools)).with_for_update()
             )
-            active = [s.value for s in ACTIVE]
-            pool_used = Counter(
+        )
+        dep_limits = _pairs(
+            c.execute(
+                select(d.c.id, d.c.concurrency_limit).where(
+                    d.c.id.in_(deps), d.c.concurrency_limit.is_not(None)
+                )
+            )
+        )
+        active = [s.value for s in ACTIVE]
+        pool_used: Counter[str] = Counter()
+        if any(v is not None for v in pool_limits.values()):
+            pool_used.update(
                 _pairs(
                     c.execute(
                         select(r.c.work_pool, func.count())
                         .where(r.c.work_pool.in_(pools), r.c.state_type.in_(active))
                         .group_by(r.c.work_pool)
-                    ).all()
+                    )
                 )
             )
-            dep_used: Counter[str] = Counter()
-            if dep_limits:
-                dep_used.update(
-                    _pairs(
-                        c.execute(
-                            select(r.c.deployment_id, func.count())
-                            .where(r.c.deployment_id.in_(dep_limits), r.c.state_type.in_(active))
-                            .group_by(r.c.deployment_id)
-                        ).all()
+        dep_used: Counter[str] = Counter()
+        if dep_limits:
+            dep_used.update(
+                _pairs(
+                    c.execute(
+                        select(r.c.deployment_id, func.count())
+                        .where(r.c.deployment_id.in_(dep_limits), r.c.state_type.in_(active))
+                        .group_by(r.c.deployment_id)
                     )
                 )
-            for row in candidates:
-                if len(claimed) >= limit:
-                    break
-                plimit = pool_limits.get(row.work_pool)
-                if plimit is not None and pool_used[row.work_pool] >= plimit:
-                    continue
-                dlimit = dep_limits.get(row.deployment_id)
-                if dlimit is not None and dep_used[row.deployment_id] >= dlimit:
-                    continue
-                done = c.execute(
-                    update(r)
-                    .where(r.c.id == row.id, r.c.state_type == StateType.SCHEDULED)
-                    .values(
-                        state_type=StateType.PENDING,
-                        state_name="Pending",
-                        state_message=None,
-                        state_timestamp=now,
-                        run_count=r.c.run_count + 1,
-                        infra=None,
-                        token_hash=issue_token(row.id),
-                        updated_at=now,
-                    )
-                ).rowcount
-                if not done:
-                    continue
-                claimed.append(row.id)
-                pool_used[row.work_pool] += 1
-                if row.deployment_id:
-                    dep_used[row.deployment_id] += 1
-            if claimed:
-                c.execute(
-                    insert(t.state_history),
-                    [
-                        {"run_id": i, "type": "PENDING", "name": "Pending", "timestamp": now}
-                        for i in claimed
-                    ],
-                )
-                rows = c.execute(select(r).where(r.c.id.in_(claimed))).all()
-        by_id = {row.id: self._run(row) for row in rows} if claimed else {}
-        return [by_id[i] for i in claimed]
+            )
+        chosen: list[str] = []
+        for row in candidates:
+            if len(chosen) >= limit:
+                break
+            plimit = pool_limits.get(row.work_pool)
+            if plimit is not None and pool_used[row.work_pool] >= plimit:
+                continue
+            dlimit = dep_limits.get(row.deployment_id)
+            if dlimit is not None and dep_used[row.deployment_id] >= dlimit:
+                continue
+            chosen.append(row.id)
+            pool_used[row.work_pool] += 1
+            if row.deployment_id:
+                dep_used[row.deployment_id] += 1
+        return chosen
 
     def transition(
         self,

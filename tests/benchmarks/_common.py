@@ -37,8 +37,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
     def line(row: Sequence[str]) -> str:
         parts = [
-            row[i].ljust(widths[i]) if i == 0 else row[i].rjust(widths[i])
-            for i in range(len(row))
+            row[i].ljust(widths[i]) if i == 0 else row[i].rjust(widths[i]) for i in range(len(row))
         ]
         return "  ".join(parts).rstrip()
 
@@ -80,3 +79,42 @@ def mib(kib: int | None) -> str:
 def clean_env() -> dict[str, str]:
     """This environment without the service's own ``PUSHPOOL_*`` settings."""
     return {k: v for k, v in os.environ.items() if not k.startswith("PUSHPOOL_")}
+
+
+_SPIN = (
+    "import sys, time\n"
+    "start = float(sys.argv[1])\n"
+    "while time.time() < start: pass\n"
+    "t0 = time.perf_counter()\n"
+    "x = 0\n"
+    "for i in range(3_000_000): x += i * i\n"
+    "print(time.perf_counter() - t0)\n"
+)
+
+
+def _spin_together(count: int) -> float:
+    """Start ``count`` CPU-bound processes at one instant; the slowest one's time."""
+    import subprocess
+    import sys
+    import time
+
+    start = str(time.time() + 0.3)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _SPIN, start], stdout=subprocess.PIPE, text=True)
+        for _ in range(count)
+    ]
+    times = [float(p.communicate(timeout=60)[0]) for p in procs]
+    return max(times)
+
+
+def parallel_slowdown() -> float:
+    """How much slower each of two busy processes runs than one alone (1.0 = ideal)."""
+    alone = min(_spin_together(1) for _ in range(2))
+    both = min(_spin_together(2) for _ in range(2))
+    return both / alone
+
+
+def load_note() -> str:
+    """The machine's load averages: other work running on a shared machine skews figures."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"

@@ -1,6 +1,6 @@
 """Benchmark: the cost of one scheduler tick against N deployments, 1% of them due.
 
-    python -m tests.benchmarks.tick [--sizes 10000,100000] [--due-percent 1] [--repeats 3]
+    python -m tests.benchmarks.tick [--sizes 10000,100000] [--due-percent 1] [--repeats 5]
 
 Setup (not measured, but reported): a SQLite store in a temporary directory holds N
 deployments, each with one cron schedule. The due ones (``0 12 * * *``) were deployed at
@@ -61,7 +61,7 @@ from service.settings import Settings
 from service.store import tables as t
 from service.store.sql import SqlStore
 
-from ._common import EXAMPLES, median, ms, table
+from ._common import EXAMPLES, load_note, median, ms, table
 
 NOW = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
 DEPLOYED_AT = NOW - timedelta(hours=1)
@@ -172,7 +172,9 @@ def build_database(path: Path, n: int, due: int, method: str) -> float:
     runs_dir = path.parent / "runs"
     create_pool(
         svc,
-        WorkPoolCreate(name=POOL, type="process", paused=True, config={"working_dir": str(runs_dir)}),
+        WorkPoolCreate(
+            name=POOL, type="process", paused=True, config={"working_dir": str(runs_dir)}
+        ),
     )
     if method == "store":
         for i in range(n):
@@ -207,8 +209,11 @@ def _check_database(store: SqlStore, n: int, due: int) -> None:
     with store.engine.connect() as c:
         count = c.execute(select(func.count()).select_from(t.deployments)).scalar_one()
     assert count == n, (count, n)
-    idle = store.get_schedules(str(uuid.UUID(int=2)))
-    assert idle[0].next_fire_at == datetime(2026, 6, 2, 3, tzinfo=UTC) or n < 3
+    due_at = _due_indices(n, due)
+    idle_index = next((i for i in range(n) if i not in due_at), None)
+    if idle_index is not None:
+        idle = store.get_schedules(str(uuid.UUID(int=idle_index + 1)))
+        assert idle[0].next_fire_at == datetime(2026, 6, 2, 3, tzinfo=UTC), idle
 
 
 def copy_database(src: Path, dst: Path) -> None:
@@ -285,6 +290,7 @@ def measure_tick(
         if profile is not None:
             profile.disable()
         submit_seconds = NullProvisioner.submit_seconds
+        first = Timers(dict(timers.seconds))  # the next tick must not add to these
         # The next tick, 5 s later: nothing newly due.
         svc.clock = disp.clock = FixedClock(NOW + timedelta(seconds=5))
         t0 = time.perf_counter()
@@ -295,7 +301,7 @@ def measure_tick(
     db.unlink()
     for extra in ("store.db-wal", "store.db-shm"):
         (work / extra).unlink(missing_ok=True)
-    return TickResult(wall, report, timers, submit_seconds, idle_wall)
+    return TickResult(wall, report, first, submit_seconds, idle_wall)
 
 
 def _check(res: TickResult, due: int, variant: str, min_runs: int) -> None:
@@ -320,25 +326,39 @@ class Row:
         return median([fn(r) for r in self.results])
 
 
-def run_case(
-    label: str, n: int, due: int, variants: list[str], repeats: int, base: Path, method: str
-) -> list[Row]:
-    case = base / f"n{n}-due{due}"
-    case.mkdir()
+@dataclass
+class Case:
+    label: str
+    n: int
+    due: int
+    dir: Path
+    template: Path
+    setup: float
+
+
+def build_case(label: str, n: int, due: int, base: Path, method: str) -> Case:
+    case = Path(tempfile.mkdtemp(prefix=f"n{n}-due{due}-", dir=base))
     template = case / "template.db"
     setup = build_database(template, n, due, method)
     print(f"  built {label}: {n:,} deployments, {due:,} due, setup {setup:.1f} s", flush=True)
-    rows = []
+    return Case(label, n, due, case, template, setup)
+
+
+def run_cases(cases: list[Case], variants: list[str], repeats: int) -> list[Row]:
+    """Repetitions interleaved across cases, so background noise spreads evenly."""
     min_runs = Settings().schedule_min_runs
-    for variant in variants:
-        results = []
-        for _ in range(repeats):
-            res = measure_tick(template, case, variant)
-            _check(res, due, variant, min_runs)
-            results.append(res)
-        rows.append(Row(label, n, due, variant, setup, results))
-    template.unlink()
-    return rows
+    results: dict[tuple[int, str], list[TickResult]] = {}
+    for _ in range(repeats):
+        for i, case in enumerate(cases):
+            for variant in variants:
+                res = measure_tick(case.template, case.dir, variant)
+                _check(res, case.due, variant, min_runs)
+                results.setdefault((i, variant), []).append(res)
+    return [
+        Row(case.label, case.n, case.due, variant, case.setup, results[(i, variant)])
+        for i, case in enumerate(cases)
+        for variant in variants
+    ]
 
 
 def warm_up(base: Path, variants: list[str]) -> None:
@@ -357,6 +377,11 @@ def print_results(rows: list[Row], repeats: int) -> None:
     print()
     print(f"Wall time of the first tick at {NOW:%Y-%m-%d %H:%M:%S}Z (median of {repeats})")
     print(
+        "  ms/due run = tick / due schedules (one run due now each); next tick = a second "
+        "tick 5 s later, nothing newly due\n  (with 'dispatch' it reconciles the runs the "
+        "first tick started, which stay RUNNING)"
+    )
+    print(
         table(
             [
                 "case",
@@ -368,7 +393,7 @@ def print_results(rows: list[Row], repeats: int) -> None:
                 "setup s",
                 "tick ms",
                 "min..max ms",
-                "ms/due sched",
+                "ms/due run",
                 "next tick ms",
             ],
             [
@@ -397,17 +422,21 @@ def print_results(rows: list[Row], repeats: int) -> None:
         due_q = r.med(lambda x: x.timers.get("due_schedules"))
         store_m = r.med(lambda x: x.timers.get("store.materialise"))
         plan = r.med(
-            lambda x: x.timers.get("materialise")
-            - x.timers.get("due_schedules")
-            - x.timers.get("store.materialise")
+            lambda x: (
+                x.timers.get("materialise")
+                - x.timers.get("due_schedules")
+                - x.timers.get("store.materialise")
+            )
         )
         other = r.med(
-            lambda x: x.wall
-            - x.timers.get("materialise")
-            - x.timers.get("skip_missed")
-            - x.timers.get("dispatch")
-            - x.timers.get("reconcile")
-            - x.timers.get("sweep")
+            lambda x: (
+                x.wall
+                - x.timers.get("materialise")
+                - x.timers.get("skip_missed")
+                - x.timers.get("dispatch")
+                - x.timers.get("reconcile")
+                - x.timers.get("sweep")
+            )
         )
         phase_rows.append(
             [
@@ -486,7 +515,7 @@ def print_scaling(rows: list[Row]) -> None:
             ratio = b.med(lambda x: x.wall) / a.med(lambda x: x.wall)
             due_ratio, n_ratio = b.due / a.due, b.n / a.n
             if abs(ratio - due_ratio) <= abs(ratio - n_ratio) or due_ratio == n_ratio:
-                follows = "due work" if due_ratio != n_ratio else "(cannot tell: both x same)"
+                follows = "due work" if due_ratio != n_ratio else "n/a (both grow alike)"
             else:
                 follows = "DEPLOYMENTS"
             out.append(
@@ -500,6 +529,21 @@ def print_scaling(rows: list[Row]) -> None:
                 ]
             )
     print(table(["cases", "pool", "tick ratio", "due ratio", "size ratio", "follows"], out))
+    for variant in dict.fromkeys(r.variant for r in rows):
+        for label in labels[1:]:
+            a, b = by[(small, variant)], by[(label, variant)]
+            if a.due != b.due or a.n == b.n:
+                continue
+            ratio = b.med(lambda x: x.wall) / a.med(lambda x: x.wall)
+            verdict = (
+                "cost follows due work, not deployments"
+                if ratio < 2
+                else "COST GROWS WITH THE NUMBER OF DEPLOYMENTS"
+            )
+            print(
+                f"  {variant}: {b.n / a.n:.0f}x the deployments at the same {a.due:,} due "
+                f"schedules costs {ratio:.2f}x -> {verdict}"
+            )
 
 
 def profile_tick(base: Path, n: int, due: int, variant: str, top: int) -> None:
@@ -521,7 +565,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000", help="comma-separated deployment counts")
     ap.add_argument("--due-percent", type=float, default=1.0, help="share of deployments due")
-    ap.add_argument("--repeats", type=int, default=3, help="measured ticks per case (median)")
+    ap.add_argument("--repeats", type=int, default=5, help="measured ticks per case (median)")
     ap.add_argument("--variants", default="paused,dispatch", help="paused and/or dispatch")
     ap.add_argument(
         "--no-control", action="store_true", help="skip the fixed-due-count control case"
@@ -536,6 +580,7 @@ def main() -> None:
 
     settings = Settings()
     print("pushpool tick benchmark")
+    print(f"  machine: {load_note()} at start")
     print(
         f"  store: SQLite (temp dir), clock fixed at {NOW:%H:%M:%S}Z; horizon "
         f"{settings.schedule_horizon_seconds} s, schedule_min_runs {settings.schedule_min_runs}, "
@@ -552,14 +597,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pushpool-bench-tick-") as tmp:
         base = Path(tmp)
         warm_up(base, variants)
-        rows: list[Row] = []
+        cases = []
         for n in sizes:
             due = max(1, round(n * args.due_percent / 100))
-            rows += run_case(f"{n // 1000}k", n, due, variants, args.repeats, base, args.setup)
+            cases.append(build_case(f"{n // 1000}k", n, due, base, args.setup))
         if not args.no_control and len(sizes) >= 2:
             n, due = max(sizes), max(1, round(min(sizes) * args.due_percent / 100))
-            label = f"{n // 1000}k, {due} due"
-            rows += run_case(label, n, due, variants, args.repeats, base, args.setup)
+            cases.append(build_case(f"{n // 1000}k, {due} due", n, due, base, args.setup))
+        print(f"  measuring: {args.repeats} repetitions, interleaved across cases", flush=True)
+        rows = run_cases(cases, variants, args.repeats)
+        for case in cases:
+            case.template.unlink()
         print_results(rows, args.repeats)
         main_rows = [r for r in rows if "," not in r.label]
         print_scaling(main_rows)
@@ -570,6 +618,8 @@ def main() -> None:
             n = max(sizes)
             due = max(1, round(n * args.due_percent / 100))
             profile_tick(base, n, due, variants[-1], args.profile_top)
+        print()
+        print(f"machine: {load_note()} at the end")
 
 
 if __name__ == "__main__":
