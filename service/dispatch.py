@@ -14,7 +14,7 @@ from datetime import datetime
 from provisioners.base import InfraRef, Provisioner, SubmitRequest, get_provisioner
 from service.clock import Clock
 from service.errors import DeploymentNotFound, IllegalTransition, ProvisionerError
-from service.models import FlowRun, WorkPool
+from service.models import Deployment, FlowRun, WorkPool
 from service.security import new_run_token
 from service.settings import Settings
 from service.states import StateType, set_state
@@ -49,6 +49,31 @@ class Provisioners:
             return cached[1]
 
 
+class Lookups:
+    """Pools (as provisioners) and deployments, each read once per batch of work."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self._dispatcher = dispatcher
+        self._provisioners: dict[str, Provisioner] = {}
+        self._deployments: dict[str, Deployment | None] = {}
+
+    def provisioner(self, pool_name: str) -> Provisioner:
+        if pool_name not in self._provisioners:
+            self._provisioners[pool_name] = self._dispatcher.provisioner(pool_name)
+        return self._provisioners[pool_name]
+
+    def deployment(self, deployment_id: str | None) -> Deployment | None:
+        if deployment_id is None:
+            return None
+        if deployment_id not in self._deployments:
+            try:
+                found: Deployment | None = self._dispatcher.store.get_deployment(deployment_id)
+            except DeploymentNotFound:
+                found = None
+            self._deployments[deployment_id] = found
+        return self._deployments[deployment_id]
+
+
 class Dispatcher:
     def __init__(
         self, store: Store, settings: Settings, clock: Clock, provisioners: Provisioners
@@ -58,6 +83,10 @@ class Dispatcher:
 
     def provisioner(self, pool_name: str) -> Provisioner:
         return self.provisioners.for_pool(self.store.get_pool(pool_name))
+
+    def lookups(self) -> Lookups:
+        """A memo of pools and deployments for one batch of work."""
+        return Lookups(self)
 
     def dispatch_due(self, limit: int, run_ids: Iterable[str] | None = None) -> list[FlowRun]:
         """Claim up to ``limit`` due runs and submit each. Returns the claimed runs."""
@@ -78,17 +107,16 @@ class Dispatcher:
 
     def submit_claimed(self, claims: Iterable[Claim]) -> None:
         """The provider half of dispatch (may be slow: a network call, a process start)."""
+        lookups = self.lookups()
         for claim in claims:
-            self._submit(claim.run, claim.token)
+            self._submit(claim.run, claim.token, lookups)
 
-    def _request(self, run: FlowRun, token: str) -> SubmitRequest:
+    def _request(self, run: FlowRun, token: str, lookups: Lookups | None = None) -> SubmitRequest:
+        lookups = lookups or self.lookups()
         job_variables = dict(run.job_variables)
-        if run.deployment_id is not None:
-            try:
-                deployment = self.store.get_deployment(run.deployment_id)
-                job_variables = {**deployment.job_variables, **run.job_variables}
-            except DeploymentNotFound:
-                pass
+        deployment = lookups.deployment(run.deployment_id)
+        if deployment is not None:
+            job_variables = {**deployment.job_variables, **run.job_variables}
         return SubmitRequest(
             run_id=run.id,
             attempt=run.run_count,
@@ -103,10 +131,11 @@ class Dispatcher:
             tags=list(run.tags),
         )
 
-    def _submit(self, run: FlowRun, token: str) -> None:
-        request = self._request(run, token)
+    def _submit(self, run: FlowRun, token: str, lookups: Lookups | None = None) -> None:
+        lookups = lookups or self.lookups()
+        request = self._request(run, token, lookups)
         try:
-            provisioner = self.provisioner(run.work_pool)
+            provisioner = lookups.provisioner(run.work_pool)
             ref = provisioner.submit(request)
         except ProvisionerError as exc:
             if exc.transient:

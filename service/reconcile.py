@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from provisioners.base import InfraStatus
-from service.dispatch import Dispatcher
+from service.dispatch import Dispatcher, Lookups
 from service.errors import IllegalTransition, NotFound, PushpoolError
 from service.models import FlowRun, WorkPool
 from service.states import ACTIVE, StateType, set_state
@@ -39,10 +39,11 @@ class Reconciler:
 
     def run(self, now: datetime, limit: int = 1000) -> ReconcileReport:
         report = ReconcileReport()
+        lookups = self.dispatcher.lookups()
         for run in self.store.runs_in_states(sorted(ACTIVE), limit):
             report.checked += 1
             try:
-                self._check(run, now, report)
+                self._check(run, now, report, lookups)
             except (IllegalTransition, NotFound):
                 continue  # the run moved on meanwhile, or its pool is gone
             except PushpoolError as exc:
@@ -63,7 +64,9 @@ class Reconciler:
             fields=dict(fields),
         )
 
-    def _check(self, run: FlowRun, now: datetime, report: ReconcileReport) -> None:
+    def _check(
+        self, run: FlowRun, now: datetime, report: ReconcileReport, lookups: Lookups
+    ) -> None:
         age = now - run.state.timestamp
         if run.infra is None:
             if run.state.type == StateType.CANCELLING:
@@ -73,7 +76,7 @@ class Reconciler:
                 self.dispatcher.resubmit(run)
                 report.resubmitted += 1
             return
-        provisioner = self.dispatcher.provisioner(run.work_pool)
+        provisioner = lookups.provisioner(run.work_pool)
         status = provisioner.status(run.infra)
         if status.finished:
             self._stopped(run, now, status, report)

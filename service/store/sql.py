@@ -405,35 +405,36 @@ class SqlStore(Store):
         return [(self._schedule(r), Deployment.model_validate(r.deployment_doc)) for r in rows]
 
     def materialise(self, batch: Sequence[Materialisation]) -> int:
-        created = 0
-        r = t.flow_runs
+        r, sc = t.flow_runs, t.schedules
+        runs = [run for m in batch for run in m.runs]
+        cursors = [
+            {"b_id": m.schedule_id, "b_at": m.next_fire_at}
+            for m in batch
+            if m.next_fire_at is not None
+        ]
         with self._write() as c:
-            for m in batch:
-                ids = [run.id for run in m.runs]
-                existing = (
-                    set(c.execute(select(r.c.id).where(r.c.id.in_(ids))).scalars())
-                    if ids
-                    else set()
-                )
-                fresh = [run for run in m.runs if run.id not in existing]
-                if fresh:
-                    c.execute(insert(r), [self._run_row(run) for run in fresh])
-                    c.execute(insert(t.state_history), [self._history_row(run) for run in fresh])
-                    created += len(fresh)
-                if m.next_fire_at is not None:
-                    c.execute(
-                        update(t.schedules)
-                        .where(
-                            t.schedules.c.id == m.schedule_id,
-                            or_(
-                                t.schedules.c.next_fire_at.is_(None),
-                                t.schedules.c.next_fire_at < m.next_fire_at,
-                            ),
-                            t.schedules.c.active.is_(True),
-                        )
-                        .values(next_fire_at=m.next_fire_at)
+            existing: set[str] = set()
+            ids = [run.id for run in runs]
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                existing.update(c.execute(select(r.c.id).where(r.c.id.in_(chunk))).scalars())
+            fresh = [run for run in runs if run.id not in existing]
+            if fresh:
+                c.execute(insert(r), [self._run_row(run) for run in fresh])
+                c.execute(insert(t.state_history), [self._history_row(run) for run in fresh])
+            if cursors:
+                at = bindparam("b_at", type_=t.UTCDateTime)
+                c.execute(
+                    update(sc)
+                    .where(
+                        sc.c.id == bindparam("b_id"),
+                        or_(sc.c.next_fire_at.is_(None), sc.c.next_fire_at < at),
+                        sc.c.active.is_(True),
                     )
-        return created
+                    .values(next_fire_at=at),
+                    cursors,
+                )
+        return len(fresh)
 
     # -- runs -------------------------------------------------------------------------------
     @staticmethod
