@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from provisioners.base import InfraStatus
+from provisioners.base import InfraStatus, Provisioner
 from service.dispatch import Dispatcher, Lookups
 from service.errors import IllegalTransition, NotFound, PushpoolError
 from service.models import FlowRun, WorkPool
@@ -152,8 +152,10 @@ class Reconciler:
 
     def _sweep_pool(self, pool: WorkPool, live: set[str]) -> int:
         provisioner = self.dispatcher.provisioners.for_pool(pool)
-        needed = [d.job_variables for d in self.store.list_deployments(work_pool=pool.name)]
-        swept = provisioner.prune(needed)
+        swept = 0
+        if type(provisioner).prune is not Provisioner.prune:  # only types with shared resources
+            needed = [d.job_variables for d in self.store.list_deployments(work_pool=pool.name)]
+            swept += provisioner.prune(needed)
         for ref in provisioner.list_orphans(live):
             if self._still_live(ref.data.get("run_id")):
                 continue  # started after ``live`` was read
