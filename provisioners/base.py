@@ -182,6 +182,7 @@ class Provisioner(ABC):
 #: pool type -> "module:Class"; the module is imported on first use of the type.
 REGISTRY: dict[str, str] = {
     "process": "provisioners.process:ProcessProvisioner",
+    "ecs": "provisioners.ecs:EcsProvisioner",
 }
 
 

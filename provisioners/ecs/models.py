@@ -1,0 +1,96 @@
+"""The ECS pool type's config and job variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from provisioners.base import JobVariables, PoolConfig
+from provisioners.ecs import sizes
+
+#: Retention periods CloudWatch Logs accepts, in days.
+LOG_RETENTION_DAYS = frozenset(
+    {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557}
+    | {2922, 3288, 3653}
+)
+#: Tag key prefixes reserved for pushpool and AWS.
+RESERVED_TAG_PREFIXES = ("pushpool:", "aws:")
+MAX_USER_TAGS = 40
+
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$"
+
+
+class ProvisionedResource(BaseModel):
+    """One resource ``provision`` created (or found tagged as this pool's) and may remove."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resource: str
+    name: str
+    id: str
+
+
+class EcsPoolConfig(PoolConfig):
+    region: str | None = Field(default=None, description="AWS region; default: boto3's")
+    cluster: str | None = Field(default=None, description="ECS cluster name or ARN")
+    subnets: list[str] = Field(default_factory=list, description="Subnets for the tasks")
+    security_groups: list[str] = Field(default_factory=list)
+    execution_role_arn: str | None = Field(default=None, pattern=ROLE_ARN_PATTERN)
+    task_role_arn: str | None = Field(default=None, pattern=ROLE_ARN_PATTERN)
+    log_group: str | None = Field(default=None, description="CloudWatch log group for runs")
+    log_retention_days: int = Field(default=30, description="Retention of a provisioned group")
+    ecr_repository_uri: str | None = None
+    assign_public_ip: bool = Field(default=True, description="Needed in public subnets")
+    image: str | None = Field(default=None, description="Default image for runs")
+    provisioned: list[ProvisionedResource] = Field(
+        default_factory=list, description="What provisioning created; deprovision removes it"
+    )
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, days: int) -> int:
+        if days not in LOG_RETENTION_DAYS:
+            allowed = ", ".join(str(d) for d in sorted(LOG_RETENTION_DAYS))
+            raise ValueError(f"CloudWatch Logs accepts {allowed} days")
+        return days
+
+
+class EcsJobVariables(JobVariables):
+    image: str | None = Field(default=None, min_length=1)
+    cpu: int | None = Field(default=None, description="cpu units: 256, 512, 1024, ...")
+    memory: int | None = Field(default=None, description="MiB; must suit cpu on Fargate")
+    env: dict[str, str] = Field(default_factory=dict)
+    command: list[str] | None = Field(default=None, min_length=1)
+    task_role_arn: str | None = Field(default=None, pattern=ROLE_ARN_PATTERN)
+    execution_role_arn: str | None = Field(default=None, pattern=ROLE_ARN_PATTERN)
+    subnets: list[str] | None = Field(default=None, min_length=1)
+    security_groups: list[str] | None = None
+    assign_public_ip: bool | None = None
+    capacity_provider: Literal["FARGATE", "FARGATE_SPOT"] = "FARGATE"
+    ephemeral_storage_gib: int | None = Field(default=None, ge=21, le=200)
+    cloudwatch_logs: bool = True
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fargate_size(self) -> EcsJobVariables:
+        self.cpu, self.memory = sizes.resolve(self.cpu, self.memory)
+        return self
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        if len(tags) > MAX_USER_TAGS:
+            raise ValueError(f"at most {MAX_USER_TAGS} tags")
+        for key, value in tags.items():
+            if key.lower().startswith(RESERVED_TAG_PREFIXES):
+                raise ValueError(f"tag {key!r}: the prefixes pushpool: and aws: are reserved")
+            if not 1 <= len(key) <= 128 or len(value) > 256:
+                raise ValueError(f"tag {key!r}: keys are 1-128 characters, values up to 256")
+        return tags
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(cpu, memory)``, always set once validated."""
+        assert self.cpu is not None and self.memory is not None
+        return self.cpu, self.memory
