@@ -174,6 +174,10 @@ class Provisioner(ABC):
         given deployments' job variables need any more. Returns how many were removed."""
         return 0
 
+    def setup_notes(self) -> dict[str, str]:
+        """What the user should know or do once the pool is provisioned (title -> text)."""
+        return {}
+
     def infra_links(self, ref: InfraRef) -> dict[str, str]:
         """Human-facing pointers for a run's detail (console links, log streams)."""
         return {}

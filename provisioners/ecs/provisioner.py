@@ -9,6 +9,7 @@ starting one. Pool-level infrastructure is planned, applied, recorded and remove
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -230,6 +231,15 @@ class EcsProvisioner(Provisioner):
         ARNs); return the ARNs removed."""
         return self.task_definitions.prune(keep)
 
+    def prune(self, job_variables: list[dict[str, Any]]) -> int:
+        """Remove task definitions no deployment of the pool would use any more."""
+        try:
+            keep = {self.task_definition_family(job) for job in job_variables}
+        except (ValueError, ProvisionerError) as exc:  # a deployment no longer fits: keep all
+            log.warning("not pruning task definitions: %s", exc)
+            return 0
+        return len(self.prune_task_definitions(keep))
+
     # -- pool infrastructure -----------------------------------------------------------
     def _infrastructure(self) -> Infrastructure:
         ctx = Context(
@@ -269,6 +279,17 @@ class EcsProvisioner(Provisioner):
         """How to build the runner image and push it to the pool's ECR repository."""
         uri = self.config.ecr_repository_uri
         return links.push_commands(uri, self.aws.region) if uri else []
+
+    def setup_notes(self) -> dict[str, str]:
+        notes = {
+            "IAM policy the control plane needs for this pool": json.dumps(
+                self.control_plane_policy(), indent=2
+            )
+        }
+        commands = self.image_push_commands()
+        if commands:
+            notes["Build and push the runner image (runner_image/Dockerfile)"] = "\n".join(commands)
+        return notes
 
     def control_plane_policy(self) -> dict[str, Any]:
         """The IAM policy the control plane's identity needs for this pool."""

@@ -239,6 +239,8 @@ def _record(client: ApiClient, pool: dict[str, Any], created: dict[str, Any]) ->
         "PATCH", f"/work-pools/{pool['name']}", json={"config": config}
     )
     console.print(f"Recorded the infrastructure in work pool [bold]{pool['name']}[/bold]")
+    provisioned = provision.local_provisioner(updated["type"], updated["name"], updated["config"])
+    provision.show_notes(console, provisioned)
     return updated
 
 

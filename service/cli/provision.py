@@ -48,6 +48,12 @@ def show_plan(console: Console, plan: ProvisionPlan) -> None:
         console.print(f"{len(plan.to_create)} resource(s) to create.")
 
 
+def show_notes(console: Console, provisioner: Provisioner) -> None:
+    for title, text in provisioner.setup_notes().items():
+        console.print(f"\n[bold]{title}[/bold]")
+        console.out(text, highlight=False)
+
+
 def confirm(yes: bool) -> None:
     if not yes and not typer.confirm("Create these resources?", default=False):
         raise CliError("aborted; nothing was created")

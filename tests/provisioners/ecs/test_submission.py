@@ -141,6 +141,21 @@ def test_prune_removes_only_this_pools_unused_definitions(
     assert definition(str(again))["status"] == "ACTIVE"
 
 
+def test_prune_keeps_what_deployments_need(
+    make_provisioner: Make, request_for: Request, tasks_pinned: None
+) -> None:
+    """``prune`` (what the service's sweep calls) keeps the definitions of the job
+    variables it is given and removes the rest; an invalid one makes it keep everything."""
+    demo = make_provisioner()
+    kept = demo.submit(request_for(job={"cpu": 256})).data["task_definition_arn"]
+    dropped = demo.submit(request_for(job={"cpu": 512})).data["task_definition_arn"]
+    assert demo.prune([{"cpu": 512, "memory": 9999}]) == 0  # not a Fargate size: no pruning
+    assert definition(str(dropped))["status"] == "ACTIVE"
+    assert demo.prune([{"cpu": 256}]) == 1
+    assert definition(str(kept))["status"] == "ACTIVE"
+    assert demo.setup_notes()  # the control-plane policy at least
+
+
 # -- idempotency -------------------------------------------------------------------------
 
 
