@@ -7,15 +7,17 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from support.clock import FakeClock
 from support.factories import deployment_body
 
-from provisioners.base import InfraState
+from provisioners.base import REGISTRY, InfraState
+from provisioners.process import ProcessProvisioner
 from service.deployments import DeploymentCreate, deploy
 from service.models import Deployment, FlowRun
+from service.pools import WorkPoolCreate, create_pool
 from service.runs import RunCreate, create_run
 from service.services import Services
 from service.states import StateType, set_state
@@ -181,3 +183,29 @@ def test_failed_submission_crashes_the_run(services: Services, clock: FakeClock)
     run, _ = create_run(services, dep.id, RunCreate())
     assert run.state.type == StateType.CRASHED
     assert "cannot start /nonexistent/binary" in (run.state.message or "")
+
+
+class PruningProcess(ProcessProvisioner):
+    """A process pool that also keeps shared resources, recording what it is asked to keep."""
+
+    type = "pruning"
+    asked: ClassVar[list[list[dict[str, Any]]]] = []
+
+    def prune(self, job_variables: list[dict[str, Any]]) -> int:
+        self.asked.append(job_variables)
+        return 1
+
+
+def test_sweep_prunes_by_what_deployments_need(
+    services: Services, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(REGISTRY, "pruning", f"{__name__}:PruningProcess")
+    create_pool(services, WorkPoolCreate(name="shared", type="pruning"))
+    body = deployment_body(work_pool="shared", job_variables={"env": {"A": "1"}})
+    deploy(services, DeploymentCreate.model_validate(body))
+    assert services.scheduler.reconciler.sweep_orphans() == 1
+    assert PruningProcess.asked == [[{"env": {"A": "1"}}]]
+    # A second tick within the sweep interval does not sweep again.
+    services.scheduler.tick(clock())
+    services.scheduler.tick(clock.advance(60))
+    assert len(PruningProcess.asked) == 2

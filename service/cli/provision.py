@@ -30,10 +30,11 @@ def local_provisioner(pool_type: str, name: str, config: dict[str, Any]) -> Prov
 
 
 def plan_table(plan: ProvisionPlan) -> Table:
-    table = Table("resource", "name", "status", "detail")
+    table = Table("resource", "status", "detail")
+    table.columns[0].overflow = "fold"
     for step in plan.steps:
         status = "[green]exists[/green]" if step.exists else "[yellow]will create[/yellow]"
-        table.add_row(step.resource, step.name, status, step.detail)
+        table.add_row(f"{step.resource} [bold]{step.name}[/bold]", status, step.detail)
     return table
 
 
@@ -65,7 +66,8 @@ def _step_label(step: PlanStep) -> str:
 
 def apply(console: Console, provisioner: Provisioner, plan: ProvisionPlan) -> dict[str, Any]:
     """Create what the plan lacks, one progress line per resource; return config to record."""
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
+    columns = (SpinnerColumn(), TextColumn("{task.description}"))
+    with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("provisioning…", total=len(plan.to_create))
 
         def progress(step: PlanStep) -> None:
@@ -76,7 +78,8 @@ def apply(console: Console, provisioner: Provisioner, plan: ProvisionPlan) -> di
 
 
 def destroy(console: Console, provisioner: Provisioner) -> None:
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
+    columns = (SpinnerColumn(), TextColumn("{task.description}"))
+    with Progress(*columns, console=console, transient=True) as bar:
         bar.add_task("removing pool infrastructure…", total=None)
 
         def progress(step: PlanStep) -> None:
