@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
@@ -51,13 +51,24 @@ async def tick_loop(svc: Services) -> None:
         await asyncio.sleep(delay)
 
 
-def create_app(svc: Services, *, run_scheduler: bool = False) -> FastAPI:
+def create_app(
+    svc: Services | None = None,
+    *,
+    run_scheduler: bool = False,
+    services: Callable[[], Services] | None = None,
+    max_body_bytes: int | None = None,
+) -> FastAPI:
+    """The API. Give ``svc``, or a ``services`` factory called on the first request that
+    needs them (so a health check on a cold Lambda loads no store and no SDK)."""
+    if svc is None and services is None:
+        raise TypeError("create_app needs svc or a services factory")
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Everything imported and built so far lives as long as the process: keep it out
         # of the collector's generations so collections stay short (tail latency).
         gc.freeze()
-        task = asyncio.create_task(tick_loop(svc)) if run_scheduler else None
+        task = asyncio.create_task(tick_loop(svc)) if run_scheduler and svc else None
         try:
             yield
         finally:
@@ -74,10 +85,12 @@ def create_app(svc: Services, *, run_scheduler: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = svc
+    app.state.services_factory = services
     api = APIRouter(prefix="/api")
     for module in (health, work_pools, deployments, flow_runs, runner, api_keys, scheduler):
         api.include_router(module.router)
     app.include_router(api)
     errors.install(app)
-    app.add_middleware(BodySizeLimit, max_bytes=svc.settings.max_body_bytes)
+    limit = max_body_bytes or (svc.settings.max_body_bytes if svc else 1_048_576)
+    app.add_middleware(BodySizeLimit, max_bytes=limit)
     return app

@@ -51,6 +51,29 @@ class Reconciler:
         self._teardown(report)
         return report
 
+    def reconcile_run(self, run_id: str, infra_id: str, now: datetime) -> str:
+        """Reconcile one run now (its infrastructure said it stopped); then work the
+        teardown queue. Returns what happened, for the caller's log."""
+        report = ReconcileReport()
+        try:
+            run = self.store.get_run(run_id)
+        except NotFound:
+            return "unknown run"
+        outcome = "unchanged"
+        if run.infra is None or run.infra.id != infra_id:
+            outcome = "not the current attempt"
+        elif run.state.type not in ACTIVE:
+            outcome = "already final"
+        else:
+            try:
+                self._check(run, now, report, self.dispatcher.lookups())
+            except (IllegalTransition, NotFound):
+                outcome = "moved on"
+        self._teardown(report)
+        if report.crashed:
+            return "crashed"
+        return "cancelled" if report.cancelled else outcome
+
     def _finish(
         self, run: FlowRun, now: datetime, target: StateType, message: str, **fields: object
     ) -> None:

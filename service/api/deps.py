@@ -16,7 +16,10 @@ _bearer = HTTPBearer(auto_error=False, description="An API key, or a run token (
 
 
 async def get_services(request: Request) -> Services:
-    services: Services = request.app.state.services
+    state = request.app.state
+    if state.services is None:  # built on first use (see create_app)
+        state.services = state.services_factory()
+    services: Services = state.services
     return services
 
 

@@ -60,13 +60,13 @@ def live_server(settings: Settings, *, run_scheduler: bool = False) -> Iterator[
         yield LiveServer(svc, url, key, client)
     finally:
         client.close()
-        _cleanup(svc)
+        stop_all_runs(svc)
         server.should_exit = True
         thread.join(timeout=10)
         svc.store.close()
 
 
-def _cleanup(svc: Services) -> None:
+def stop_all_runs(svc: Services) -> None:
     """Stop every run still going, so no test leaves a process behind."""
     from service.states import ACTIVE
 

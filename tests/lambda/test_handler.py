@@ -1,0 +1,171 @@
+"""The Lambda handler, fed the event samples in ../shared/events and events built here."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.factories import REPO, deployment_body
+from support.server import stop_all_runs
+
+from service import lambda_handler
+from service.bootstrap import ensure_admin_key
+from service.deployments import DeploymentCreate, deploy
+from service.lambda_handler import EventKind, classify, handler
+from service.runs import RunCreate, create_run
+from service.states import StateType
+
+EVENTS = REPO.parent / "shared" / "events"
+
+
+def sample(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
+
+
+@dataclass
+class Context:
+    remaining_ms: int = 300_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("PUSHPOOL_HOME", str(tmp_path / "home"))
+    lambda_handler.services.cache_clear()
+    lambda_handler._http_adapter.cache_clear()
+    yield tmp_path
+    if lambda_handler.services.cache_info().currsize:
+        stop_all_runs(lambda_handler.services())
+        lambda_handler.services().store.close()
+    lambda_handler.services.cache_clear()
+    lambda_handler._http_adapter.cache_clear()
+
+
+def http_v2(path: str, key: str | None = None, method: str = "GET") -> dict[str, Any]:
+    event = sample("apigw-http-v2-get.json")
+    event.update(rawPath=path, rawQueryString="", body=None, isBase64Encoded=False)
+    event["headers"] = {"content-type": "application/json", "host": "id.execute-api.amazonaws.com"}
+    if key:
+        event["headers"]["authorization"] = f"Bearer {key}"
+    event["requestContext"]["http"].update(method=method, path=path)
+    event.pop("cookies", None)
+    return event
+
+
+def test_classifies_the_samples() -> None:
+    assert classify(sample("apigw-http-v2-get.json")) == EventKind.HTTP
+    assert classify(sample("apigw-rest-v1-get.json")) == EventKind.HTTP
+    assert classify(sample("eventbridge-scheduled.json")) == EventKind.SCHEDULE
+    assert classify(sample("ecs-task-state-change-stopped.json")) == EventKind.ECS_TASK
+    assert classify({"source": "aws.s3"}) == EventKind.UNKNOWN
+    assert classify(["not", "a", "mapping"]) == EventKind.UNKNOWN
+
+
+def test_unknown_events_are_ignored_not_raised(env: Path) -> None:
+    assert handler({"hello": "world"}, Context()) == {"ignored": True}
+
+
+@pytest.mark.parametrize("name", ["apigw-http-v2-get.json", "apigw-rest-v1-get.json"])
+def test_health_through_api_gateway(env: Path, name: str) -> None:
+    event = sample(name)
+    event["headers"] = {**event.get("headers", {}), "content-type": "application/json"}
+    response = handler(event, Context())
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"status": "ok"}
+
+
+def test_authenticated_api_through_api_gateway(env: Path) -> None:
+    key = ensure_admin_key(lambda_handler.services())
+    assert handler(http_v2("/api/work-pools"), Context())["statusCode"] == 401
+    response = handler(http_v2("/api/work-pools", key), Context())
+    assert response["statusCode"] == 200 and json.loads(response["body"]) == []
+
+
+def _due_run(sleep: float = 0) -> str:
+    svc = lambda_handler.services()
+    from service.bootstrap import ensure_default_pool
+
+    ensure_default_pool(svc)
+    command = [sys.executable, "-c", f"import time, sys; time.sleep({sleep}); sys.exit(3)"]
+    dep, _ = deploy(
+        svc, DeploymentCreate.model_validate(deployment_body(job_variables={"command": command}))
+    )
+    run, _ = create_run(svc, dep.id, RunCreate(), push=False)
+    return run.id
+
+
+def test_scheduled_event_ticks_within_the_deadline(env: Path) -> None:
+    run_id = _due_run()
+    short = handler(sample("eventbridge-scheduled.json"), Context(remaining_ms=5_000))
+    assert short["dispatched"] == 0  # too close to the deadline to start new work
+    full = handler(sample("eventbridge-scheduled.json"), Context())
+    assert full["dispatched"] == 1
+    run = lambda_handler.services().store.get_run(run_id)
+    assert run.state.type == StateType.PENDING and run.infra is not None
+
+
+def test_task_stopped_event_reconciles_the_run_at_once(env: Path) -> None:
+    run_id = _due_run()
+    handler(sample("eventbridge-scheduled.json"), Context())
+    svc = lambda_handler.services()
+    run = svc.store.get_run(run_id)
+    assert run.infra is not None
+    provisioner = svc.dispatcher.provisioner(run.work_pool)
+    import time
+
+    deadline = time.monotonic() + 10
+    while not provisioner.status(run.infra).finished and time.monotonic() < deadline:
+        time.sleep(0.05)
+    event = copy.deepcopy(sample("ecs-task-state-change-stopped.json"))
+    detail = event["detail"]
+    detail["taskArn"] = run.infra.id
+    detail["overrides"]["containerOverrides"][0]["environment"][0]["value"] = run_id
+    result = handler(event, Context())
+    assert result == {"handled": True, "run_id": run_id, "outcome": "crashed"}
+    crashed = svc.store.get_run(run_id)
+    assert crashed.state.type == StateType.CRASHED and crashed.error is not None
+    assert crashed.error["exit_code"] == 3
+    assert svc.store.pending_teardowns(10) == []  # torn down in the same invocation
+    # The sample itself names a run this service never started: ignored, not raised.
+    other = sample("ecs-task-state-change-stopped.json")
+    other["detail"]["overrides"]["containerOverrides"][0]["environment"][0]["value"] = str(
+        uuid.uuid4()
+    )
+    assert handler(other, Context())["outcome"] == "unknown run"
+
+
+def test_cold_health_request_loads_no_store_and_no_sdk(tmp_path: Path) -> None:
+    """A fresh process answers a health request without SQLAlchemy or any cloud SDK."""
+    event = sample("apigw-http-v2-get.json")
+    event["headers"]["content-type"] = "application/json"
+    script = f"""
+import json, sys
+from service.lambda_handler import handler
+class Ctx:
+    def get_remaining_time_in_millis(self): return 30000
+response = handler(json.loads({json.dumps(json.dumps(event))}), Ctx())
+heavy = ("sqlalchemy", "boto3", "botocore", "google.cloud.run_v2", "azure.mgmt.containerinstance")
+print(json.dumps({{"status": response["statusCode"],
+                  "loaded": sorted(m for m in sys.modules if m.startswith(heavy))}}))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PUSHPOOL_HOME": str(tmp_path / "home")},
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"status": 200, "loaded": []}
