@@ -10,7 +10,6 @@ from pydantic import Field, field_validator
 
 from provisioners.base import provisioner_class
 from service.models import CatchupPolicy, Deployment, Name, Source, Strict, check_entrypoint
-from service.scheduler import schedule_records
 from service.schedules import Schedule
 from service.services import Services
 from service.validation import check_json_schema, check_model, check_parameters
@@ -102,6 +101,8 @@ def _store(svc: Services, deployment: Deployment) -> tuple[Deployment, bool]:
         existing = svc.store.find_deployment(deployment.flow_name, deployment.name)
     if existing is not None:
         deployment = deployment.model_copy(update={"id": existing.id})
+    from service.scheduler import schedule_records  # with the croniter it needs
+
     records = schedule_records(deployment, svc.clock())
     stored, created = svc.store.upsert_deployment(deployment, records)
     if existing is not None and existing.paused != deployment.paused:

@@ -10,15 +10,18 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from provisioners.base import InfraRef, Provisioner, SubmitRequest, get_provisioner
 from service.clock import Clock
 from service.errors import DeploymentNotFound, IllegalTransition, ProvisionerError
 from service.models import Deployment, FlowRun, WorkPool
 from service.security import new_run_token
-from service.settings import Settings
 from service.states import StateType, set_state
 from service.store.base import Store
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 log = logging.getLogger("pushpool.dispatch")
 

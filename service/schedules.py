@@ -29,12 +29,14 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from croniter import CroniterBadDateError, CroniterError, croniter
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
+
+if TYPE_CHECKING:  # croniter is imported where it is used: a health check never needs it
+    from croniter import croniter
 
 __all__ = [
     "MAX_INTERVAL_SECONDS",
@@ -160,6 +162,8 @@ def _normalize_cron(value: str) -> str:
                 {"field": name},
             )
     normalized = " ".join(fields)
+    from croniter import CroniterError, croniter
+
     try:
         # strict=True also rejects expressions that can never fire, e.g. "0 0 30 2 *".
         croniter.expand(normalized, strict=True)
@@ -321,6 +325,8 @@ def _expand_alias(cron: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _cron_plan(cron: str, timezone: str) -> _CronPlan:
+    from croniter import croniter
+
     expr = _expand_alias(cron)
     minute, hour = expr.split()[:2]
     return _CronPlan(
@@ -387,6 +393,8 @@ def _cron_fire_times(
     # croniter's get_next returns matches >= start + 1 minute (minute-truncated).
     it = _iterator(plan, start - _ONE_MINUTE)
 
+    from croniter import CroniterBadDateError
+
     found: list[datetime] = []
     while True:
         try:
@@ -425,6 +433,8 @@ def _cron_latest(plan: _CronPlan, before: datetime, not_before: datetime | None)
         start += clocks_back
     # croniter's get_prev returns matches <= (start - 1 microsecond), minute-truncated.
     it = _iterator(plan, start + _ONE_MINUTE)
+
+    from croniter import CroniterBadDateError
 
     best: datetime | None = None
     while True:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from service.clock import Clock, utcnow
-from service.dispatch import Dispatcher, Provisioners
-from service.scheduler import Scheduler
-from service.settings import Settings
-from service.store.base import Store
+
+if TYPE_CHECKING:  # imported when services are built, not when the API module loads
+    from service.dispatch import Dispatcher, Provisioners
+    from service.scheduler import Scheduler
+    from service.settings import Settings
+    from service.store.base import Store
 
 
 @dataclass
@@ -24,6 +27,9 @@ class Services:
 def build_services(
     settings: Settings, store: Store | None = None, clock: Clock = utcnow
 ) -> Services:
+    from service.dispatch import Dispatcher, Provisioners
+    from service.scheduler import Scheduler
+
     if store is None:
         from service.store import open_store
 

@@ -1,0 +1,178 @@
+"""Benchmark: Lambda cold start — a fresh process imports the handler and answers one event.
+
+    python -m tests.benchmarks.cold_start [--repeats 7]
+
+Each measurement is a new Python process (what a Lambda cold start pays, minus the
+runtime's own start): wall time from process start to the handler's response, and the
+import + first-event time measured inside the process. Cases, side by side:
+
+* ``bare``: a FastAPI app with one route behind ``Mangum(app, lifespan="off")`` — the floor.
+* ``health``: ``service.lambda_handler.handler`` answering ``GET /api/health`` (API
+  Gateway HTTP API 2.0 event).
+* ``flow-runs (dynamodb)``: the same handler answering ``GET /api/flow-runs`` with an API
+  key on the DynamoDB store, against a moto server on loopback started by this script
+  (skipped when the DynamoDB store is not available).
+
+Targets (issue 4): health within 1.3x of bare; the first DynamoDB-backed request within 2x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.benchmarks._common import load_note, table
+
+REPO = Path(__file__).resolve().parents[2]
+EVENT = REPO.parent / "shared" / "events" / "apigw-http-v2-get.json"
+
+_CHILD = """
+import json, os, sys, time
+t0 = time.perf_counter()
+event = json.loads(os.environ["BENCH_EVENT"])
+class Ctx:
+    def get_remaining_time_in_millis(self): return 30000
+if os.environ["BENCH_CASE"] == "bare":
+    from fastapi import FastAPI
+    from mangum import Mangum
+    app = FastAPI()
+    @app.get("/api/health")
+    def health(): return {"status": "ok"}
+    handler = Mangum(app, lifespan="off")
+else:
+    from service.lambda_handler import handler
+t_import = time.perf_counter()
+response = handler(event, Ctx())
+t_done = time.perf_counter()
+print(json.dumps({"status": response["statusCode"], "import_ms": (t_import - t0) * 1e3,
+                  "first_event_ms": (t_done - t_import) * 1e3,
+                  "boto3": "boto3" in sys.modules, "sqlalchemy": "sqlalchemy" in sys.modules}))
+"""
+
+
+def _event(path: str, key: str | None = None) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(EVENT.read_text())
+    event.update(rawPath=path, rawQueryString="", body=None, isBase64Encoded=False)
+    event["headers"] = {"content-type": "application/json"}
+    if key:
+        event["headers"]["authorization"] = f"Bearer {key}"
+    event["requestContext"]["http"]["path"] = path
+    event.pop("cookies", None)
+    return event
+
+
+def _once(case: str, event: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    child_env = {**env, "BENCH_CASE": case, "BENCH_EVENT": json.dumps(event)}
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD], capture_output=True, text=True, env=child_env, timeout=120
+    )
+    wall = (time.perf_counter() - start) * 1e3
+    if out.returncode != 0:
+        raise RuntimeError(f"{case}: child failed:\n{out.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["wall_ms"] = wall
+    return result
+
+
+def _measure(case: str, event: dict[str, Any], env: dict[str, str], repeats: int) -> dict[str, Any]:
+    _once(case, event, env)  # warm the OS page cache and .pyc files
+    runs = [_once(case, event, env) for _ in range(repeats)]
+    if any(r["status"] != 200 for r in runs):
+        raise RuntimeError(f"{case}: status {[r['status'] for r in runs]}")
+    return {
+        "case": case,
+        "wall": statistics.median(r["wall_ms"] for r in runs),
+        "import": statistics.median(r["import_ms"] for r in runs),
+        "first": statistics.median(r["first_event_ms"] for r in runs),
+        "boto3": runs[0]["boto3"],
+        "sqlalchemy": runs[0]["sqlalchemy"],
+    }
+
+
+def _dynamo_env(home: Path) -> tuple[dict[str, str], str, Any] | None:
+    """A moto server with the store's table and an admin key, or None if unavailable."""
+    try:
+        import service.store.dynamo  # noqa: F401
+    except ImportError:
+        return None
+    from moto.server import ThreadedMotoServer
+
+    from service.bootstrap import ensure_admin_key
+    from service.services import build_services
+    from service.settings import Settings
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PUSHPOOL_DYNAMODB_TABLE": "pushpool-bench",
+    }
+    os.environ.update(env)
+    svc = build_services(Settings(home=home, dynamodb_table="pushpool-bench"))  # type: ignore[call-arg]
+    key = ensure_admin_key(svc)
+    assert key is not None
+    return env, key, server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    print("pushpool cold-start benchmark")
+    print(f"  machine: {load_note()}")
+    print(f"  each figure: median of {args.repeats} fresh processes after 1 warm-up")
+    with tempfile.TemporaryDirectory() as tmp:
+        base = {"PATH": os.environ.get("PATH", ""), "PUSHPOOL_HOME": str(Path(tmp) / "home")}
+        rows = [
+            _measure("bare", _event("/api/health"), base, args.repeats),
+            _measure("health", _event("/api/health"), base, args.repeats),
+        ]
+        dynamo = _dynamo_env(Path(tmp) / "dyn")
+        if dynamo is None:
+            print("  flow-runs (dynamodb): skipped, service.store.dynamo is not available")
+        else:
+            env, key, server = dynamo
+            try:
+                event = _event("/api/flow-runs", key)
+                rows.append(_measure("flow-runs (dynamodb)", event, {**base, **env}, args.repeats))
+            except RuntimeError as exc:
+                print(f"  flow-runs (dynamodb): failed: {exc}")
+            finally:
+                server.stop()
+    bare = rows[0]["wall"]
+    print(
+        table(
+            ["case", "wall ms", "import ms", "first event ms", "x bare", "boto3", "sqlalchemy"],
+            [
+                [
+                    r["case"],
+                    f"{r['wall']:.0f}",
+                    f"{r['import']:.0f}",
+                    f"{r['first']:.0f}",
+                    f"{r['wall'] / bare:.2f}",
+                    "yes" if r["boto3"] else "no",
+                    "yes" if r["sqlalchemy"] else "no",
+                ]
+                for r in rows
+            ],
+        )
+    )
+    print("Targets: health within 1.3x of bare; the first DynamoDB-backed request within 2x")
+    print(f"  machine: {load_note()}")
+
+
+if __name__ == "__main__":
+    main()
