@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -34,15 +37,73 @@ def _sqlite_store(tmp_path: Path) -> Store:
     return store
 
 
+@contextmanager
+def _serialised_moto() -> Iterator[None]:
+    """moto's in-process DynamoDB is not thread-safe (``TransactWriteItems`` deep-copies and
+    restores whole tables), unlike the real service, which serialises writes per item.
+    Handle one request at a time; the store's own races between requests stay real."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    original = BotocoreStubber.__call__
+    lock = threading.RLock()
+
+    def locked(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original(self, *args, **kwargs)
+
+    BotocoreStubber.__call__ = locked  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BotocoreStubber.__call__ = original  # type: ignore[method-assign]
+
+
+@contextmanager
+def dynamo_store(tmp_path: Path) -> Iterator[Store]:
+    """A migrated DynamoStore on moto's in-process DynamoDB, with dummy credentials."""
+    import boto3
+    from moto import mock_aws
+
+    from service.store.dynamo import DynamoStore
+
+    with mock_aws(), _serialised_moto():
+        client = boto3.client(
+            "dynamodb",
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        store = DynamoStore("pushpool-test", client=client)
+        store.migrate()
+        yield store
+
+
+def _sqlite_store(tmp_path: Path) -> Store:
+    from service.store.sql import SqlStore
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'store.db'}")
+    store.migrate()
+    return store
+
+
+@contextmanager
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    yield _sqlite_store(tmp_path)
+
+
 #: Store backends the conformance suite runs against; a new backend adds one entry.
-STORE_FACTORIES = {"sqlite": _sqlite_store}
+#: Each factory is a context manager: it yields a migrated store and cleans up after.
+STORE_FACTORIES: dict[str, Callable[[Path], AbstractContextManager[Store]]] = {
+    "sqlite": sqlite_store,
+    "dynamodb": dynamo_store,
+}
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s = STORE_FACTORIES[request.param](tmp_path)
-    yield s
-    s.close()
+    with STORE_FACTORIES[request.param](tmp_path) as s:
+        yield s
+        s.close()
 
 
 @pytest.fixture

@@ -10,7 +10,14 @@ if TYPE_CHECKING:
 
 
 def open_store(settings: Settings) -> Store:
-    """The store the settings name, migrated and ready."""
+    """The store the settings name, migrated and ready: DynamoDB when
+    ``settings.dynamodb_table`` is set (boto3 is imported only then), else SQL."""
+    if settings.dynamodb_table:
+        from service.store.dynamo import DynamoStore
+
+        dynamo = DynamoStore(settings.dynamodb_table)
+        dynamo.migrate()
+        return dynamo
     from service.store.sql import SqlStore
 
     settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)

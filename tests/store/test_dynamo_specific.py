@@ -1,0 +1,239 @@
+"""DynamoDB-only properties: no Scan on hot paths, log TTL, counter-based concurrency limits."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import dynamo_store
+from support.clock import FakeClock
+from support.factories import deployment_body
+
+from service.deployments import DeploymentCreate, deploy
+from service.models import Deployment, FlowRun, LogLine, StateRecord, WorkPool
+from service.pools import WorkPoolCreate, create_pool
+from service.services import build_services
+from service.settings import Settings
+from service.states import StateType
+from service.store.base import RunFilter
+from service.store.dynamo import DynamoStore
+
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def pool(concurrency_limit: int | None) -> WorkPool:
+    return WorkPool(
+        name="p", type="process", concurrency_limit=concurrency_limit, created_at=T0, updated_at=T0
+    )
+
+
+def deployment(concurrency_limit: int | None) -> Deployment:
+    return Deployment.model_validate(
+        {
+            "id": "dep-1",
+            "name": "d",
+            "flow_name": "flow",
+            "entrypoint": "f.py:flow",
+            "work_pool": "p",
+            "source": {"type": "image"},
+            "concurrency_limit": concurrency_limit,
+            "created_at": T0,
+            "updated_at": T0,
+        }
+    )
+
+
+def run(dep: Deployment, i: int) -> FlowRun:
+    return FlowRun(
+        id=f"run-{i}",
+        deployment_id=dep.id,
+        flow_name=dep.flow_name,
+        deployment_name=dep.name,
+        work_pool=dep.work_pool,
+        state=StateRecord(type=StateType.SCHEDULED, name="Scheduled", timestamp=T0),
+        expected_start=T0 - timedelta(seconds=10 - i),
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+def issue(run_id: str) -> str:
+    return f"hash-{run_id}"
+
+
+@pytest.fixture
+def ddb(tmp_path: Path) -> Iterator[DynamoStore]:
+    with dynamo_store(tmp_path) as store:
+        assert isinstance(store, DynamoStore)
+        yield store
+
+
+class CallCounter:
+    """Counts DynamoDB API calls through the client's own event hooks."""
+
+    def __init__(self, store: DynamoStore) -> None:
+        self.calls: Counter[str] = Counter()
+        store.client.meta.events.register("before-call.dynamodb.*", self._seen)
+
+    def _seen(self, model: Any, **_: Any) -> None:
+        self.calls[model.name] += 1
+
+    def reset(self) -> Counter[str]:
+        seen, self.calls = self.calls, Counter()
+        return seen
+
+
+def test_tick_and_list_endpoints_never_scan(
+    ddb: DynamoStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = FakeClock(T0)
+    svc = build_services(Settings(home=tmp_path / "home"), store=ddb, clock=clock)
+    create_pool(svc, WorkPoolCreate(name="hold", type="process", paused=True))
+    n = 5
+    deps = []
+    for i in range(n):
+        body = deployment_body(
+            work_pool="hold",
+            name=f"d{i}",
+            schedules=[{"kind": "cron", "cron": "*/15 * * * *", "timezone": "UTC"}],
+        )
+        deps.append(deploy(svc, DeploymentCreate.model_validate(body))[0])
+    counter = CallCounter(ddb)
+
+    first = svc.scheduler.tick(clock.now)
+    tick_calls = counter.reset()
+    assert first.schedules == n and first.materialised > 0
+    clock.advance(3600)
+    second = svc.scheduler.tick(clock.now)
+    next_calls = counter.reset()
+    assert second.schedules == n
+    clock.advance(1)
+    svc.scheduler.tick(clock.now)  # nothing due: the cheap tick
+    idle_calls = counter.reset()
+
+    assert ddb.list_runs(RunFilter(), 10).items
+    page = ddb.list_runs(RunFilter(deployment_id=deps[0].id), 2)
+    assert page.next_cursor is not None
+    assert ddb.list_runs(RunFilter(deployment_id=deps[0].id), 2, page.next_cursor).items
+    assert ddb.list_runs(RunFilter(states=[StateType.SCHEDULED], work_pool="hold"), 5).items
+    assert ddb.runs_in_states([StateType.SCHEDULED, StateType.PENDING], 5)
+    assert ddb.due_schedules(clock.now + timedelta(days=1), 10)
+    assert ddb.next_scheduled_start(T0) is not None
+    assert ddb.claim_due_runs(clock.now, 10, lambda r: r) == []  # the pool is paused
+    list_calls = counter.reset()
+
+    for name, calls in [
+        ("first tick", tick_calls),
+        ("next tick", next_calls),
+        ("idle tick", idle_calls),
+        ("lists", list_calls),
+    ]:
+        assert calls["Scan"] == 0, (name, calls)
+    with capsys.disabled():
+        print(f"\nDynamoDB calls for {n} deployments with one cron schedule each:")
+        print(f"  first tick ({first.materialised} runs created): {dict(tick_calls)}")
+        print(f"  tick 1h later ({second.materialised} runs created): {dict(next_calls)}")
+        print(f"  tick with nothing due: {dict(idle_calls)}")
+
+
+def test_log_lines_carry_ttl_and_expired_lines_are_hidden(ddb: DynamoStore) -> None:
+    wall = [1_000_000.0]
+    ddb._now = lambda: wall[0]
+    ddb.log_retention_seconds = 60
+    ddb.append_logs("r1", [LogLine(run_id="r1", timestamp=T0, message="old")])
+    wall[0] += 30
+    ddb.append_logs("r1", [LogLine(run_id="r1", timestamp=T0, message="new")])
+    raw = ddb.client.query(
+        TableName=ddb.table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "LOG#r1"}},
+    )["Items"]
+    assert [int(i["expires_at"]["N"]) for i in raw] == [1_000_060, 1_000_090]
+    ttl = ddb.client.describe_time_to_live(TableName=ddb.table)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
+    assert [x.message for x in ddb.read_logs("r1")] == ["old", "new"]
+    wall[0] += 45  # "old" expired; DynamoDB TTL deletes lazily (moto never), reads filter it
+    assert [x.message for x in ddb.read_logs("r1")] == ["new"]
+    ddb.migrate()  # idempotent, TTL already on
+
+
+def _counter(ddb: DynamoStore, pk: str, sk: str) -> int:
+    item = ddb._get(pk, sk)
+    return 0 if item is None else int(item.get("active", 0))
+
+
+@pytest.mark.parametrize("where", ["pool", "deployment"])
+def test_limits_follow_counters_through_every_exit(ddb: DynamoStore, where: str) -> None:
+    ddb.create_pool(pool(concurrency_limit=2 if where == "pool" else None))
+    dep, _ = ddb.upsert_deployment(
+        deployment(concurrency_limit=2 if where == "deployment" else None), []
+    )
+    runs = [ddb.create_run(run(dep, i))[0] for i in range(6)]
+
+    def active() -> tuple[int, int]:
+        return _counter(ddb, "POOL", "p"), _counter(ddb, f"CNT#{dep.id}", "CNT")
+
+    a, b = ddb.claim_due_runs(T0, 10, issue)
+    assert active() == (2, 2)
+    assert ddb.claim_due_runs(T0, 10, issue) == []
+
+    def to(state: StateType) -> StateRecord:
+        return StateRecord(type=state, name=state.value.capitalize(), timestamp=T0)
+
+    # Cancelled while PENDING: leaves ACTIVE, frees a slot.
+    ddb.transition(a.id, StateType.PENDING, to(StateType.CANCELLED))
+    assert active() == (1, 1)
+    (c,) = ddb.claim_due_runs(T0, 10, issue)
+    # RUNNING -> CANCELLING stays ACTIVE: no slot freed.
+    ddb.transition(b.id, StateType.PENDING, to(StateType.RUNNING))
+    ddb.transition(b.id, StateType.RUNNING, to(StateType.CANCELLING))
+    assert active() == (2, 2)
+    assert ddb.claim_due_runs(T0, 10, issue) == []
+    ddb.transition(b.id, StateType.CANCELLING, to(StateType.CANCELLED))
+    # Crash then retry (back to SCHEDULED, not ACTIVE) frees a slot too.
+    ddb.transition(c.id, StateType.PENDING, to(StateType.CRASHED))
+    ddb.transition(c.id, StateType.CRASHED, to(StateType.SCHEDULED))
+    assert active() == (0, 0)
+    # A scheduled run cancelled never counted: nothing to give back.
+    ddb.transition(runs[5].id, StateType.SCHEDULED, to(StateType.CANCELLED))
+    assert active() == (0, 0)
+    again = ddb.claim_due_runs(T0, 10, issue)
+    assert len(again) == 2 and active() == (2, 2)
+    # A claim that would break the limit leaves no partial write behind.
+    assert ddb.claim_due_runs(T0, 10, issue, run_ids=[runs[4].id]) == []
+    assert active() == (2, 2)
+    assert ddb.get_run(runs[4].id).state.type == StateType.SCHEDULED
+    for r in again:
+        ddb.transition(r.id, StateType.PENDING, to(StateType.FAILED))
+    assert active() == (0, 0)
+    # A limit of 0 holds on a fresh counter as well.
+    if where == "pool":
+        ddb.update_pool("p", {"concurrency_limit": 0}, T0)
+    else:
+        ddb.upsert_deployment(deployment(concurrency_limit=0), [])
+    assert ddb.claim_due_runs(T0, 10, issue) == []
+
+
+def test_settings_select_dynamodb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto import mock_aws
+
+    from service.store import open_store
+
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "PUSHPOOL_DYNAMODB_TABLE": "from-env",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        store = open_store(Settings(home=tmp_path / "home"))
+        assert isinstance(store, DynamoStore) and store.table == "from-env"
+        store.set_meta("k", "v")
+        assert open_store(Settings(home=tmp_path / "home")).get_meta("k") == "v"  # idempotent
+    monkeypatch.delenv("PUSHPOOL_DYNAMODB_TABLE")
+    assert not isinstance(open_store(Settings(home=tmp_path / "home")), DynamoStore)
