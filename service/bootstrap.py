@@ -36,6 +36,33 @@ def ensure_admin_key(svc: Services) -> str | None:
     return secret
 
 
+def ensure_key_from_secret(svc: Services, secret_arn: str) -> bool:
+    """Make the admin key kept in Secrets Manager (the serverless bootstrap) a valid key.
+
+    Returns True if this call registered it. Safe under concurrent cold starts.
+    """
+    from service.errors import AlreadyExists
+    from service.security import hash_secret, register_api_key
+
+    key = _secret_value(secret_arn)
+    if svc.store.find_api_key(hash_secret(key)) is not None:
+        return False
+    try:
+        register_api_key(svc.store, "admin", key, svc.clock())
+    except AlreadyExists:
+        return False  # another cold start registered it first
+    return True
+
+
+def _secret_value(secret_arn: str) -> str:
+    import boto3  # only the serverless deployment reaches this
+
+    value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
+    if not isinstance(value, str) or len(value) < 16:
+        raise ValueError("the admin API key secret must be a string of at least 16 characters")
+    return value
+
+
 def ensure_default_pool(svc: Services) -> bool:
     """Create the ``local`` process pool on first start only (a user may delete it)."""
     from service.pools import WorkPoolCreate, create_pool

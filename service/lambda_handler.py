@@ -66,10 +66,14 @@ def classify(event: object) -> EventKind:
 @functools.cache
 def services() -> Services:
     """Built once per execution environment, on the first event that needs it."""
+    from service.bootstrap import ensure_key_from_secret
     from service.services import build_services
     from service.settings import get_settings
 
-    return build_services(get_settings())
+    svc = build_services(get_settings())
+    if svc.settings.admin_api_key_secret_arn:
+        ensure_key_from_secret(svc, svc.settings.admin_api_key_secret_arn)
+    return svc
 
 
 @functools.cache

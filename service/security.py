@@ -35,8 +35,13 @@ def matches(secret: str, stored_hash: str | None) -> bool:
 def create_api_key(store: Store, name: str, now: datetime) -> tuple[ApiKey, str]:
     """Store a new key's hash; return the record and the key (shown to the caller once)."""
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    return register_api_key(store, name, secret, now), secret
+
+
+def register_api_key(store: Store, name: str, secret: str, now: datetime) -> ApiKey:
+    """Store the hash of a key made elsewhere (e.g. a deployment's Secrets Manager secret)."""
     record = ApiKey(
         id=uuid.uuid4().hex[:12], name=name, key_hash=hash_secret(secret), created_at=now
     )
     store.create_api_key(record)
-    return record, secret
+    return record

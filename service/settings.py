@@ -16,6 +16,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=lambda: Path.home() / ".pushpool")
     database_url: str | None = None
+    #: Serverless bootstrap: the Secrets Manager secret holding the admin API key.
+    admin_api_key_secret_arn: str | None = None
     #: Store state in this DynamoDB table (created if missing) instead of SQLite.
     dynamodb_table: str | None = None
     host: str = "127.0.0.1"

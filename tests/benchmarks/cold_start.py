@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from tests.benchmarks._common import load_note, table
+from tests.support.factories import EVENTS_DIR
 
 REPO = Path(__file__).resolve().parents[2]
-EVENT = REPO.parent / "shared" / "events" / "apigw-http-v2-get.json"
+EVENT = EVENTS_DIR / "apigw-http-v2-get.json"
 
 _CHILD = """
 import json, os, sys, time

@@ -31,7 +31,7 @@ TEMPLATE = ROOT / "infra" / "aws" / "template.yaml"
 ECS_POLICY = ROOT / "infra" / "aws" / "ecs-control-plane-policy.json"
 DYNAMO_STORE = ROOT / "service" / "store" / "dynamo.py"
 ECS_AWS = ROOT / "provisioners" / "ecs" / "aws.py"
-ECS_EVENT = ROOT.parent / "shared" / "events" / "ecs-task-state-change-stopped.json"
+ECS_EVENT = ROOT / "tests" / "support" / "events" / "ecs-task-state-change-stopped.json"
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default account

@@ -1,4 +1,4 @@
-"""The Lambda handler, fed the event samples in ../shared/events and events built here."""
+"""The Lambda handler, fed the event samples of ../shared/events and events built here."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.factories import REPO, deployment_body
+from support.factories import EVENTS_DIR, SHARED_EVENTS_DIR, deployment_body
 from support.server import stop_all_runs
 
 from service import lambda_handler
@@ -23,7 +23,7 @@ from service.lambda_handler import EventKind, classify, handler
 from service.runs import RunCreate, create_run
 from service.states import StateType
 
-EVENTS = REPO.parent / "shared" / "events"
+EVENTS = EVENTS_DIR
 
 
 def sample(name: str) -> dict[str, Any]:
@@ -61,6 +61,14 @@ def http_v2(path: str, key: str | None = None, method: str = "GET") -> dict[str,
     event["requestContext"]["http"].update(method=method, path=path)
     event.pop("cookies", None)
     return event
+
+
+def test_event_samples_match_the_shared_ones() -> None:
+    if not SHARED_EVENTS_DIR.is_dir():
+        pytest.skip("../shared/events is not beside this checkout")
+    shared = {p.name: p.read_bytes() for p in SHARED_EVENTS_DIR.glob("*.json")}
+    ours = {p.name: p.read_bytes() for p in EVENTS_DIR.glob("*.json")}
+    assert ours == shared
 
 
 def test_classifies_the_samples() -> None:
@@ -169,3 +177,29 @@ print(json.dumps({{"status": response["statusCode"],
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result == {"status": 200, "loaded": []}
+
+
+def test_admin_key_from_secrets_manager(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The serverless bootstrap: the key in the stack's secret opens the API, once registered."""
+    from moto import mock_aws
+
+    from service.bootstrap import ensure_key_from_secret
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        import boto3
+
+        key = "k" * 40
+        arn = boto3.client("secretsmanager").create_secret(Name="pp-admin", SecretString=key)["ARN"]
+        monkeypatch.setenv("PUSHPOOL_ADMIN_API_KEY_SECRET_ARN", arn)
+        response = handler(http_v2("/api/work-pools", key), Context())
+        assert response["statusCode"] == 200
+        assert not ensure_key_from_secret(lambda_handler.services(), arn)  # already there
+        assert len(lambda_handler.services().store.list_api_keys()) == 1
+        assert key not in response["body"]
