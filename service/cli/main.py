@@ -45,12 +45,14 @@ deployment_app = typer.Typer(help="Deployments.", no_args_is_help=True)
 runs_app = typer.Typer(help="Flow runs.", no_args_is_help=True)
 scheduler_app = typer.Typer(help="The scheduler.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+service_app = typer.Typer(help="The control plane's AWS stack.", no_args_is_help=True)
 app.add_typer(server_app, name="server")
 app.add_typer(pool_app, name="work-pool")
 app.add_typer(deployment_app, name="deployment")
 app.add_typer(runs_app, name="runs")
 app.add_typer(scheduler_app, name="scheduler")
 app.add_typer(key_app, name="api-key")
+app.add_typer(service_app, name="service")
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -631,6 +633,64 @@ def key_revoke(key_id: str) -> None:
     """Revoke an API key."""
     _client().request("DELETE", f"/api-keys/{key_id}")
     console.print(f"Revoked API key {key_id}")
+
+
+# -- service (the control plane's stack) --------------------------------------------------
+@service_app.command("deploy")
+def service_deploy(
+    stack_name: Annotated[str, typer.Option(help="CloudFormation stack name")],
+    region: Annotated[str | None, typer.Option(help="AWS region (default: the profile's)")] = None,
+    bucket: Annotated[
+        str | None,
+        typer.Option(help="Artifacts bucket (default: pushpool-artifacts-ACCOUNT-REGION)"),
+    ] = None,
+    wheels_dir: Annotated[
+        Path | None, typer.Option(help="Install dependency wheels from here only (no index)")
+    ] = None,
+    output: OutputOpt = Output.table,
+) -> None:
+    """Build the Lambda package, upload it, create or update the stack, print the API URL."""
+    import tempfile
+
+    from service.cli import deploy_stack
+
+    with tempfile.TemporaryDirectory(prefix="pushpool-package-") as tmp:
+        with err_console.status("building the Lambda package…"):
+            package = deploy_stack.build_package(Path(tmp), wheels_dir=wheels_dir)
+        with deploy_stack.rich_progress(err_console, f"deploying {stack_name}") as progress:
+            outputs = deploy_stack.deploy(
+                stack_name,
+                region,
+                deploy_stack.default_template(),
+                package,
+                progress,
+                bucket=bucket,
+            )
+    changed = outputs.pop("_changed") == "true"
+    if output == Output.json:
+        _print_json({"stack_name": stack_name, "changed": changed, "outputs": outputs})
+        return
+    console.print(f"Stack {stack_name}: {'deployed' if changed else 'no changes'}")
+    console.print(f"API URL: {outputs.get('ApiUrl', '-')}", highlight=False)
+    console.print(f"Table:   {outputs.get('TableName', '-')}", highlight=False)
+
+
+@service_app.command("destroy")
+def service_destroy(
+    stack_name: Annotated[str, typer.Option(help="CloudFormation stack name")],
+    region: Annotated[str | None, typer.Option(help="AWS region (default: the profile's)")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Delete the stack (what the template retains, such as the table, is kept)."""
+    from service.cli import deploy_stack
+
+    if not deploy_stack.stack_exists(stack_name, region):
+        raise CliError(f"stack {stack_name} does not exist")
+    if not yes and not typer.confirm(f"Delete stack {stack_name}?", default=False):
+        raise CliError("aborted; nothing was deleted")
+    with deploy_stack.rich_progress(err_console, f"deleting {stack_name}") as progress:
+        deploy_stack.destroy(stack_name, region, progress)
+    console.print(f"Deleted stack {stack_name}")
 
 
 def main() -> None:
