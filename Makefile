@@ -36,6 +36,8 @@ bench: dev
 	$(BIN)/python -m tests.benchmarks.tick
 	$(BIN)/python -m tests.benchmarks.api
 	$(BIN)/python -m tests.benchmarks.runner
+	$(BIN)/python -m tests.benchmarks.cold_start
+	$(BIN)/python -m tests.benchmarks.tick_dynamodb
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -84,19 +84,31 @@ def _once(case: str, event: dict[str, Any], env: dict[str, str]) -> dict[str, An
     return result
 
 
-def _measure(case: str, event: dict[str, Any], env: dict[str, str], repeats: int) -> dict[str, Any]:
-    _once(case, event, env)  # warm the OS page cache and .pyc files
-    runs = [_once(case, event, env) for _ in range(repeats)]
-    if any(r["status"] != 200 for r in runs):
-        raise RuntimeError(f"{case}: status {[r['status'] for r in runs]}")
-    return {
-        "case": case,
-        "wall": statistics.median(r["wall_ms"] for r in runs),
-        "import": statistics.median(r["import_ms"] for r in runs),
-        "first": statistics.median(r["first_event_ms"] for r in runs),
-        "boto3": runs[0]["boto3"],
-        "sqlalchemy": runs[0]["sqlalchemy"],
-    }
+def _measure(
+    cases: list[tuple[str, dict[str, Any], dict[str, str]]], repeats: int
+) -> list[dict[str, Any]]:
+    """Median per case, the cases interleaved in every round so machine drift hits all."""
+    for case, event, env in cases:
+        _once(case, event, env)  # warm the OS page cache and .pyc files
+    runs: dict[str, list[dict[str, Any]]] = {case: [] for case, _, _ in cases}
+    for _ in range(repeats):
+        for case, event, env in cases:
+            runs[case].append(_once(case, event, env))
+    rows = []
+    for case, results in runs.items():
+        if any(r["status"] != 200 for r in results):
+            raise RuntimeError(f"{case}: status {[r['status'] for r in results]}")
+        rows.append(
+            {
+                "case": case,
+                "wall": statistics.median(r["wall_ms"] for r in results),
+                "import": statistics.median(r["import_ms"] for r in results),
+                "first": statistics.median(r["first_event_ms"] for r in results),
+                "boto3": results[0]["boto3"],
+                "sqlalchemy": results[0]["sqlalchemy"],
+            }
+        )
+    return rows
 
 
 def _dynamo_env(home: Path) -> tuple[dict[str, str], str, Any] | None:
@@ -134,24 +146,27 @@ def main() -> None:
     args = parser.parse_args()
     print("pushpool cold-start benchmark")
     print(f"  machine: {load_note()}")
-    print(f"  each figure: median of {args.repeats} fresh processes after 1 warm-up")
+    print(
+        f"  each figure: median of {args.repeats} fresh processes after 1 warm-up; "
+        "the cases take turns in every round"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         base = {"PATH": os.environ.get("PATH", ""), "PUSHPOOL_HOME": str(Path(tmp) / "home")}
-        rows = [
-            _measure("bare", _event("/api/health"), base, args.repeats),
-            _measure("health", _event("/api/health"), base, args.repeats),
+        cases = [
+            ("bare", _event("/api/health"), base),
+            ("health", _event("/api/health"), base),
         ]
         dynamo = _dynamo_env(Path(tmp) / "dyn")
+        server = None
         if dynamo is None:
             print("  flow-runs (dynamodb): skipped, service.store.dynamo is not available")
         else:
             env, key, server = dynamo
-            try:
-                event = _event("/api/flow-runs", key)
-                rows.append(_measure("flow-runs (dynamodb)", event, {**base, **env}, args.repeats))
-            except RuntimeError as exc:
-                print(f"  flow-runs (dynamodb): failed: {exc}")
-            finally:
+            cases.append(("flow-runs (dynamodb)", _event("/api/flow-runs", key), {**base, **env}))
+        try:
+            rows = _measure(cases, args.repeats)
+        finally:
+            if server is not None:
                 server.stop()
     bare = rows[0]["wall"]
     print(
