@@ -622,29 +622,12 @@ class SqlStore(Store):
                 )
             )
         )
-        active = [s.value for s in ACTIVE]
         pool_used: Counter[str] = Counter()
         if any(v is not None for v in pool_limits.values()):
-            pool_used.update(
-                _pairs(
-                    c.execute(
-                        select(r.c.work_pool, func.count())
-                        .where(r.c.work_pool.in_(pools), r.c.state_type.in_(active))
-                        .group_by(r.c.work_pool)
-                    )
-                )
-            )
+            pool_used.update(_active_counts(c, r.c.work_pool, pools))
         dep_used: Counter[str] = Counter()
         if dep_limits:
-            dep_used.update(
-                _pairs(
-                    c.execute(
-                        select(r.c.deployment_id, func.count())
-                        .where(r.c.deployment_id.in_(dep_limits), r.c.state_type.in_(active))
-                        .group_by(r.c.deployment_id)
-                    )
-                )
-            )
+            dep_used.update(_active_counts(c, r.c.deployment_id, dep_limits))
         chosen: list[str] = []
         for row in candidates:
             if len(chosen) >= limit:
@@ -825,6 +808,18 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         return value, run_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("cursor", "not a cursor this server issued") from exc
+
+
+def _active_counts(c: Connection, column: Any, keys: Iterable[str]) -> dict[str, int]:
+    """Runs in ``ACTIVE`` states per value of ``column`` (a pool or deployment column)."""
+    active = [s.value for s in ACTIVE]
+    return _pairs(
+        c.execute(
+            select(column, func.count())
+            .where(column.in_(list(keys)), t.flow_runs.c.state_type.in_(active))
+            .group_by(column)
+        )
+    )
 
 
 def _pairs(rows: Iterable[Any]) -> dict[Any, Any]:
