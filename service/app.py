@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from service.api import (
@@ -86,10 +86,9 @@ def create_app(
     )
     app.state.services = svc
     app.state.services_factory = services
-    api = APIRouter(prefix="/api")
+    # With a prefix FastAPI builds an included route on first use, not at include time.
     for module in (health, work_pools, deployments, flow_runs, runner, api_keys, scheduler):
-        api.include_router(module.router)
-    app.include_router(api)
+        app.include_router(module.router, prefix="/api")
     errors.install(app)
     limit = max_body_bytes or (svc.settings.max_body_bytes if svc else 1_048_576)
     app.add_middleware(BodySizeLimit, max_bytes=limit)

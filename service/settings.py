@@ -18,8 +18,11 @@ class Settings(BaseSettings):
     database_url: str | None = None
     #: Serverless bootstrap: the Secrets Manager secret holding the admin API key.
     admin_api_key_secret_arn: str | None = None
-    #: Store state in this DynamoDB table (created if missing) instead of SQLite.
+    #: Store state in this DynamoDB table instead of SQLite.
     dynamodb_table: str | None = None
+    #: At start, check the DynamoDB table and create it (with its TTL) if missing. The
+    #: AWS stack owns its table and turns this off: no calls, and no IAM for them.
+    dynamodb_create_table: bool = True
     host: str = "127.0.0.1"
     port: int = 4300
     #: The URL runners use to reach this service; defaults to http://host:port.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,14 @@ EXCLUDED_SUFFIXES = {".pyc", ".pyo"}
 #: A fixed timestamp for zip entries: the same sources give the same bytes (and key).
 ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 DISTRIBUTION = "pushpool"
+#: Runtime requirements (PEP 503-normalised project names) the Lambda never imports, so
+#: they stay out of its package: the CLI (typer, rich, httpx), the local server (uvicorn,
+#: required as ``uvicorn[standard]`` with compiled uvloop, httptools, watchfiles and
+#: websockets) and the SQL store (sqlalchemy: the stack sets PUSHPOOL_DYNAMODB_TABLE, so
+#: the Lambda always opens the DynamoDB store).
+LOCAL_ONLY = frozenset({"typer", "rich", "httpx", "uvicorn", "sqlalchemy"})
+#: The project name at the start of a PEP 508 requirement string.
+_REQUIREMENT_NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "infra" / "aws" / "template.yaml"
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 POLL_SECONDS = 2.0
@@ -51,13 +61,27 @@ def default_template() -> str:
     return TEMPLATE_PATH.read_text()
 
 
+def project_name(requirement: str) -> str:
+    """The PEP 503-normalised project name of a PEP 508 requirement string
+    (``"uvicorn[standard]>=0.30"`` → ``"uvicorn"``, ``"SQLAlchemy>=2"`` → ``"sqlalchemy"``)."""
+    match = _REQUIREMENT_NAME.match(requirement)
+    if match is None:
+        raise CliError(f"cannot read the project name of requirement {requirement!r}")
+    return re.sub(r"[-_.]+", "-", match.group(1)).lower()
+
+
 def runtime_requirements() -> list[str]:
-    """The distribution's runtime requirements (no extras: Lambda's runtime has boto3)."""
+    """The distribution's runtime requirements the Lambda needs: no extras (Lambda's
+    runtime has boto3) and nothing in :data:`LOCAL_ONLY`."""
     try:
         declared = importlib.metadata.requires(DISTRIBUTION) or []
     except importlib.metadata.PackageNotFoundError:
         raise CliError(f"the {DISTRIBUTION} distribution is not installed") from None
-    return [r for r in declared if "extra" not in r.partition(";")[2]]
+    return [
+        r
+        for r in declared
+        if "extra" not in r.partition(";")[2] and project_name(r) not in LOCAL_ONLY
+    ]
 
 
 def _package_root(name: str) -> Path:
@@ -161,6 +185,14 @@ def sha256_of(path: Path) -> str:
 
 
 # -- AWS ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeployResult:
+    """What :func:`deploy` did: the stack's Outputs, and whether anything changed."""
+
+    outputs: dict[str, str]
+    changed: bool
+
+
 def _session(region: str | None) -> Any:
     import boto3
 
@@ -319,9 +351,9 @@ def deploy(
     progress: Progress_,
     *,
     bucket: str | None = None,
-) -> dict[str, str]:
-    """Upload the package and create or update the stack; its Outputs (``changed`` is
-    ``"false"`` in the result's ``_changed`` key when there was nothing to do)."""
+) -> DeployResult:
+    """Upload the package and create or update the stack; its Outputs, and whether it
+    changed (False when template and code were already deployed)."""
     from botocore.exceptions import ClientError
 
     session = _session(region)
@@ -376,8 +408,7 @@ def deploy(
         progress(f"stack {stack_name}: no changes")
         settled = _describe(cfn, stack_id)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in (settled or {}).get("Outputs", [])}
-    outputs["_changed"] = "true" if changed else "false"
-    return outputs
+    return DeployResult(outputs=outputs, changed=changed)
 
 
 def _latest_event_time(cfn: Any, stack_id: str) -> datetime | None:

@@ -658,7 +658,7 @@ def service_deploy(
         with err_console.status("building the Lambda package…"):
             package = deploy_stack.build_package(Path(tmp), wheels_dir=wheels_dir)
         with deploy_stack.rich_progress(err_console, f"deploying {stack_name}") as progress:
-            outputs = deploy_stack.deploy(
+            result = deploy_stack.deploy(
                 stack_name,
                 region,
                 deploy_stack.default_template(),
@@ -666,11 +666,11 @@ def service_deploy(
                 progress,
                 bucket=bucket,
             )
-    changed = outputs.pop("_changed") == "true"
+    outputs = result.outputs
     if output == Output.json:
-        _print_json({"stack_name": stack_name, "changed": changed, "outputs": outputs})
+        _print_json({"stack_name": stack_name, "changed": result.changed, "outputs": outputs})
         return
-    console.print(f"Stack {stack_name}: {'deployed' if changed else 'no changes'}")
+    console.print(f"Stack {stack_name}: {'deployed' if result.changed else 'no changes'}")
     console.print(f"API URL: {outputs.get('ApiUrl', '-')}", highlight=False)
     console.print(f"Table:   {outputs.get('TableName', '-')}", highlight=False)
 

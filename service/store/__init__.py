@@ -11,12 +11,16 @@ if TYPE_CHECKING:
 
 def open_store(settings: Settings) -> Store:
     """The store the settings name, migrated and ready: DynamoDB when
-    ``settings.dynamodb_table`` is set (boto3 is imported only then), else SQL."""
+    ``settings.dynamodb_table`` is set (boto3 is imported only then), else SQL.
+
+    A DynamoDB table is created if missing only when ``settings.dynamodb_create_table``;
+    otherwise it is taken to exist (the AWS stack creates it) and nothing is called."""
     if settings.dynamodb_table:
         from service.store.dynamo import DynamoStore
 
         dynamo = DynamoStore(settings.dynamodb_table)
-        dynamo.migrate()
+        if settings.dynamodb_create_table:
+            dynamo.migrate()
         return dynamo
     from service.store.sql import SqlStore
 

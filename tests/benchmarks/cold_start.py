@@ -7,11 +7,15 @@ runtime's own start): wall time from process start to the handler's response, an
 import + first-event time measured inside the process. Cases, side by side:
 
 * ``bare``: a FastAPI app with one route behind ``Mangum(app, lifespan="off")`` — the floor.
+* ``bare, collector paused``: the same, built with the garbage collector paused as the
+  handler builds its app — a like-for-like floor, so the report shows what the service's
+  own code costs apart from that technique.
 * ``health``: ``service.lambda_handler.handler`` answering ``GET /api/health`` (API
   Gateway HTTP API 2.0 event).
 * ``flow-runs (dynamodb)``: the same handler answering ``GET /api/flow-runs`` with an API
   key on the DynamoDB store, against a moto server on loopback started by this script
-  (skipped when the DynamoDB store is not available).
+  (skipped when the DynamoDB store is not available), with the deployed function's
+  ``PUSHPOOL_DYNAMODB_CREATE_TABLE=false`` (the stack owns the table).
 
 Targets (issue 4): health within 1.3x of bare; the first DynamoDB-backed request within 2x.
 """
@@ -41,13 +45,17 @@ t0 = time.perf_counter()
 event = json.loads(os.environ["BENCH_EVENT"])
 class Ctx:
     def get_remaining_time_in_millis(self): return 30000
-if os.environ["BENCH_CASE"] == "bare":
+if os.environ["BENCH_CASE"].startswith("bare"):
+    import gc
+    if "paused" in os.environ["BENCH_CASE"]:
+        gc.disable()
     from fastapi import FastAPI
     from mangum import Mangum
     app = FastAPI()
     @app.get("/api/health")
     def health(): return {"status": "ok"}
     handler = Mangum(app, lifespan="off")
+    gc.freeze(); gc.enable()
 else:
     from service.lambda_handler import handler
 t_import = time.perf_counter()
@@ -117,12 +125,15 @@ def _dynamo_env(home: Path) -> tuple[dict[str, str], str, Any] | None:
         import service.store.dynamo  # noqa: F401
     except ImportError:
         return None
+    import logging
+
     from moto.server import ThreadedMotoServer
 
     from service.bootstrap import ensure_admin_key
     from service.services import build_services
     from service.settings import Settings
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -132,9 +143,11 @@ def _dynamo_env(home: Path) -> tuple[dict[str, str], str, Any] | None:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
         "PUSHPOOL_DYNAMODB_TABLE": "pushpool-bench",
+        "PUSHPOOL_DYNAMODB_CREATE_TABLE": "false",
     }
     os.environ.update(env)
     svc = build_services(Settings(home=home, dynamodb_table="pushpool-bench"))  # type: ignore[call-arg]
+    svc.store.migrate()  # the stack's job in AWS
     key = ensure_admin_key(svc)
     assert key is not None
     return env, key, server
@@ -154,6 +167,7 @@ def main() -> None:
         base = {"PATH": os.environ.get("PATH", ""), "PUSHPOOL_HOME": str(Path(tmp) / "home")}
         cases = [
             ("bare", _event("/api/health"), base),
+            ("bare, collector paused", _event("/api/health"), base),
             ("health", _event("/api/health"), base),
         ]
         dynamo = _dynamo_env(Path(tmp) / "dyn")
@@ -168,10 +182,19 @@ def main() -> None:
         finally:
             if server is not None:
                 server.stop()
-    bare = rows[0]["wall"]
+    bare, paused = rows[0]["wall"], rows[1]["wall"]
     print(
         table(
-            ["case", "wall ms", "import ms", "first event ms", "x bare", "boto3", "sqlalchemy"],
+            [
+                "case",
+                "wall ms",
+                "import ms",
+                "first event ms",
+                "x bare",
+                "x bare paused",
+                "boto3",
+                "sqlalchemy",
+            ],
             [
                 [
                     r["case"],
@@ -179,6 +202,7 @@ def main() -> None:
                     f"{r['import']:.0f}",
                     f"{r['first']:.0f}",
                     f"{r['wall'] / bare:.2f}",
+                    f"{r['wall'] / paused:.2f}",
                     "yes" if r["boto3"] else "no",
                     "yes" if r["sqlalchemy"] else "no",
                 ]
@@ -187,6 +211,7 @@ def main() -> None:
         )
     )
     print("Targets: health within 1.3x of bare; the first DynamoDB-backed request within 2x")
+    print("  (x bare paused: against a floor built with the collector paused, like the handler)")
     print(f"  machine: {load_note()}")
 
 

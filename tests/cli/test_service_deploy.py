@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import json
+import tomllib
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -84,6 +85,38 @@ def make_wheel(directory: Path, name: str = "tinydep", version: str = "0.1") -> 
         for path, data in files.items():
             zf.writestr(path, data)
     return wheel
+
+
+# -- runtime requirements -----------------------------------------------------------------
+#: What the Lambda imports; never to be filtered out as local-only.
+LAMBDA_NEEDS = {"fastapi", "mangum", "pydantic", "pydantic-settings", "croniter", "jsonschema"}
+
+
+@pytest.mark.parametrize(
+    ("requirement", "name"),
+    [
+        ("uvicorn[standard]>=0.30", "uvicorn"),
+        ("SQLAlchemy>=2.0.30", "sqlalchemy"),
+        ("pydantic_settings>=2.3", "pydantic-settings"),
+        ("Zope.Interface__x ; python_version < '3.12'", "zope-interface-x"),
+        ("httpx", "httpx"),
+        ("  typer (>=0.12)", "typer"),
+    ],
+)
+def test_project_name_is_pep503_normalised(requirement: str, name: str) -> None:
+    assert deploy_stack.project_name(requirement) == name
+
+
+def test_runtime_requirements_drop_exactly_the_local_only_ones() -> None:
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = [deploy_stack.project_name(r) for r in declared]
+    kept = [n for n in names if n not in deploy_stack.LOCAL_ONLY]
+    dropped = {n for n in names if n in deploy_stack.LOCAL_ONLY}
+
+    packaged = [deploy_stack.project_name(r) for r in deploy_stack.runtime_requirements()]
+    assert packaged == kept  # the installed metadata matches pyproject.toml, minus local-only
+    assert dropped == deploy_stack.LOCAL_ONLY  # every local-only name is still a dependency
+    assert set(packaged) >= LAMBDA_NEEDS, LAMBDA_NEEDS - set(packaged)
 
 
 # -- build_package ------------------------------------------------------------------------
@@ -197,7 +230,7 @@ def test_deploy_redeploy_and_destroy(moto_server: str, offline: Path) -> None:
     assert code == 0, out
     again = json.loads(out[out.index("{") :])
     assert again["changed"] is False
-    assert again["outputs"]["ApiUrl"] == outputs["ApiUrl"]
+    assert again["outputs"] == outputs  # the stack's Outputs only
 
     code, out = invoke("service", "destroy", "--stack-name", STACK, input="n\n")
     assert code == 1 and "aborted" in out
@@ -207,6 +240,24 @@ def test_deploy_redeploy_and_destroy(moto_server: str, offline: Path) -> None:
     live = [s["StackName"] for s in cfn.list_stacks()["StackSummaries"]
             if s["StackStatus"] != "DELETE_COMPLETE"]  # fmt: skip
     assert STACK not in live
+
+
+def test_deploy_returns_outputs_and_whether_it_changed(
+    moto_server: str, offline: Path, tmp_path: Path
+) -> None:
+    package = deploy_stack.build_package(tmp_path / "out", wheels_dir=offline)
+    lines: list[str] = []
+
+    def deploy() -> deploy_stack.DeployResult:
+        return deploy_stack.deploy(STACK, REGION, moto_view(), package, lines.append, bucket=BUCKET)
+
+    first = deploy()
+    assert first.changed is True
+    assert set(first.outputs) >= {"ApiUrl", "TableName"}
+    assert all(not key.startswith("_") for key in first.outputs)
+    second = deploy()
+    assert second == deploy_stack.DeployResult(outputs=first.outputs, changed=False)
+    assert lines[-1] == f"stack {STACK}: no changes"
 
 
 def test_deploy_creates_the_default_bucket(moto_server: str, offline: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
@@ -13,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.factories import EVENTS_DIR, SHARED_EVENTS_DIR, deployment_body
+from support.factories import (
+    EVENTS_DIR,
+    SHARED_EVENTS_DIR,
+    deployment_body,
+    ecs_task_stopped_event,
+    http_v2_event,
+)
 from support.server import stop_all_runs
 
 from service import lambda_handler
@@ -52,15 +57,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     lambda_handler._http_adapter.cache_clear()
 
 
-def http_v2(path: str, key: str | None = None, method: str = "GET") -> dict[str, Any]:
-    event = sample("apigw-http-v2-get.json")
-    event.update(rawPath=path, rawQueryString="", body=None, isBase64Encoded=False)
-    event["headers"] = {"content-type": "application/json", "host": "id.execute-api.amazonaws.com"}
-    if key:
-        event["headers"]["authorization"] = f"Bearer {key}"
-    event["requestContext"]["http"].update(method=method, path=path)
-    event.pop("cookies", None)
-    return event
+http_v2 = http_v2_event
 
 
 def test_event_samples_match_the_shared_ones() -> None:
@@ -135,21 +132,14 @@ def test_task_stopped_event_reconciles_the_run_at_once(env: Path) -> None:
     deadline = time.monotonic() + 10
     while not provisioner.status(run.infra).finished and time.monotonic() < deadline:
         time.sleep(0.05)
-    event = copy.deepcopy(sample("ecs-task-state-change-stopped.json"))
-    detail = event["detail"]
-    detail["taskArn"] = run.infra.id
-    detail["overrides"]["containerOverrides"][0]["environment"][0]["value"] = run_id
-    result = handler(event, Context())
+    result = handler(ecs_task_stopped_event(run.infra.id, run_id), Context())
     assert result == {"handled": True, "run_id": run_id, "outcome": "crashed"}
     crashed = svc.store.get_run(run_id)
     assert crashed.state.type == StateType.CRASHED and crashed.error is not None
     assert crashed.error["exit_code"] == 3
     assert svc.store.pending_teardowns(10) == []  # torn down in the same invocation
     # The sample itself names a run this service never started: ignored, not raised.
-    other = sample("ecs-task-state-change-stopped.json")
-    other["detail"]["overrides"]["containerOverrides"][0]["environment"][0]["value"] = str(
-        uuid.uuid4()
-    )
+    other = ecs_task_stopped_event("arn:aws:ecs:us-east-1:1:task/c/other", str(uuid.uuid4()))
     assert handler(other, Context())["outcome"] == "unknown run"
 
 

@@ -218,18 +218,25 @@ def test_limits_follow_counters_through_every_exit(ddb: DynamoStore, where: str)
     assert ddb.claim_due_runs(T0, 10, issue) == []
 
 
+def _env(monkeypatch: pytest.MonkeyPatch, **pushpool: str) -> None:
+    """Fake AWS credentials for moto, plus ``PUSHPOOL_<NAME>`` settings."""
+    fake = {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "t",
+        "AWS_SECRET_ACCESS_KEY": "t",
+    }
+    for name, value in fake.items():
+        monkeypatch.setenv(name, value)
+    for name, value in pushpool.items():
+        monkeypatch.setenv(f"PUSHPOOL_{name.upper()}", value)
+
+
 def test_settings_select_dynamodb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from moto import mock_aws
 
     from service.store import open_store
 
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "PUSHPOOL_DYNAMODB_TABLE": "from-env",
-    }.items():
-        monkeypatch.setenv(name, value)
+    _env(monkeypatch, dynamodb_table="from-env")
     with mock_aws():
         store = open_store(Settings(home=tmp_path / "home"))
         assert isinstance(store, DynamoStore) and store.table == "from-env"
@@ -237,3 +244,25 @@ def test_settings_select_dynamodb(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert open_store(Settings(home=tmp_path / "home")).get_meta("k") == "v"  # idempotent
     monkeypatch.delenv("PUSHPOOL_DYNAMODB_TABLE")
     assert not isinstance(open_store(Settings(home=tmp_path / "home")), DynamoStore)
+
+
+def test_a_table_the_stack_owns_is_not_checked_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``PUSHPOOL_DYNAMODB_CREATE_TABLE=false`` (the template's setting) opening the
+    store neither checks nor creates the table: a cold Lambda goes straight to the
+    request's own calls."""
+    from moto import mock_aws
+
+    from service.store import open_store
+
+    _env(monkeypatch, dynamodb_table="stack-owned", dynamodb_create_table="false")
+    with mock_aws():
+        store = open_store(Settings(home=tmp_path / "home"))
+        assert isinstance(store, DynamoStore) and store.table == "stack-owned"
+        # migrate() would have created the missing table: it was not called.
+        with pytest.raises(store.client.exceptions.ResourceNotFoundException):
+            store.client.describe_table(TableName="stack-owned")
+        monkeypatch.setenv("PUSHPOOL_DYNAMODB_CREATE_TABLE", "true")
+        open_store(Settings(home=tmp_path / "home"))
+        assert store.client.describe_table(TableName="stack-owned")["Table"]["TableName"]

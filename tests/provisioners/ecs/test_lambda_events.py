@@ -4,7 +4,6 @@ with teardown, without waiting for a tick."""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.factories import EVENTS_DIR
+from support.factories import EVENTS_DIR, ecs_task_stopped_event, image_deployment_body
 
 from service import lambda_handler
 from service.deployments import DeploymentCreate, deploy
@@ -56,14 +55,7 @@ def test_tick_dispatches_to_ecs_and_the_stop_event_finishes_the_run(
 ) -> None:
     svc = lambda_handler.services()
     create_pool(svc, WorkPoolCreate(name="demo", type="ecs", config=pool_config))
-    body = {
-        "name": "lambda",
-        "flow_name": "hello",
-        "entrypoint": "hello.py:hello",
-        "work_pool": "demo",
-        "source": {"type": "image"},
-        "job_variables": {"cpu": 256, "memory": 512},
-    }
+    body = image_deployment_body("demo")
     dep, _ = deploy(svc, DeploymentCreate.model_validate(body))
     run, _ = create_run(svc, dep.id, RunCreate(), push=False)
 
@@ -78,9 +70,7 @@ def test_tick_dispatches_to_ecs_and_the_stop_event_finishes_the_run(
     cluster = str(pending.infra.data["cluster"])
     client("ecs").stop_task(cluster=cluster, task=task_arn, reason="OutOfMemoryError: killed")
     backend_task(task_arn).containers[0].exitCode = 137
-    stopped = copy.deepcopy(event("ecs-task-state-change-stopped.json"))
-    stopped["detail"].update(taskArn=task_arn, clusterArn=cluster)
-    stopped["detail"]["overrides"]["containerOverrides"][0]["environment"][0]["value"] = run.id
+    stopped = ecs_task_stopped_event(task_arn, run.id, cluster)
 
     result = lambda_handler.handler(stopped, Context())
     assert result == {"handled": True, "run_id": run.id, "outcome": "crashed"}
