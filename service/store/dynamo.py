@@ -700,26 +700,39 @@ class DynamoStore(Store):
         return [Deployment.model_validate_json(i["doc"]) for i in items]
 
     def delete_deployment(self, deployment_id: str) -> None:
+        """The deployment, its name and its schedules go in one transaction (a deployment
+        has at most 20 schedules, well inside the 100 items a transaction takes), so no
+        cut-short delete leaves a schedule firing for a deployment that is gone. Its
+        ``SCHEDULED`` runs are deleted after, each conditionally; any a cut-short delete
+        leaves still end: their runner finds no deployment and the run fails."""
+        old = self._deployment_doc(deployment_id)
+        if old is None:
+            raise DeploymentNotFound(deployment_id)
+        ops: list[dict[str, Any]] = [
+            {
+                "Delete": {
+                    "Key": _enc({"pk": f"DEP#{deployment_id}", "sk": "DEP"}),
+                    "ConditionExpression": "attribute_exists(pk)",
+                }
+            },
+            {"Delete": {"Key": _enc(self._name_key(old["flow_name"], old["name"]))}},
+            # Runs left behind no longer count against a deployment limit.
+            {
+                "Update": _update(
+                    {"pk": f"CNT#{deployment_id}", "sk": "CNT"}, remove=["concurrency_limit"]
+                )
+            },
+        ]
+        ops += [
+            {"Delete": {"Key": _enc({"pk": s["pk"], "sk": s["sk"]})}}
+            for s in self._schedule_items(deployment_id)
+        ]
         try:
-            out = self.client.delete_item(
-                TableName=self.table,
-                Key=_enc({"pk": f"DEP#{deployment_id}", "sk": "DEP"}),
-                ConditionExpression="attribute_exists(pk)",
-                ReturnValues="ALL_OLD",
-            )
+            self._transact(ops)
         except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
+            if "ConditionalCheckFailed" in _reasons(exc):  # deleted concurrently
                 raise DeploymentNotFound(deployment_id) from exc
             raise
-        old = _dec(out["Attributes"])
-        key = self._name_key(old["flow_name"], old["name"])
-        self._delete(key["pk"], key["sk"])
-        for s in self._schedule_items(deployment_id):
-            self._delete(s["pk"], s["sk"])
-        # Runs left behind no longer count against a deployment limit.
-        self._upd(
-            _update({"pk": f"CNT#{deployment_id}", "sk": "CNT"}, remove=["concurrency_limit"])
-        )
         self._delete_scheduled_runs(deployment_id, auto_only=False)
 
     def get_schedules(self, deployment_id: str) -> list[ScheduleRecord]:
@@ -756,7 +769,12 @@ class DynamoStore(Store):
         found: list[tuple[ScheduleRecord, Deployment]] = []
         for item in items:
             dep = deps.get(item["deployment_id"])
-            if dep is not None and not dep.paused and item["active"]:
+            if dep is None:
+                # A schedule outliving its deployment (written by a version of this store
+                # that deleted them one by one) would sit at the head of the index for
+                # ever, taking a due slot each tick: drop it.
+                self._delete(item["pk"], item["sk"])
+            elif not dep.paused and item["active"]:
                 found.append((self._schedule(item), dep))
         return found
 

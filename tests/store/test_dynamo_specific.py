@@ -14,6 +14,7 @@ from support.clock import FakeClock
 from support.factories import deployment_body
 
 from service.deployments import DeploymentCreate, deploy
+from service.errors import DeploymentNotFound
 from service.models import Deployment, FlowRun, LogLine, StateRecord, WorkPool
 from service.pools import WorkPoolCreate, create_pool
 from service.services import build_services
@@ -266,3 +267,57 @@ def test_a_table_the_stack_owns_is_not_checked_at_start(
         monkeypatch.setenv("PUSHPOOL_DYNAMODB_CREATE_TABLE", "true")
         open_store(Settings(home=tmp_path / "home"))
         assert store.client.describe_table(TableName="stack-owned")["Table"]["TableName"]
+
+
+def test_deleting_a_deployment_is_one_transaction_with_its_schedules(
+    ddb: DynamoStore, tmp_path: Path
+) -> None:
+    svc = build_services(Settings(home=tmp_path / "home"), store=ddb, clock=FakeClock(T0))
+    create_pool(svc, WorkPoolCreate(name="hold", type="process", paused=True))
+    crons = [_cron(f"{m} * * * *") for m in range(20)]  # the most a deployment may have
+    dep, _ = deploy(
+        svc, DeploymentCreate.model_validate(deployment_body(work_pool="hold", schedules=crons))
+    )
+    assert len(ddb.get_schedules(dep.id)) == 20
+    counter = CallCounter(ddb)
+    ddb.delete_deployment(dep.id)
+    calls = counter.reset()
+    assert calls["TransactWriteItems"] == 1 and "DeleteItem" not in calls
+    assert ddb.get_schedules(dep.id) == [] and ddb.list_deployments() == []
+    with pytest.raises(DeploymentNotFound):
+        ddb.delete_deployment(dep.id)
+
+
+def test_schedules_orphaned_by_an_old_cut_short_delete_do_not_block_due_ones(
+    ddb: DynamoStore, tmp_path: Path
+) -> None:
+    """Before deletes were one transaction, a delete cut short (a Lambda timeout) could
+    leave a deployment's schedules behind; they must not hold the head of the index."""
+    svc = build_services(Settings(home=tmp_path / "home"), store=ddb, clock=FakeClock(T0))
+    create_pool(svc, WorkPoolCreate(name="hold", type="process", paused=True))
+    # The orphan fires first (12:05, the live one 12:30), so it heads the index.
+    gone, _ = deploy(
+        svc,
+        DeploymentCreate.model_validate(
+            deployment_body(name="gone", work_pool="hold", schedules=[_cron("5 * * * *")])
+        ),
+    )
+    deploy(
+        svc,
+        DeploymentCreate.model_validate(
+            deployment_body(name="live", work_pool="hold", schedules=[_cron("30 * * * *")])
+        ),
+    )
+    ddb.client.delete_item(  # what the old one-by-one delete did first
+        TableName=ddb.table, Key={"pk": {"S": f"DEP#{gone.id}"}, "sk": {"S": "DEP"}}
+    )
+    until = T0 + timedelta(days=1)
+    # One tick drops the orphan at the head ...
+    assert ddb.due_schedules(until, 1) == []
+    assert ddb.get_schedules(gone.id) == []
+    # ... and the next one reaches the live schedule behind it.
+    assert [dep.name for _, dep in ddb.due_schedules(until, 1)] == ["live"]
+
+
+def _cron(expr: str) -> dict[str, str]:
+    return {"kind": "cron", "cron": expr}
