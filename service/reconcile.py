@@ -36,19 +36,38 @@ class Reconciler:
         self.dispatcher = dispatcher
         self.store = dispatcher.store
         self.settings = dispatcher.settings
+        #: Where the next pass goes on: ``(expected_start, id)`` of the last run checked,
+        #: or ``None`` to start again from the oldest.
+        self._resume_after: tuple[datetime, str] | None = None
 
-    def run(self, now: datetime, limit: int = 1000) -> ReconcileReport:
+    def run(
+        self, now: datetime, limit: int = 1000, *, deadline: datetime | None = None
+    ) -> ReconcileReport:
+        """Check up to ``limit`` active runs, then work the teardown queue.
+
+        With more active runs than ``limit`` (or a ``deadline`` that stops a pass early),
+        each pass goes on where the previous one stopped and wraps round to the oldest,
+        so every active run is checked within a few ticks, however many there are."""
         report = ReconcileReport()
         lookups = self.dispatcher.lookups()
-        for run in self.store.runs_in_states(sorted(ACTIVE), limit):
+        page = self.store.runs_in_states(sorted(ACTIVE), limit, after=self._resume_after)
+        if not page and self._resume_after is not None:  # the last pass ended the list
+            self._resume_after = None
+            page = self.store.runs_in_states(sorted(ACTIVE), limit)
+        for run in page:
+            if deadline is not None and self.dispatcher.now() >= deadline:
+                return report  # the next pass goes on from here
             report.checked += 1
+            self._resume_after = (run.expected_start, run.id)
             try:
                 self._check(run, now, report, lookups)
             except (IllegalTransition, NotFound):
                 continue  # the run moved on meanwhile, or its pool is gone
             except PushpoolError as exc:
                 log.warning("reconciling %s: %s", run.id, exc)
-        self._teardown(report)
+        if len(page) < limit:
+            self._resume_after = None  # seen them all: the next pass starts at the oldest
+        self._teardown(report, deadline)
         return report
 
     def reconcile_run(self, run_id: str, infra_id: str, now: datetime) -> str:
@@ -141,8 +160,10 @@ class Reconciler:
         )
         report.crashed += 1
 
-    def _teardown(self, report: ReconcileReport) -> None:
+    def _teardown(self, report: ReconcileReport, deadline: datetime | None = None) -> None:
         for item in self.store.pending_teardowns(100):
+            if deadline is not None and self.dispatcher.now() >= deadline:
+                return
             try:
                 self.dispatcher.provisioner(item.work_pool).teardown(item.infra)
             except NotFound:

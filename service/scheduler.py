@@ -92,7 +92,7 @@ class Scheduler:
             if len(claimed) < batch:
                 break
         if in_time():
-            report.reconcile = self.reconciler.run(now)
+            report.reconcile = self.reconciler.run(now, deadline=deadline)
         if in_time() and self._sweep_due(now):
             report.reconcile.orphans = self.reconciler.sweep_orphans()
         return report

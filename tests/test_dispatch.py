@@ -209,3 +209,43 @@ def test_sweep_prunes_by_what_deployments_need(
     services.scheduler.tick(clock())
     services.scheduler.tick(clock.advance(60))
     assert len(PruningProcess.asked) == 2
+
+
+def _running(services: Services, dep: Deployment, n: int) -> list[FlowRun]:
+    """``n`` ad-hoc runs made RUNNING at one instant (one ``expected_start``: a tie)."""
+    runs = [create_run(services, dep.id, RunCreate())[0] for _ in range(n)]
+    for run in runs:
+        set_state(services.store, run.id, StateType.RUNNING, now=services.clock())
+    return runs
+
+
+def test_reconcile_pages_through_more_active_runs_than_its_limit(
+    services: Services, clock: FakeClock, sleeper: Deployment
+) -> None:
+    """Only the last run in (expected_start, id) order goes silent; a pass checks two runs,
+    so a reconciler that always began at the oldest would never reach it."""
+    runs = _running(services, sleeper, 5)
+    stale = max(runs, key=lambda r: r.id)
+    clock.advance(services.settings.heartbeat_timeout_seconds + 1)
+    for run in runs:
+        if run.id != stale.id:
+            services.store.record_heartbeat(run.id, clock())
+    reconciler = services.scheduler.reconciler
+    checked = []
+    for _ in range(3):
+        assert services.store.get_run(stale.id).state.type == StateType.RUNNING
+        checked.append(reconciler.run(clock(), limit=2).checked)
+    assert checked == [2, 2, 1]
+    assert services.store.get_run(stale.id).state.type == StateType.CRASHED
+    live = [r.id for r in runs if services.store.get_run(r.id).state.type == StateType.RUNNING]
+    assert len(live) == 4
+    assert reconciler.run(clock(), limit=2).checked == 2  # round again from the oldest
+
+
+def test_reconcile_stops_at_the_deadline_and_the_next_pass_goes_on(
+    services: Services, clock: FakeClock, sleeper: Deployment
+) -> None:
+    _running(services, sleeper, 3)
+    reconciler = services.scheduler.reconciler
+    assert reconciler.run(clock(), deadline=clock()).checked == 0
+    assert reconciler.run(clock()).checked == 3

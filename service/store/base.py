@@ -257,10 +257,13 @@ class Store(ABC):
         since: datetime | None = None,
         auto_scheduled: bool | None = None,
         deployment_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
     ) -> list[FlowRun]:
-        """Runs in any of ``states``, oldest ``expected_start`` first; optionally only
-        those with ``since <= expected_start < before``, a given ``auto_scheduled`` and
-        of one deployment.
+        """Runs in any of ``states``, in ``(expected_start, id)`` order; optionally only
+        those with ``since <= expected_start < before``, a given ``auto_scheduled``, of
+        one deployment, and after the ``after`` = ``(expected_start, id)`` of a run a
+        previous page ended with (a cursor that pages through runs sharing one
+        ``expected_start``; it is used instead of ``since``).
 
         Must be served by an index on ``(state, expected_start)``.
         """

@@ -1271,8 +1271,11 @@ class DynamoStore(Store):
         since: datetime | None = None,
         auto_scheduled: bool | None = None,
         deployment_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
     ) -> list[FlowRun]:
         def sk(e: _Expr, k: str) -> str:
+            if after is not None:  # the index's sort key is (expected_start, id) already
+                return f"{e.n(k)} > {e.v(_order(*after))}"
             if since is not None and before is not None:
                 return f"{e.n(k)} BETWEEN {e.v(ts(since))} AND {e.v(ts(before))}"
             if before is not None:
@@ -1289,7 +1292,7 @@ class DynamoStore(Store):
             return " AND ".join(parts)
 
         has_filter = auto_scheduled is not None or deployment_id is not None
-        ranged = before is not None or since is not None
+        ranged = before is not None or since is not None or after is not None
         iters = [
             self._query(
                 "gsi1pk",
@@ -1304,7 +1307,7 @@ class DynamoStore(Store):
         out: list[FlowRun] = []
         for item in heapq.merge(*iters, key=lambda i: i["gsi1sk"]):
             if before is not None and item["gsi1sk"] >= ts(before):
-                continue  # BETWEEN is inclusive; ``before`` is not
+                break  # BETWEEN is inclusive, ``before`` is not; the rest are later still
             out.append(self._run(item))
             if len(out) >= limit:
                 break

@@ -722,17 +722,26 @@ class SqlStore(Store):
         since: datetime | None = None,
         auto_scheduled: bool | None = None,
         deployment_id: str | None = None,
+        after: tuple[datetime, str] | None = None,
     ) -> list[FlowRun]:
         r = t.flow_runs
         q = (
             select(r)
             .where(r.c.state_type.in_([s.value for s in states]))
-            .order_by(r.c.expected_start)
+            .order_by(r.c.expected_start, r.c.id)
             .limit(limit)
         )
         if before is not None:
             q = q.where(r.c.expected_start < before)
-        if since is not None:
+        if after is not None:
+            start, run_id = after
+            q = q.where(
+                or_(
+                    r.c.expected_start > start,
+                    and_(r.c.expected_start == start, r.c.id > run_id),
+                )
+            )
+        elif since is not None:
             q = q.where(r.c.expected_start >= since)
         if auto_scheduled is not None:
             q = q.where(r.c.auto_scheduled.is_(auto_scheduled))

@@ -448,3 +448,24 @@ def test_meta(store: Store) -> None:
     assert store.set_meta_if_absent("x", "1")
     assert not store.set_meta_if_absent("x", "2")
     assert store.get_meta("x") == "1"
+
+
+def test_runs_in_states_pages_by_expected_start_then_id(store: Store, dep: Deployment) -> None:
+    """A cursor ``after=(expected_start, id)`` pages through runs sharing an instant."""
+    later = T0 + timedelta(minutes=1)
+    tie = [run(dep).model_copy(update={"id": f"tie-{i}"}) for i in (3, 1, 4, 0, 2)]
+    early = run(dep, start=T0 - timedelta(minutes=1)).model_copy(update={"id": "z-early"})
+    late = run(dep, start=later).model_copy(update={"id": "a-late"})
+    for r in [*tie, early, late]:
+        store.create_run(r)
+    expected = ["z-early", "tie-0", "tie-1", "tie-2", "tie-3", "tie-4", "a-late"]
+    everything = store.runs_in_states([StateType.SCHEDULED], 100)
+    assert [r.id for r in everything] == expected
+    seen: list[str] = []
+    after = None
+    while page := store.runs_in_states([StateType.SCHEDULED], 2, after=after):
+        seen += [r.id for r in page]
+        after = (page[-1].expected_start, page[-1].id)
+    assert seen == expected
+    cut = store.runs_in_states([StateType.SCHEDULED], 10, after=(T0, "tie-2"), before=later)
+    assert [r.id for r in cut] == ["tie-3", "tie-4"]
