@@ -11,15 +11,18 @@ Every implementation must pass ``tests/provisioners/test_conformance.py``.
 from __future__ import annotations
 
 import importlib
+import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from provisioners.errors import UnknownPoolType
+from provisioners.errors import ProvisionerError, UnknownPoolType
+
+log = logging.getLogger("pushpool.provisioners")
 
 
 class InfraRef(BaseModel):
@@ -122,6 +125,9 @@ class Provisioner(ABC):
     - ``find`` returns the infrastructure already started for an attempt, or ``None``:
       the dispatcher uses it to adopt what a crashed dispatcher started.
     - ``status`` never raises for infrastructure that is gone: it says ``MISSING``.
+    - ``status_many`` gives ``status`` of many refs (keyed by ``ref.id``) in as few
+      platform calls as the platform allows; a ref it could not read is left out, for
+      the caller to ask again later. Override it where the platform batches.
     - ``cancel`` asks the infrastructure to stop (gracefully first); idempotent.
     - ``teardown`` removes everything ``submit`` created for the attempt; idempotent,
       safe on something already gone or never started.
@@ -148,6 +154,15 @@ class Provisioner(ABC):
 
     @abstractmethod
     def status(self, ref: InfraRef) -> InfraStatus: ...
+
+    def status_many(self, refs: Sequence[InfraRef]) -> dict[str, InfraStatus]:
+        statuses: dict[str, InfraStatus] = {}
+        for ref in refs:
+            try:
+                statuses[ref.id] = self.status(ref)
+            except ProvisionerError as exc:
+                log.warning("status of %s: %s", ref.id, exc)
+        return statuses
 
     @abstractmethod
     def cancel(self, ref: InfraRef, grace_seconds: float) -> None: ...

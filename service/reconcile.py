@@ -54,13 +54,16 @@ class Reconciler:
         if not page and self._resume_after is not None:  # the last pass ended the list
             self._resume_after = None
             page = self.store.runs_in_states(sorted(ACTIVE), limit)
+        statuses = self._statuses(page, lookups)
         for run in page:
             if deadline is not None and self.dispatcher.now() >= deadline:
                 return report  # the next pass goes on from here
             report.checked += 1
             self._resume_after = (run.expected_start, run.id)
+            if run.infra is not None and run.id not in statuses:
+                continue  # its platform could not say: asked again next pass
             try:
-                self._check(run, now, report, lookups)
+                self._check(run, now, report, lookups, statuses.get(run.id))
             except (IllegalTransition, NotFound):
                 continue  # the run moved on meanwhile, or its pool is gone
             except PushpoolError as exc:
@@ -106,9 +109,36 @@ class Reconciler:
             fields=dict(fields),
         )
 
+    def _statuses(self, runs: list[FlowRun], lookups: Lookups) -> dict[str, InfraStatus]:
+        """The infrastructure status of every run that has some, keyed by run id: one
+        ``status_many`` per pool (ECS: one DescribeTasks per 100 tasks, not one each)."""
+        by_pool: dict[str, list[FlowRun]] = {}
+        for run in runs:
+            if run.infra is not None:
+                by_pool.setdefault(run.work_pool, []).append(run)
+        statuses: dict[str, InfraStatus] = {}
+        for pool, pool_runs in by_pool.items():
+            try:
+                found = lookups.provisioner(pool).status_many(
+                    [r.infra for r in pool_runs if r.infra is not None]
+                )
+            except PushpoolError as exc:  # its pool is gone, or its platform failed
+                log.warning("status of %d run(s) in pool %s: %s", len(pool_runs), pool, exc)
+                continue
+            statuses |= {
+                r.id: found[r.infra.id] for r in pool_runs if r.infra and r.infra.id in found
+            }
+        return statuses
+
     def _check(
-        self, run: FlowRun, now: datetime, report: ReconcileReport, lookups: Lookups
+        self,
+        run: FlowRun,
+        now: datetime,
+        report: ReconcileReport,
+        lookups: Lookups,
+        status: InfraStatus | None = None,
     ) -> None:
+        """``status`` is the run's infrastructure status if the caller has it already."""
         age = now - run.state.timestamp
         if run.infra is None:
             if run.state.type == StateType.CANCELLING:
@@ -119,7 +149,8 @@ class Reconciler:
                 report.resubmitted += 1
             return
         provisioner = lookups.provisioner(run.work_pool)
-        status = provisioner.status(run.infra)
+        if status is None:
+            status = provisioner.status(run.infra)
         if status.finished:
             self._stopped(run, now, status, report)
             return

@@ -249,3 +249,20 @@ def test_reconcile_stops_at_the_deadline_and_the_next_pass_goes_on(
     reconciler = services.scheduler.reconciler
     assert reconciler.run(clock(), deadline=clock()).checked == 0
     assert reconciler.run(clock()).checked == 3
+
+
+def test_reconcile_asks_each_pool_once_for_a_page_of_statuses(
+    services: Services, sleeper: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One ``status_many`` per pool per pass (on ECS: one DescribeTasks per 100 tasks)."""
+    _running(services, sleeper, 3)
+    asked: list[int] = []
+    real = ProcessProvisioner.status_many
+
+    def spy(self: ProcessProvisioner, refs: Any) -> Any:
+        asked.append(len(refs))
+        return real(self, refs)
+
+    monkeypatch.setattr(ProcessProvisioner, "status_many", spy)
+    assert services.scheduler.reconciler.run(services.clock()).checked == 3
+    assert asked == [3]

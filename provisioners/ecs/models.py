@@ -19,6 +19,8 @@ RESERVED_TAG_PREFIXES = ("pushpool:", "aws:")
 MAX_USER_TAGS = 40
 
 ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$"
+#: A container's ``stopTimeout`` on Fargate, in seconds.
+STOP_TIMEOUT_RANGE = (2, 120)
 
 
 class ProvisionedResource(BaseModel):
@@ -69,6 +71,15 @@ class EcsJobVariables(JobVariables):
     assign_public_ip: bool | None = None
     capacity_provider: Literal["FARGATE", "FARGATE_SPOT"] = "FARGATE"
     ephemeral_storage_gib: int | None = Field(default=None, ge=21, le=200)
+    stop_timeout_seconds: int | None = Field(
+        default=None,
+        description=(
+            "Seconds between SIGTERM and SIGKILL when a run is cancelled or its task stopped"
+            " (the container's stopTimeout, 2-120; ECS's default: 30). This, not the"
+            " service's cancel_grace_seconds, is the grace a cancelled run gets on ECS: a"
+            " running task's stop timeout is fixed by its task definition."
+        ),
+    )
     cloudwatch_logs: bool = True
     tags: dict[str, str] = Field(default_factory=dict)
 
@@ -76,6 +87,14 @@ class EcsJobVariables(JobVariables):
     def _fargate_size(self) -> EcsJobVariables:
         self.cpu, self.memory = sizes.resolve(self.cpu, self.memory)
         return self
+
+    @field_validator("stop_timeout_seconds")
+    @classmethod
+    def _stop_timeout(cls, seconds: int | None) -> int | None:
+        low, high = STOP_TIMEOUT_RANGE
+        if seconds is not None and not low <= seconds <= high:
+            raise ValueError(f"stop_timeout_seconds {seconds}: Fargate accepts {low} to {high}")
+        return seconds
 
     @field_validator("tags")
     @classmethod

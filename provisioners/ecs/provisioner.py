@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -173,10 +173,26 @@ class EcsProvisioner(Provisioner):
         return next((t for t in page["tasks"] if t.get("taskArn") == ref.id), None)
 
     def status(self, ref: InfraRef) -> InfraStatus:
-        task = self._describe(ref)
-        if task is None:
-            return InfraStatus(InfraState.MISSING, reason=f"ECS does not know task {ref.id}")
-        return task_status(task)
+        return _status_of(ref.id, self._describe(ref))
+
+    def status_many(self, refs: Sequence[InfraRef]) -> dict[str, InfraStatus]:
+        """One DescribeTasks per cluster and 100 tasks, instead of one per task."""
+        by_cluster: dict[str, list[str]] = {}
+        for ref in refs:
+            by_cluster.setdefault(str(ref.data["cluster"]), []).append(ref.id)
+        statuses: dict[str, InfraStatus] = {}
+        for cluster, arns in by_cluster.items():
+            try:
+                tasks = self.aws.describe_tasks(cluster, arns)["tasks"]
+            except AwsError as exc:
+                if exc.code != "ClusterNotFoundException":
+                    log.warning("status of %d task(s) in %s: %s", len(arns), cluster, exc)
+                    continue  # asked again on the next pass
+                tasks = []
+            known = {t.get("taskArn"): t for t in tasks}
+            for arn in arns:
+                statuses[arn] = _status_of(arn, known.get(arn))
+        return statuses
 
     def _stop(self, ref: InfraRef, reason: str) -> None:
         task = self._describe(ref)
@@ -294,3 +310,9 @@ class EcsProvisioner(Provisioner):
     def control_plane_policy(self) -> dict[str, Any]:
         """The IAM policy the control plane's identity needs for this pool."""
         return policy.control_plane_policy(policy.scope_for(self.config, self.names))
+
+
+def _status_of(arn: str, task: EcsTask | None) -> InfraStatus:
+    if task is None:
+        return InfraStatus(InfraState.MISSING, reason=f"ECS does not know task {arn}")
+    return task_status(task)

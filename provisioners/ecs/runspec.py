@@ -100,6 +100,7 @@ def task_definition_content(
         task_role_arn=job.task_role_arn or config.task_role_arn,
         command=tuple(job.command) if job.command else None,
         ephemeral_storage_gib=job.ephemeral_storage_gib,
+        stop_timeout_seconds=job.stop_timeout_seconds,
         logs=logs,
     )
 

@@ -1,10 +1,10 @@
 """Content-addressed task definitions.
 
 A task definition holds only what a deployment decides (image, size, roles, command,
-storage, logging), never a per-run value: those travel as ``RunTask`` overrides. Its
-family is the pool's prefix plus a hash of that content, so every run that needs the same
-definition finds it registered already, and a change of job variables makes a new family
-instead of piling revisions onto one.
+storage, logging, stop timeout), never a per-run value: those travel as ``RunTask``
+overrides. Its family is the pool's prefix plus a hash of that content, so every run that
+needs the same definition finds it registered already, and a change of job variables makes
+a new family instead of piling revisions onto one.
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ class TaskDefinitionContent:
     command: tuple[str, ...] | None = None
     ephemeral_storage_gib: int | None = None
     logs: Logs | None = None
+    #: The container's ``stopTimeout``; unset leaves the key out (ECS's 30 s), so the
+    #: digest of a definition without it is what it was before this field existed.
+    stop_timeout_seconds: int | None = None
 
     def container(self) -> dict[str, Any]:
         container: dict[str, Any] = {
@@ -60,6 +63,8 @@ class TaskDefinitionContent:
         }
         if self.command is not None:
             container["command"] = list(self.command)
+        if self.stop_timeout_seconds is not None:
+            container["stopTimeout"] = self.stop_timeout_seconds
         if self.logs is not None:
             container["logConfiguration"] = {
                 "logDriver": "awslogs",

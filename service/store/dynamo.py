@@ -16,9 +16,11 @@ meta value          ``META``                  key         value
 API key             ``APIKEY``                id          name, key_hash, created_at, revoked_at
 API key by hash     ``KEYHASH#<hash>``        ``KEYHASH`` id (unique hash, lookup)
 work pool           ``POOL``                  name        type, config J, concurrency_limit,
-                                                          paused, active (runs in ACTIVE states)
+                                                          paused, active (runs in ACTIVE states),
+                                                          deployments (DEPs counted_in it)
 deployment          ``DEP#<id>``              ``DEP``     doc J, flow_name, name, work_pool,
-                                                          paused; by_kind: ``DEPS`` / id
+                                                          paused, counted_in (= work_pool);
+                                                          by_kind: ``DEPS`` / id
 deployment name     ``DEPNAME#<J[flow,name]>`` ``DEPNAME`` id, created_at (unique name)
 schedule            ``SCHED#<id>``            ``SCHED``   doc J, active, next_fire_at T;
                                                           by_deployment: ``SCHEDS#<dep>`` / id;
@@ -43,6 +45,17 @@ GSIs (projection ALL): ``by_state`` (gsi1pk, gsi1sk), ``by_deployment`` (gsi2pk,
 on the pool item and the deployment counter item: a claim increments them in the same
 transaction as ``SCHEDULED -> PENDING`` with the condition ``active < concurrency_limit``;
 every transition leaving an ACTIVE state decrements them (entering one increments).
+
+A pool's ``deployments`` counter keeps a pool in use from being deleted without reading
+every deployment: the transaction that writes a deployment item increments the counter of
+the pool it names (conditional on the pool existing) and decrements that of the pool it
+named before; deleting a deployment decrements it; ``delete_pool`` is one DeleteItem
+conditional on both counters being 0. The deployment item records the pool it is counted
+in (``counted_in``), and every write of it is conditional on that value, so two writers
+never both move (or drop) the same count. Items from before the counter: a pool without
+``deployments`` counts 0 (there were no deployed users then), and a deployment without
+``counted_in`` is counted nowhere until it is next deployed (which counts it) — until then
+its pool can be deleted under it, as before.
 
 GSI reads are eventually consistent on the real service: a GSI only proposes candidates
 (due schedules, due runs, runs to list); every write that matters re-checks the base item
@@ -108,6 +121,9 @@ _RUN_TIMES = (
 _RUN_JSON = ("parameters", "job_variables", "result", "error", "tags", "infra")
 _RETRIES = 20
 DEFAULT_LOG_RETENTION_SECONDS = 30 * 24 * 3600
+#: The pool item's attributes update_pool may set: the others are its keys, its counters
+#: (``active``, ``deployments``) and timestamps.
+_POOL_CHANGES = frozenset({"type", "config", "concurrency_limit", "paused"})
 
 _ser = TypeSerializer()
 _deser = TypeDeserializer()
@@ -146,6 +162,14 @@ def _code(exc: ClientError) -> str:
 
 def _reasons(exc: ClientError) -> list[str]:
     return [str(r.get("Code") or "None") for r in exc.response.get("CancellationReasons", [])]
+
+
+def _cancelled(exc: ClientError) -> list[str]:
+    """The per-operation reasons of a cancelled transaction; any other error is re-raised."""
+    reasons = _reasons(exc)
+    if _code(exc) != "TransactionCanceledException" or not reasons:
+        raise exc
+    return reasons
 
 
 class _Expr:
@@ -210,6 +234,41 @@ def _limit_ok(e: _Expr) -> str:
         f"(attribute_not_exists({lim}) OR {act} < {lim} "
         f"OR (attribute_not_exists({act}) AND {lim} > {zero}))"
     )
+
+
+def _cond(cond: Callable[[_Expr], str]) -> dict[str, Any]:
+    """``ConditionExpression`` with its names/values, for a transaction ``Put``/``Delete``."""
+    e = _Expr()
+    return {"ConditionExpression": cond(e)} | e.args()
+
+
+def _pool_exists(e: _Expr) -> str:
+    return "attribute_exists(pk)"
+
+
+def _pool_count(pool: str, delta: int) -> dict[str, Any]:
+    """A transaction op moving a pool's ``deployments`` counter by ``delta``.
+
+    Conditional on the pool existing: an ``Update`` of a missing item would create a bare
+    ``POOL`` item (no type, no config) that ``list_pools`` could not read. For +1 a failed
+    condition means ``PoolNotFound``; for -1 it cannot fail unless items were edited by
+    hand (a deployment counted in a pool keeps the pool from being deleted), and the
+    caller carries on without it.
+    """
+    return {
+        "Update": _update({"pk": "POOL", "sk": pool}, add={"deployments": delta}, cond=_pool_exists)
+    }
+
+
+def _dep_guard(old: Item | None) -> Callable[[_Expr], str]:
+    """The condition that the deployment item is still as read (``old``, or missing) as far
+    as the pool counters go: the pool it is counted in."""
+    if old is None:
+        return lambda e: "attribute_not_exists(pk)"
+    counted = old.get("counted_in")
+    if counted is None:  # written before the counter: counted nowhere
+        return lambda e: f"attribute_exists(pk) AND attribute_not_exists({e.n('counted_in')})"
+    return lambda e: f"{e.n('counted_in')} = {e.v(counted)}"
 
 
 class DynamoStore(Store):
@@ -472,6 +531,7 @@ class DynamoStore(Store):
             "concurrency_limit": pool.concurrency_limit,
             "paused": pool.paused,
             "active": 0,
+            "deployments": 0,
             "created_at": ts(pool.created_at),
             "updated_at": ts(pool.updated_at),
         }
@@ -498,6 +558,8 @@ class DynamoStore(Store):
     def update_pool(self, name: str, changes: dict[str, Any], now: datetime) -> WorkPool:
         values: Item = {"updated_at": ts(now)}
         for k, v in changes.items():
+            if k not in _POOL_CHANGES:  # never the counters (active, deployments) or keys
+                raise InvalidInput(k, "not a work pool field that can change")
             values[k] = json.dumps(v) if k == "config" else v
         remove = [k for k, v in values.items() if v is None]
         try:
@@ -517,22 +579,36 @@ class DynamoStore(Store):
         return self._pool(out)
 
     def delete_pool(self, name: str) -> None:
-        self._pool_item(name)
-        users = sum(1 for d in self._deployment_items() if d["work_pool"] == name)
-        if users:
-            raise Conflict(f"work pool {name!r} is used by {users} deployment(s)")
+        """One DeleteItem, conditional on no deployment counted in the pool and no run in
+        an ACTIVE state in it; a refusal returns the item as checked, for the message."""
+        e = _Expr()
+        zero = e.v(0)
+        deps, active = e.n("deployments"), e.n("active")
+        # A pool written before the ``deployments`` counter has none: it counts 0, as do
+        # deployments written before it (see the module docstring). There were no
+        # deployed users then; a deployment counts once it is deployed again.
+        cond = (
+            f"attribute_exists(pk) AND (attribute_not_exists({deps}) OR {deps} = {zero}) "
+            f"AND (attribute_not_exists({active}) OR {active} = {zero})"
+        )
         try:
             self.client.delete_item(
                 TableName=self.table,
                 Key=_enc({"pk": "POOL", "sk": name}),
-                ConditionExpression="attribute_exists(pk) AND "
-                "(attribute_not_exists(active) OR active = :zero)",
-                ExpressionAttributeValues={":zero": {"N": "0"}},
+                ConditionExpression=cond,
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **e.args(),
             )
         except ClientError as exc:
             if _code(exc) != "ConditionalCheckFailedException":
                 raise
-            item = self._pool_item(name)
+            raw = exc.response.get("Item")
+            if not raw:
+                raise PoolNotFound(name) from exc
+            item = _dec(raw)
+            users = int(item.get("deployments", 0))
+            if users:
+                raise Conflict(f"work pool {name!r} is used by {users} deployment(s)") from exc
             raise Conflict(
                 f"work pool {name!r} has {item.get('active', 0)} run(s) in progress"
             ) from exc
@@ -551,6 +627,7 @@ class DynamoStore(Store):
             "flow_name": d.flow_name,
             "name": d.name,
             "work_pool": d.work_pool,
+            "counted_in": d.work_pool,
             "paused": d.paused,
             "gsi3pk": "DEPS",
             "gsi3sk": d.id,
@@ -562,42 +639,61 @@ class DynamoStore(Store):
     def upsert_deployment(
         self, deployment: Deployment, schedules: list[ScheduleRecord]
     ) -> tuple[Deployment, bool]:
-        self._pool_item(deployment.work_pool)
+        """One transaction writes the name (on create), the deployment item, its counter
+        and the pools' ``deployments`` counters: +1 on the pool it names, conditional on
+        that pool existing (which is the ``PoolNotFound`` check: no read before, so a pool
+        deleted meanwhile cannot be missed), -1 on the pool it was counted in before. The
+        deployment item's write is conditional on the pool it was counted in (as read), so
+        a concurrent replace or delete makes it read again."""
         name_key = self._name_key(deployment.flow_name, deployment.name)
+        gone: set[str] = set()  # old pools found missing (hand-edited): nothing to give back
         for _ in range(_RETRIES):
             existing = self._get(name_key["pk"], name_key["sk"])
             created = existing is None
+            stored = deployment
             if existing is not None:
-                deployment = deployment.model_copy(
+                stored = deployment.model_copy(
                     update={"id": existing["id"], "created_at": from_ts(existing["created_at"])}
                 )
+            item = _enc(self._deployment_item(stored))
             counter = _update(
-                {"pk": f"CNT#{deployment.id}", "sk": "CNT"},
-                set_={"concurrency_limit": deployment.concurrency_limit},
+                {"pk": f"CNT#{stored.id}", "sk": "CNT"},
+                set_={"concurrency_limit": stored.concurrency_limit},
             )
+            was: str | None = None
             if created:
-                ref = name_key | {"id": deployment.id, "created_at": ts(deployment.created_at)}
+                ref = name_key | {"id": stored.id, "created_at": ts(stored.created_at)}
                 ops: list[dict[str, Any]] = [
                     {"Put": {"Item": _enc(ref), "ConditionExpression": "attribute_not_exists(pk)"}},
-                    {"Put": {"Item": _enc(self._deployment_item(deployment))}},
+                    {"Put": {"Item": item}},
                     {"Update": counter},
                 ]
-                try:
-                    self._transact(ops)
-                except ClientError as exc:
-                    if _code(exc) == "TransactionCanceledException":
-                        continue  # created concurrently: replace it instead
-                    raise
             else:
-                self._transact(
-                    [
-                        {"Put": {"Item": _enc(self._deployment_item(deployment))}},
-                        {"Update": counter},
-                    ]
-                )
-            break
-        self._replace_schedules(deployment, schedules)
-        return deployment, created
+                old = self._deployment_doc(stored.id)
+                was = None if old is None else old.get("counted_in")
+                ops = [{"Put": {"Item": item} | _cond(_dep_guard(old))}, {"Update": counter}]
+            new_at = len(ops)
+            # Counted there already: +0, only to check that the pool still exists (an
+            # Update, not a condition check op, which would need another IAM action).
+            ops.append(_pool_count(stored.work_pool, 0 if was == stored.work_pool else +1))
+            if was is not None and was != stored.work_pool and was not in gone:
+                ops.append(_pool_count(was, -1))
+            try:
+                self._transact(ops)
+            except ClientError as exc:
+                reasons = _cancelled(exc)
+                if reasons[new_at] == "ConditionalCheckFailed":
+                    raise PoolNotFound(stored.work_pool) from exc
+                if reasons[new_at + 1 :] and reasons[new_at + 1] == "ConditionalCheckFailed":
+                    assert was is not None
+                    gone.add(was)
+                    continue
+                if reasons[0] != "None":
+                    continue  # the name or the item changed meanwhile: read again
+                raise
+            self._replace_schedules(stored, schedules)
+            return stored, created
+        raise Conflict(f"deployment {deployment.flow_name}/{deployment.name} is contended")
 
     @staticmethod
     def _schedule_item(
@@ -704,35 +800,53 @@ class DynamoStore(Store):
         has at most 20 schedules, well inside the 100 items a transaction takes), so no
         cut-short delete leaves a schedule firing for a deployment that is gone. Its
         ``SCHEDULED`` runs are deleted after, each conditionally; any a cut-short delete
-        leaves still end: their runner finds no deployment and the run fails."""
-        old = self._deployment_doc(deployment_id)
-        if old is None:
-            raise DeploymentNotFound(deployment_id)
-        ops: list[dict[str, Any]] = [
-            {
-                "Delete": {
-                    "Key": _enc({"pk": f"DEP#{deployment_id}", "sk": "DEP"}),
-                    "ConditionExpression": "attribute_exists(pk)",
-                }
-            },
-            {"Delete": {"Key": _enc(self._name_key(old["flow_name"], old["name"]))}},
-            # Runs left behind no longer count against a deployment limit.
-            {
-                "Update": _update(
-                    {"pk": f"CNT#{deployment_id}", "sk": "CNT"}, remove=["concurrency_limit"]
-                )
-            },
-        ]
-        ops += [
-            {"Delete": {"Key": _enc({"pk": s["pk"], "sk": s["sk"]})}}
-            for s in self._schedule_items(deployment_id)
-        ]
-        try:
-            self._transact(ops)
-        except ClientError as exc:
-            if "ConditionalCheckFailed" in _reasons(exc):  # deleted concurrently
-                raise DeploymentNotFound(deployment_id) from exc
-            raise
+        leaves still end: their runner finds no deployment and the run fails.
+
+        The same transaction gives back the deployment's count on the pool it is counted
+        in, conditional on the pool existing (an ``Update`` would otherwise create a bare
+        pool item). That pool cannot have been deleted while the count held it, so the
+        condition fails only for items edited by hand; the delete then goes ahead without
+        it rather than leaving a deployment nobody can delete."""
+        skip_pool = False
+        for _ in range(_RETRIES):
+            old = self._deployment_doc(deployment_id)
+            if old is None:
+                raise DeploymentNotFound(deployment_id)
+            counted = old.get("counted_in")
+            ops: list[dict[str, Any]] = [
+                {
+                    "Delete": {"Key": _enc({"pk": f"DEP#{deployment_id}", "sk": "DEP"})}
+                    | _cond(_dep_guard(old))
+                },
+                {"Delete": {"Key": _enc(self._name_key(old["flow_name"], old["name"]))}},
+                # Runs left behind no longer count against a deployment limit.
+                {
+                    "Update": _update(
+                        {"pk": f"CNT#{deployment_id}", "sk": "CNT"}, remove=["concurrency_limit"]
+                    )
+                },
+            ]
+            pool_at: int | None = None
+            if counted is not None and not skip_pool:
+                pool_at = len(ops)
+                ops.append(_pool_count(counted, -1))
+            ops += [
+                {"Delete": {"Key": _enc({"pk": s["pk"], "sk": s["sk"]})}}
+                for s in self._schedule_items(deployment_id)
+            ]
+            try:
+                self._transact(ops)
+            except ClientError as exc:
+                reasons = _cancelled(exc)
+                if reasons[0] != "None":
+                    continue  # deleted or moved to another pool meanwhile: read again
+                if pool_at is not None and reasons[pool_at] == "ConditionalCheckFailed":
+                    skip_pool = True
+                    continue
+                raise
+            break
+        else:
+            raise Conflict(f"deployment {deployment_id} is contended")
         self._delete_scheduled_runs(deployment_id, auto_only=False)
 
     def get_schedules(self, deployment_id: str) -> list[ScheduleRecord]:
@@ -1123,9 +1237,7 @@ class DynamoStore(Store):
         try:
             self._transact(ops)
         except ClientError as exc:
-            reasons = _reasons(exc)
-            if _code(exc) != "TransactionCanceledException" or not reasons:
-                raise
+            reasons = _cancelled(exc)
             if reasons[0] != "None":
                 return "lost"
             if reasons[2] != "None":

@@ -134,6 +134,19 @@ def test_cfn_lint_passes_with_informational_rules() -> None:
     assert not findings, "\n".join(str(m) for m in findings)
 
 
+#: CloudFormation's limit on ``TemplateBody``, in bytes.
+TEMPLATE_BODY_LIMIT = 51_200
+
+
+def test_the_template_fits_in_a_template_body() -> None:
+    size = len(TEMPLATE.read_text(encoding="utf-8").encode("utf-8"))
+    assert size < TEMPLATE_BODY_LIMIT, (
+        f"{TEMPLATE.name} is {size} bytes; CloudFormation takes at most {TEMPLATE_BODY_LIMIT}"
+        " as TemplateBody: upload it to the artifacts bucket and pass TemplateURL instead in"
+        " service/cli/deploy_stack.py (create_stack and update_stack)"
+    )
+
+
 # -- 2. the template's own properties (including what moto cannot show) ------------------
 def test_function_is_python312_arm64_with_snapstart_on_a_published_version() -> None:
     fn = RESOURCES[FUNCTION]["Properties"]

@@ -92,3 +92,21 @@ def test_submit_failure_is_a_provisioner_error(harness: Harness) -> None:
         harness.provisioner.submit(request)
     assert "secret-token" not in str(info.value)
     assert isinstance(InfraRef, type)
+
+
+def test_status_many_agrees_with_status(harness: Harness) -> None:
+    p = harness.provisioner
+    running = p.submit(harness.request(rid(), harness.sleep_job(30)))
+    exited = p.submit(harness.request(rid(), harness.exit_job(3)))
+    gone = p.submit(harness.request(rid(), harness.exit_job(0)))
+    harness.wait_finished(exited)
+    p.teardown(gone)
+    refs = [running, exited, gone]
+    many = p.status_many(refs)
+    assert set(many) == {r.id for r in refs}
+    assert many == {r.id: p.status(r) for r in refs}
+    assert many[gone.id].finished and many[exited.id].finished
+    assert not many[running.id].finished
+    assert p.status_many([]) == {}
+    for ref in (running, exited):
+        p.teardown(ref)

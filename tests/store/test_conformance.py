@@ -469,3 +469,18 @@ def test_runs_in_states_pages_by_expected_start_then_id(store: Store, dep: Deplo
     assert seen == expected
     cut = store.runs_in_states([StateType.SCHEDULED], 10, after=(T0, "tie-2"), before=later)
     assert [r.id for r in cut] == ["tie-3", "tie-4"]
+
+
+def test_moving_a_deployment_frees_its_old_pool(store: Store, dep: Deployment) -> None:
+    store.create_pool(pool("q"))
+    with pytest.raises(PoolNotFound):
+        store.upsert_deployment(deployment(pool_name="nope"), [])
+    assert store.get_deployment(dep.id).work_pool == "p"
+    moved, created = store.upsert_deployment(deployment(pool_name="q"), [])
+    assert not created and moved.id == dep.id
+    store.delete_pool("p")
+    with pytest.raises(Conflict, match="1 deployment"):
+        store.delete_pool("q")
+    store.delete_deployment(dep.id)
+    store.delete_pool("q")
+    assert store.list_pools() == []

@@ -14,7 +14,7 @@ from support.clock import FakeClock
 from support.factories import deployment_body
 
 from service.deployments import DeploymentCreate, deploy
-from service.errors import DeploymentNotFound
+from service.errors import Conflict, DeploymentNotFound, InvalidInput, PoolNotFound
 from service.models import Deployment, FlowRun, LogLine, StateRecord, WorkPool
 from service.pools import WorkPoolCreate, create_pool
 from service.services import build_services
@@ -321,3 +321,213 @@ def test_schedules_orphaned_by_an_old_cut_short_delete_do_not_block_due_ones(
 
 def _cron(expr: str) -> dict[str, str]:
     return {"kind": "cron", "cron": expr}
+
+
+# -- the pools' deployment counters ----------------------------------------------------------
+def _pool_named(name: str) -> WorkPool:
+    return WorkPool(name=name, type="process", created_at=T0, updated_at=T0)
+
+
+def _dep_in(pool_name: str, name: str = "d") -> Deployment:
+    return deployment(None).model_copy(update={"work_pool": pool_name, "name": name})
+
+
+def _uses(ddb: DynamoStore, pool_name: str) -> int | None:
+    item = ddb._get("POOL", pool_name)
+    return None if item is None else int(item.get("deployments", 0))
+
+
+def _raw_keys(ddb: DynamoStore) -> set[tuple[str, str]]:
+    items = ddb.client.scan(TableName=ddb.table)["Items"]
+    return {(i["pk"]["S"], i["sk"]["S"]) for i in items}
+
+
+class OnNextTransaction:
+    """Runs ``action`` once, just before the store's next ``TransactWriteItems`` is sent:
+    what another writer could do between the store's reads and its transaction."""
+
+    def __init__(self, ddb: DynamoStore, action: Any) -> None:
+        self.ddb, self.action, self.fired = ddb, action, False
+        ddb.client.meta.events.register("before-call.dynamodb.TransactWriteItems", self._run)
+
+    def _run(self, **_: Any) -> None:
+        if not self.fired:
+            self.fired = True  # first, so a transaction the action makes passes through
+            self.action()
+
+    def __enter__(self) -> OnNextTransaction:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.ddb.client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", self._run)
+        assert self.fired
+
+
+def test_pool_counts_the_deployments_using_it(ddb: DynamoStore) -> None:
+    ddb.create_pool(_pool_named("a"))
+    ddb.create_pool(_pool_named("b"))
+    one, created = ddb.upsert_deployment(_dep_in("a", "one"), [])
+    assert created
+    two, _ = ddb.upsert_deployment(_dep_in("a", "two").model_copy(update={"id": "dep-2"}), [])
+    assert (_uses(ddb, "a"), _uses(ddb, "b")) == (2, 0)
+    with pytest.raises(Conflict, match=r"work pool 'a' is used by 2 deployment\(s\)"):
+        ddb.delete_pool("a")
+
+    # Redeploying in place counts nothing twice; moving moves the count.
+    ddb.upsert_deployment(_dep_in("a", "two"), [])
+    assert (_uses(ddb, "a"), _uses(ddb, "b")) == (2, 0)
+    moved, created = ddb.upsert_deployment(_dep_in("b", "two"), [])
+    assert not created and moved.id == two.id and ddb.get_deployment(two.id).work_pool == "b"
+    assert (_uses(ddb, "a"), _uses(ddb, "b")) == (1, 1)
+
+    # The counter is the store's: never shown, never reset or set by update_pool.
+    ddb.update_pool("b", {"paused": True, "concurrency_limit": 3}, T0)
+    assert _uses(ddb, "b") == 1
+    with pytest.raises(InvalidInput):
+        ddb.update_pool("b", {"deployments": 0}, T0)
+    assert "deployments" not in ddb.get_pool("b").model_dump()
+    assert [p.name for p in ddb.list_pools()] == ["a", "b"]
+
+    ddb.delete_deployment(one.id)
+    ddb.delete_pool("a")  # the old pool is free once its last deployment is gone
+    with pytest.raises(PoolNotFound):
+        ddb.get_pool("a")
+    with pytest.raises(Conflict, match=r"'b' is used by 1 deployment\(s\)"):
+        ddb.delete_pool("b")
+    ddb.delete_deployment(two.id)
+    assert _uses(ddb, "b") == 0
+    ddb.delete_pool("b")
+    with pytest.raises(PoolNotFound):
+        ddb.delete_pool("b")
+    assert ddb.list_pools() == []
+
+
+def test_delete_pool_is_one_conditional_delete(ddb: DynamoStore) -> None:
+    ddb.create_pool(pool(None))
+    dep, _ = ddb.upsert_deployment(deployment(None), [])
+    counter = CallCounter(ddb)
+    with pytest.raises(Conflict, match="used by 1 deployment"):
+        ddb.delete_pool("p")
+    refused = counter.reset()
+    ddb.delete_deployment(dep.id)
+    r, _ = ddb.create_run(run(dep, 0))
+    ddb.claim_due_runs(T0, 1, issue)
+    counter.reset()
+    with pytest.raises(Conflict, match=r"has 1 run\(s\) in progress"):
+        ddb.delete_pool("p")
+    busy = counter.reset()
+    ddb.transition(
+        r.id, StateType.PENDING, StateRecord(type=StateType.CRASHED, name="Crashed", timestamp=T0)
+    )
+    counter.reset()
+    ddb.delete_pool("p")
+    deleted = counter.reset()
+    with pytest.raises(PoolNotFound):
+        ddb.delete_pool("p")
+    missing = counter.reset()
+    for calls in (refused, busy, deleted, missing):
+        assert calls == {"DeleteItem": 1}, calls
+
+
+def test_a_pool_deleted_before_the_transaction_is_not_used(ddb: DynamoStore) -> None:
+    """The pool goes between whatever the upsert reads and its transaction: the
+    transaction's own condition on the pool refuses, and nothing is left behind."""
+    ddb.create_pool(pool(None))
+    before = _raw_keys(ddb)
+
+    def drop_pool() -> None:
+        ddb.client.delete_item(TableName=ddb.table, Key={"pk": {"S": "POOL"}, "sk": {"S": "p"}})
+
+    with OnNextTransaction(ddb, drop_pool), pytest.raises(PoolNotFound) as info:
+        ddb.upsert_deployment(deployment(None), [])
+    assert info.value.ident == "p"
+    assert _raw_keys(ddb) == before - {("POOL", "p")}  # no DEP, name, counter or bare pool
+    assert ddb.list_deployments() == []
+
+
+def test_moving_onto_a_pool_deleted_meanwhile_leaves_the_deployment_where_it_was(
+    ddb: DynamoStore,
+) -> None:
+    ddb.create_pool(_pool_named("a"))
+    ddb.create_pool(_pool_named("b"))
+    dep, _ = ddb.upsert_deployment(_dep_in("a"), [])
+
+    def drop_b() -> None:
+        ddb.delete_pool("b")
+
+    with OnNextTransaction(ddb, drop_b), pytest.raises(PoolNotFound):
+        ddb.upsert_deployment(_dep_in("b"), [])
+    assert ddb.get_deployment(dep.id).work_pool == "a"
+    assert (_uses(ddb, "a"), _uses(ddb, "b")) == (1, None)
+
+
+def test_concurrent_moves_and_deletes_keep_the_counts(ddb: DynamoStore) -> None:
+    for name in "abc":
+        ddb.create_pool(_pool_named(name))
+    dep, _ = ddb.upsert_deployment(_dep_in("a"), [])
+
+    # Moved a -> c by another writer after this move a -> b read the deployment.
+    with OnNextTransaction(ddb, lambda: ddb.upsert_deployment(_dep_in("c"), [])):
+        ddb.upsert_deployment(_dep_in("b"), [])
+    assert ddb.get_deployment(dep.id).work_pool == "b"
+    assert [_uses(ddb, n) for n in "abc"] == [0, 1, 0]
+
+    # Moved b -> c after the delete read it: the delete gives back c's count, not b's.
+    with OnNextTransaction(ddb, lambda: ddb.upsert_deployment(_dep_in("c"), [])):
+        ddb.delete_deployment(dep.id)
+    assert [_uses(ddb, n) for n in "abc"] == [0, 0, 0]
+    for name in "abc":
+        ddb.delete_pool(name)
+
+    # Deleted by another writer after this delete read it.
+    ddb.create_pool(_pool_named("a"))
+    dep, _ = ddb.upsert_deployment(_dep_in("a"), [])
+    gone = OnNextTransaction(ddb, lambda: ddb.delete_deployment(dep.id))
+    with gone, pytest.raises(DeploymentNotFound):
+        ddb.delete_deployment(dep.id)
+    assert _uses(ddb, "a") == 0
+
+    # Deleted after this replace read it: created again, counted once.
+    ddb.upsert_deployment(_dep_in("a"), [])
+    with OnNextTransaction(ddb, lambda: ddb.delete_deployment(ddb.find_deployment("flow", "d").id)):
+        _, created = ddb.upsert_deployment(_dep_in("a"), [])
+    assert created and _uses(ddb, "a") == 1 and len(ddb.list_deployments()) == 1
+
+
+def test_items_written_before_the_counter(ddb: DynamoStore) -> None:
+    """A pool without ``deployments`` counts 0, a deployment without ``counted_in`` is
+    counted nowhere: deleting it gives nothing back; deploying it again counts it."""
+    ddb.create_pool(pool(None))
+    dep, _ = ddb.upsert_deployment(deployment(None), [])
+    other, _ = ddb.upsert_deployment(
+        deployment(None).model_copy(update={"id": "dep-2", "name": "e"}), []
+    )
+
+    def strip(pk: str, sk: str, attr: str) -> None:
+        ddb.client.update_item(
+            TableName=ddb.table,
+            Key={"pk": {"S": pk}, "sk": {"S": sk}},
+            UpdateExpression=f"REMOVE {attr}",
+        )
+
+    strip("POOL", "p", "deployments")
+    strip(f"DEP#{dep.id}", "DEP", "counted_in")
+    strip(f"DEP#{other.id}", "DEP", "counted_in")
+    ddb.delete_deployment(other.id)
+    assert _uses(ddb, "p") == 0 and "deployments" not in (ddb._get("POOL", "p") or {})
+    ddb.upsert_deployment(deployment(None), [])  # deployed again: now counted
+    assert _uses(ddb, "p") == 1
+    with pytest.raises(Conflict):
+        ddb.delete_pool("p")
+    ddb.delete_deployment(dep.id)
+    ddb.delete_pool("p")
+
+
+def test_deleting_a_deployment_whose_pool_item_is_gone(ddb: DynamoStore) -> None:
+    """Only a hand-edited table gets here (a counted deployment holds its pool), but the
+    deployment can still be deleted, and no bare pool item appears."""
+    ddb.create_pool(pool(None))
+    dep, _ = ddb.upsert_deployment(deployment(None), [])
+    ddb.client.delete_item(TableName=ddb.table, Key={"pk": {"S": "POOL"}, "sk": {"S": "p"}})
+    ddb.delete_deployment(dep.id)
+    assert ddb._get("POOL", "p") is None and ddb.list_deployments() == []

@@ -58,6 +58,8 @@ def test_every_listed_size_is_accepted() -> None:
     [
         {"ephemeral_storage_gib": 20},
         {"ephemeral_storage_gib": 201},
+        {"stop_timeout_seconds": 1},
+        {"stop_timeout_seconds": 121},
         {"capacity_provider": "EC2"},
         {"tags": {"pushpool:run-id": "x"}},
         {"tags": {"aws:created": "x"}},
@@ -73,6 +75,14 @@ def test_invalid_job_variables_are_rejected(given: dict[str, Any]) -> None:
         job(**given)
 
 
+@pytest.mark.parametrize("seconds", [1, 121])
+def test_an_out_of_range_stop_timeout_is_explained(seconds: int) -> None:
+    with pytest.raises(ValidationError, match=rf"stop_timeout_seconds {seconds}: .*2 to 120"):
+        job(stop_timeout_seconds=seconds)
+    assert job(stop_timeout_seconds=2).stop_timeout_seconds == 2
+    assert job().stop_timeout_seconds is None
+
+
 def test_valid_job_variables() -> None:
     variables = job(
         image="repo/flows:1",
@@ -84,6 +94,7 @@ def test_valid_job_variables() -> None:
         assign_public_ip=False,
         capacity_provider="FARGATE_SPOT",
         ephemeral_storage_gib=21,
+        stop_timeout_seconds=120,
         cloudwatch_logs=False,
         tags={"team": "data"},
     )

@@ -428,3 +428,22 @@ def test_infra_links_point_at_the_task_and_its_log_stream(
     )
     quiet = provisioner.submit(request_for(job={"cloudwatch_logs": False}))
     assert quiet.data["log_group"] is None and "logs" not in provisioner.infra_links(quiet)
+
+
+def test_status_many_asks_once_per_hundred_tasks(
+    provisioner: EcsProvisioner,
+    request_for: Request,
+    aws: Any,
+    tasks_pinned: None,
+    make_client_error: Any,
+) -> None:
+    """The reconciler's pass over many ECS runs is a few DescribeTasks, not one each."""
+    refs = [provisioner.submit(request_for(f"run-{i:03d}")) for i in range(130)]
+    ecs().stop_task(cluster=provisioner.config.cluster, task=refs[0].id, reason="gone")
+    aws.calls.clear()
+    statuses = provisioner.status_many(refs)
+    assert aws.calls == ["describe_tasks", "describe_tasks"]
+    assert statuses[refs[0].id].finished
+    assert {s.state for r, s in statuses.items() if r != refs[0].id} == {InfraState.RUNNING}
+    aws.fail("describe_tasks", make_client_error("AccessDeniedException", op="DescribeTasks"))
+    assert provisioner.status_many(refs) == {}  # unanswered: the reconciler asks next pass
