@@ -8,7 +8,10 @@
 - Anything else is logged and ignored, never raised.
 
 Nothing heavy is imported or built until an event needs it: a health request loads no
-store and no provider SDK.
+store and no provider SDK. Except where Lambda initialises ahead of any event (SnapStart
+snapshots the initialised environment when a version is published; provisioned
+concurrency keeps it warm): there everything is built at import, once, so restores and
+warm environments start with it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import contextlib
 import functools
 import gc
 import logging
+import os
 import uuid
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
@@ -161,3 +165,21 @@ def _run_id(detail: Mapping[str, Any]) -> str | None:
         return str(uuid.UUID(started_by))
     except ValueError:
         return None
+
+
+#: ``AWS_LAMBDA_INITIALIZATION_TYPE`` values for which init runs ahead of any event.
+AHEAD_OF_TIME = frozenset({"snap-start", "provisioned-concurrency"})
+
+
+def prime() -> None:
+    """Build the app and the services (store, clients, the bootstrap key) now; if that
+    fails, the first event that needs them builds them instead."""
+    try:
+        _http_adapter()
+        services()
+    except Exception:
+        log.exception("building the function ahead of time failed; the first event will")
+
+
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in AHEAD_OF_TIME:
+    prime()

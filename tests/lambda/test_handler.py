@@ -169,6 +169,36 @@ print(json.dumps({{"status": response["statusCode"],
     assert result == {"status": 200, "loaded": []}
 
 
+@pytest.mark.parametrize(
+    ("init_type", "built"),
+    [("snap-start", True), ("provisioned-concurrency", True), ("on-demand", False)],
+)
+def test_ahead_of_time_initialisation_builds_everything_at_import(
+    tmp_path: Path, init_type: str, built: bool
+) -> None:
+    """SnapStart snapshots what init built: the app and the services must be in it."""
+    script = """
+import json, sys
+from service import lambda_handler as h
+print(json.dumps([h._http_adapter.cache_info().currsize, h.services.cache_info().currsize,
+                  "fastapi" in sys.modules]))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PUSHPOOL_HOME": str(tmp_path / "home"),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
+        },
+    )
+    expected = [1, 1, True] if built else [0, 0, False]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
+
+
 def test_admin_key_from_secrets_manager(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The serverless bootstrap: the key in the stack's secret opens the API, once registered."""
     from moto import mock_aws
