@@ -260,6 +260,16 @@ def _pool_count(pool: str, delta: int) -> dict[str, Any]:
     }
 
 
+def _key_free(ref: Item | None) -> Callable[[_Expr], str]:
+    """The condition for taking an idempotency key: nobody holds it, or it names the run
+    ``ref`` read, which is gone (its delete was cut short, by a store version that deleted
+    a run and its key apart) — unless another creator has taken it over meanwhile."""
+    if ref is None:
+        return lambda e: "attribute_not_exists(pk)"
+    was = ref["run_id"]
+    return lambda e: f"attribute_not_exists(pk) OR {e.n('run_id')} = {e.v(was)}"
+
+
 def _dep_guard(old: Item | None) -> Callable[[_Expr], str]:
     """The condition that the deployment item is still as read (``old``, or missing) as far
     as the pool counters go: the pool it is counted in."""
@@ -752,23 +762,26 @@ class DynamoStore(Store):
         return n
 
     def _delete_run(self, item: Item) -> int:
-        """Delete a ``SCHEDULED`` run with its history and idempotency key; 1 if deleted."""
+        """Delete a ``SCHEDULED`` run with its idempotency key (one transaction: the key
+        is free again exactly when the run is gone), then its history; 1 if deleted."""
         run_id = item["id"]
+        ops: list[dict[str, Any]] = [
+            {
+                "Delete": {"Key": _enc({"pk": f"RUN#{run_id}", "sk": "RUN"})}
+                | _cond(lambda e: f"{e.n('state_type')} = {e.v('SCHEDULED')}")
+            }
+        ]
+        if item.get("idempotency_key") is not None:
+            key = f"IDEM#{item.get('deployment_id')}#{item['idempotency_key']}"
+            ops.append({"Delete": {"Key": _enc({"pk": key, "sk": "IDEM"})}})
         try:
-            self.client.delete_item(
-                TableName=self.table,
-                Key=_enc({"pk": f"RUN#{run_id}", "sk": "RUN"}),
-                ConditionExpression="state_type = :s",
-                ExpressionAttributeValues={":s": {"S": "SCHEDULED"}},
-            )
+            self._transact(ops)
         except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
+            if _cancelled(exc)[0] == "ConditionalCheckFailed":
                 return 0  # claimed or moved meanwhile: it stays
             raise
         for h in self._query("pk", f"RUN#{run_id}", consistent=True):
             self._delete(h["pk"], h["sk"])
-        if item.get("idempotency_key") is not None:
-            self._delete(f"IDEM#{item.get('deployment_id')}#{item['idempotency_key']}", "IDEM")
         return 1
 
     def _deployment_doc(self, deployment_id: str) -> Item | None:
@@ -1058,7 +1071,7 @@ class DynamoStore(Store):
                 existing = self._get(f"RUN#{ref['run_id']}", "RUN")
                 if existing is not None:
                     return self._run(existing), False
-            guard = {"Put": {"Item": _enc(idem), "ConditionExpression": "attribute_not_exists(pk)"}}
+            guard = {"Put": {"Item": _enc(idem)} | _cond(_key_free(ref))}
             try:
                 if not self._insert_run(run, [guard]):
                     raise AlreadyExists("flow run", run.id)

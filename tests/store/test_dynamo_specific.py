@@ -531,3 +531,38 @@ def test_deleting_a_deployment_whose_pool_item_is_gone(ddb: DynamoStore) -> None
     ddb.client.delete_item(TableName=ddb.table, Key={"pk": {"S": "POOL"}, "sk": {"S": "p"}})
     ddb.delete_deployment(dep.id)
     assert ddb._get("POOL", "p") is None and ddb.list_deployments() == []
+
+
+def test_an_idempotency_key_left_by_a_cut_short_delete_is_taken_over(
+    ddb: DynamoStore,
+) -> None:
+    ddb.create_pool(pool(None))
+    dep = deployment(None)
+    ddb.upsert_deployment(dep, [])
+    first = run(dep, 0).model_copy(update={"idempotency_key": "nightly-2026-06-01"})
+    assert ddb.create_run(first) == (first, True)
+    ddb.client.delete_item(  # the run went, its key stayed (the old one-by-one delete)
+        TableName=ddb.table, Key={"pk": {"S": f"RUN#{first.id}"}, "sk": {"S": "RUN"}}
+    )
+    again = run(dep, 1).model_copy(update={"idempotency_key": "nightly-2026-06-01"})
+    assert ddb.create_run(again) == (again, True)
+    assert ddb.create_run(
+        run(dep, 2).model_copy(update={"idempotency_key": "nightly-2026-06-01"})
+    ) == (again, False)
+
+
+def test_deleting_a_scheduled_run_frees_its_idempotency_key_in_the_same_write(
+    ddb: DynamoStore,
+) -> None:
+    ddb.create_pool(pool(None))
+    dep = deployment(None)
+    ddb.upsert_deployment(dep, [])
+    keyed = run(dep, 0).model_copy(update={"idempotency_key": "k", "auto_scheduled": True})
+    ddb.create_run(keyed)
+    counter = CallCounter(ddb)
+    ddb.delete_deployment(dep.id)  # deletes its SCHEDULED runs
+    calls = counter.reset()
+    assert calls["TransactWriteItems"] == 2  # the deployment; the run with its key
+    ddb.upsert_deployment(dep, [])
+    fresh = run(dep, 1).model_copy(update={"idempotency_key": "k"})
+    assert ddb.create_run(fresh) == (fresh, True)
