@@ -654,7 +654,10 @@ class DynamoStore(Store):
         that pool existing (which is the ``PoolNotFound`` check: no read before, so a pool
         deleted meanwhile cannot be missed), -1 on the pool it was counted in before. The
         deployment item's write is conditional on the pool it was counted in (as read), so
-        a concurrent replace or delete makes it read again."""
+        a concurrent replace or delete makes it read again. The schedules are written in
+        the same transaction (at most 20 puts and 20 deletes: the whole stays within the
+        100 operations a transaction takes); the ``SCHEDULED`` runs of schedules removed or
+        deactivated are deleted after it."""
         name_key = self._name_key(deployment.flow_name, deployment.name)
         gone: set[str] = set()  # old pools found missing (hand-edited): nothing to give back
         for _ in range(_RETRIES):
@@ -688,6 +691,8 @@ class DynamoStore(Store):
             ops.append(_pool_count(stored.work_pool, 0 if was == stored.work_pool else +1))
             if was is not None and was != stored.work_pool and was not in gone:
                 ops.append(_pool_count(was, -1))
+            schedule_ops, stopped = self._schedule_ops(stored, schedules)
+            ops += schedule_ops  # last: the reasons' indices above stay as they are
             try:
                 self._transact(ops)
             except ClientError as exc:
@@ -701,7 +706,8 @@ class DynamoStore(Store):
                 if reasons[0] != "None":
                     continue  # the name or the item changed meanwhile: read again
                 raise
-            self._replace_schedules(stored, schedules)
+            if stopped:
+                self._delete_scheduled_runs(stored.id, schedule_ids=stopped)
             return stored, created
         raise Conflict(f"deployment {deployment.flow_name}/{deployment.name} is contended")
 
@@ -727,22 +733,28 @@ class DynamoStore(Store):
     def _schedule_items(self, deployment_id: str) -> list[Item]:
         return list(self._query("gsi2pk", f"SCHEDS#{deployment_id}", index="by_deployment"))
 
-    def _replace_schedules(self, deployment: Deployment, records: list[ScheduleRecord]) -> None:
+    def _schedule_ops(
+        self, deployment: Deployment, records: list[ScheduleRecord]
+    ) -> tuple[list[dict[str, Any]], set[str]]:
+        """The transaction ops that make the deployment's schedules ``records`` (an
+        unchanged active schedule keeps its cursor), and the ids of the schedules whose
+        ``SCHEDULED`` runs must go (removed or deactivated)."""
         old = {i["id"]: i for i in self._schedule_items(deployment.id)}
         new_ids = {r.id for r in records}
-        gone = [sid for sid in old if sid not in new_ids]
-        gone += [r.id for r in records if r.id in old and old[r.id]["active"] and not r.active]
-        if gone:
-            self._delete_scheduled_runs(deployment.id, schedule_ids=set(gone))
-            for sid in gone:
-                if sid not in new_ids:
-                    self._delete(f"SCHED#{sid}", "SCHED")
+        gone = {sid for sid in old if sid not in new_ids}
+        gone |= {r.id for r in records if r.id in old and old[r.id]["active"] and not r.active}
+        ops: list[dict[str, Any]] = [
+            {"Delete": {"Key": _enc({"pk": f"SCHED#{sid}", "sk": "SCHED"})}}
+            for sid in sorted(old)
+            if sid not in new_ids
+        ]
         for r in records:
             cursor: datetime | None = r.next_fire_at if r.active else None
             if r.id in old and r.active and old[r.id]["active"]:
                 stored = old[r.id].get("next_fire_at")
                 cursor = None if stored is None else from_ts(stored)
-            self._put(self._schedule_item(r, deployment, cursor))
+            ops.append({"Put": {"Item": _enc(self._schedule_item(r, deployment, cursor))}})
+        return ops, gone
 
     def _delete_scheduled_runs(
         self, deployment_id: str, *, schedule_ids: set[str] | None = None, auto_only: bool = True

@@ -566,3 +566,23 @@ def test_deleting_a_scheduled_run_frees_its_idempotency_key_in_the_same_write(
     ddb.upsert_deployment(dep, [])
     fresh = run(dep, 1).model_copy(update={"idempotency_key": "k"})
     assert ddb.create_run(fresh) == (fresh, True)
+
+
+def test_deploying_writes_the_deployment_and_its_schedules_in_one_transaction(
+    ddb: DynamoStore, tmp_path: Path
+) -> None:
+    """Even replacing 20 schedules with 20 others (the most a deployment may have): one
+    TransactWriteItems, so a cut-short deploy never leaves half a schedule set."""
+    svc = build_services(Settings(home=tmp_path / "home"), store=ddb, clock=FakeClock(T0))
+    create_pool(svc, WorkPoolCreate(name="hold", type="process", paused=True))
+    counter = CallCounter(ddb)
+    for hour in (3, 4):
+        crons = [_cron(f"{m} {hour} * * *") for m in range(20)]
+        body = deployment_body(work_pool="hold", schedules=crons)
+        dep, _ = deploy(svc, DeploymentCreate.model_validate(body))
+        calls = counter.reset()
+        assert calls["TransactWriteItems"] == 1, calls
+        assert "PutItem" not in calls and "DeleteItem" not in calls, calls
+        assert sorted(s.schedule.cron for s in ddb.get_schedules(dep.id)) == sorted(
+            c["cron"] for c in crons
+        )
