@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from service.errors import InvalidInput
 from service.models import (
     ApiKey,
     Deployment,
@@ -31,6 +32,17 @@ from service.models import (
     WorkPool,
 )
 from service.states import StateType
+
+#: The work pool fields ``Store.update_pool`` may change; never its name, timestamps or
+#: whatever a backend keeps beside them (run and deployment counters, say).
+POOL_CHANGES = frozenset({"type", "config", "concurrency_limit", "paused"})
+
+
+def check_pool_changes(changes: dict[str, Any]) -> None:
+    """Raise ``InvalidInput`` naming the first field ``update_pool`` may not change."""
+    for name in changes:
+        if name not in POOL_CHANGES:
+            raise InvalidInput(name, "not a work pool field that can change")
 
 
 @dataclass(frozen=True)
@@ -121,7 +133,9 @@ class Store(ABC):
 
     @abstractmethod
     def update_pool(self, name: str, changes: dict[str, Any], now: datetime) -> WorkPool:
-        """Apply field changes (config, concurrency_limit, paused). Raises ``PoolNotFound``."""
+        """Apply field changes (only :data:`POOL_CHANGES`; anything else raises
+        ``InvalidInput`` before touching the pool, see :func:`check_pool_changes`).
+        Raises ``PoolNotFound``."""
 
     @abstractmethod
     def delete_pool(self, name: str) -> None:

@@ -104,7 +104,14 @@ from service.models import (
     WorkPool,
 )
 from service.states import ACTIVE, StateType
-from service.store.base import Materialisation, Page, RunFilter, Store, TransitionEffects
+from service.store.base import (
+    Materialisation,
+    Page,
+    RunFilter,
+    Store,
+    TransitionEffects,
+    check_pool_changes,
+)
 
 Item = dict[str, Any]
 
@@ -121,9 +128,6 @@ _RUN_TIMES = (
 _RUN_JSON = ("parameters", "job_variables", "result", "error", "tags", "infra")
 _RETRIES = 20
 DEFAULT_LOG_RETENTION_SECONDS = 30 * 24 * 3600
-#: The pool item's attributes update_pool may set: the others are its keys, its counters
-#: (``active``, ``deployments``) and timestamps.
-_POOL_CHANGES = frozenset({"type", "config", "concurrency_limit", "paused"})
 
 _ser = TypeSerializer()
 _deser = TypeDeserializer()
@@ -566,10 +570,9 @@ class DynamoStore(Store):
         return [self._pool(i) for i in self._query("pk", "POOL", consistent=True)]
 
     def update_pool(self, name: str, changes: dict[str, Any], now: datetime) -> WorkPool:
+        check_pool_changes(changes)  # never the counters (active, deployments) or keys
         values: Item = {"updated_at": ts(now)}
         for k, v in changes.items():
-            if k not in _POOL_CHANGES:  # never the counters (active, deployments) or keys
-                raise InvalidInput(k, "not a work pool field that can change")
             values[k] = json.dumps(v) if k == "config" else v
         remove = [k for k, v in values.items() if v is None]
         try:

@@ -55,7 +55,14 @@ from service.models import (
 )
 from service.states import ACTIVE, StateType
 from service.store import tables as t
-from service.store.base import Materialisation, Page, RunFilter, Store, TransitionEffects
+from service.store.base import (
+    Materialisation,
+    Page,
+    RunFilter,
+    Store,
+    TransitionEffects,
+    check_pool_changes,
+)
 
 _RUN_JSON_FIELDS = ("parameters", "job_variables", "result", "error", "tags")
 
@@ -209,6 +216,7 @@ class SqlStore(Store):
         return [WorkPool(**r._mapping) for r in rows]
 
     def update_pool(self, name: str, changes: dict[str, Any], now: datetime) -> WorkPool:
+        check_pool_changes(changes)
         with self._write() as c:
             self._pool(c, name)
             c.execute(

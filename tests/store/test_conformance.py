@@ -91,6 +91,11 @@ def test_pool_lifecycle(store: Store) -> None:
     assert [p.name for p in store.list_pools()] == ["a", "b"]
     updated = store.update_pool("a", {"paused": True, "config": {"x": 1}}, T0 + timedelta(1))
     assert updated.paused and updated.config == {"x": 1} and updated.updated_at > T0
+    for field in ("name", "created_at", "active"):
+        with pytest.raises(InvalidInput) as bad:
+            store.update_pool("a", {"paused": False, field: "x"}, T0 + timedelta(2))
+        assert bad.value.field == field
+    assert store.get_pool("a") == updated  # nothing applied
     store.delete_pool("b")
     with pytest.raises(PoolNotFound) as info:
         store.get_pool("b")
