@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from provisioners.base import InfraStatus, Provisioner
+from provisioners.base import InfraRef, InfraStatus, Provisioner
 from service.dispatch import Dispatcher, Lookups
 from service.errors import IllegalTransition, NotFound, PushpoolError
 from service.models import FlowRun, WorkPool
@@ -112,22 +112,18 @@ class Reconciler:
     def _statuses(self, runs: list[FlowRun], lookups: Lookups) -> dict[str, InfraStatus]:
         """The infrastructure status of every run that has some, keyed by run id: one
         ``status_many`` per pool (ECS: one DescribeTasks per 100 tasks, not one each)."""
-        by_pool: dict[str, list[FlowRun]] = {}
+        by_pool: dict[str, list[tuple[str, InfraRef]]] = {}
         for run in runs:
             if run.infra is not None:
-                by_pool.setdefault(run.work_pool, []).append(run)
+                by_pool.setdefault(run.work_pool, []).append((run.id, run.infra))
         statuses: dict[str, InfraStatus] = {}
-        for pool, pool_runs in by_pool.items():
+        for pool, pairs in by_pool.items():
             try:
-                found = lookups.provisioner(pool).status_many(
-                    [r.infra for r in pool_runs if r.infra is not None]
-                )
+                found = lookups.provisioner(pool).status_many([ref for _, ref in pairs])
             except PushpoolError as exc:  # its pool is gone, or its platform failed
-                log.warning("status of %d run(s) in pool %s: %s", len(pool_runs), pool, exc)
+                log.warning("status of %d run(s) in pool %s: %s", len(pairs), pool, exc)
                 continue
-            statuses |= {
-                r.id: found[r.infra.id] for r in pool_runs if r.infra and r.infra.id in found
-            }
+            statuses |= {run_id: found[ref.id] for run_id, ref in pairs if ref.id in found}
         return statuses
 
     def _check(

@@ -47,7 +47,8 @@ class Ctx:
     def get_remaining_time_in_millis(self): return 30000
 if os.environ["BENCH_CASE"].startswith("bare"):
     import gc
-    if "paused" in os.environ["BENCH_CASE"]:
+    paused = "paused" in os.environ["BENCH_CASE"]
+    if paused:
         gc.disable()
     from fastapi import FastAPI
     from mangum import Mangum
@@ -55,7 +56,8 @@ if os.environ["BENCH_CASE"].startswith("bare"):
     @app.get("/api/health")
     def health(): return {"status": "ok"}
     handler = Mangum(app, lifespan="off")
-    gc.freeze(); gc.enable()
+    if paused:
+        gc.freeze(); gc.enable()
 else:
     from service.lambda_handler import handler
 t_import = time.perf_counter()

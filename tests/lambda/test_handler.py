@@ -60,6 +60,20 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 http_v2 = http_v2_event
 
 
+def fresh_interpreter(script: str, **env: str) -> Any:
+    """Run ``script`` in a new interpreter with only ``env`` (and PATH); its last line,
+    parsed as JSON."""
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_event_samples_match_the_shared_ones() -> None:
     if not SHARED_EVENTS_DIR.is_dir():
         pytest.skip("../shared/events is not beside this checkout")
@@ -157,15 +171,7 @@ heavy = ("sqlalchemy", "boto3", "botocore", "google.cloud.run_v2", "azure.mgmt.c
 print(json.dumps({{"status": response["statusCode"],
                   "loaded": sorted(m for m in sys.modules if m.startswith(heavy))}}))
 """
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "PUSHPOOL_HOME": str(tmp_path / "home")},
-    )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = fresh_interpreter(script, PUSHPOOL_HOME=str(tmp_path / "home"))
     assert result == {"status": 200, "loaded": []}
 
 
@@ -183,20 +189,11 @@ from service import lambda_handler as h
 print(json.dumps([h._http_adapter.cache_info().currsize, h.services.cache_info().currsize,
                   "fastapi" in sys.modules]))
 """
-    out = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "PUSHPOOL_HOME": str(tmp_path / "home"),
-            "AWS_LAMBDA_INITIALIZATION_TYPE": init_type,
-        },
+    result = fresh_interpreter(
+        script, PUSHPOOL_HOME=str(tmp_path / "home"), AWS_LAMBDA_INITIALIZATION_TYPE=init_type
     )
     expected = [1, 1, True] if built else [0, 0, False]
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
+    assert result == expected
 
 
 def test_admin_key_from_secrets_manager(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
