@@ -20,6 +20,20 @@ class ProvisionerError(PushpoolError):
         super().__init__(message)
 
 
+class CapacityUnavailable(ProvisionerError):
+    """The platform (or the pool's own limiter) has no room for another run right now.
+
+    Not a failure: the dispatcher puts the run back to ``SCHEDULED`` with the state name
+    ``AwaitingCapacity`` and tries again after ``retry_after_seconds``. Raise it for a
+    quota answer (ACI ``ContainerGroupQuotaReached``, Cloud Run's jobs-per-region limit)
+    or when a pool-side limiter says the next create would exceed a documented quota.
+    """
+
+    def __init__(self, message: str, *, retry_after_seconds: float = 30.0) -> None:
+        self.retry_after_seconds = max(0.0, float(retry_after_seconds))
+        super().__init__(message, transient=True)
+
+
 class UnknownPoolType(PushpoolError, ValueError):
     def __init__(self, pool_type: str, known: list[str]) -> None:
         self.field = "type"

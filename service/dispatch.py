@@ -13,11 +13,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from provisioners.base import InfraRef, Provisioner, SubmitRequest, get_provisioner
+from provisioners.errors import CapacityUnavailable
 from service.clock import Clock
 from service.errors import DeploymentNotFound, IllegalTransition, ProvisionerError
 from service.models import Deployment, FlowRun, WorkPool
 from service.security import new_run_token
-from service.states import StateType, set_state
+from service.states import StateType, requeue_for_capacity, set_state
 from service.store.base import Store
 
 if TYPE_CHECKING:
@@ -140,6 +141,9 @@ class Dispatcher:
         try:
             provisioner = lookups.provisioner(run.work_pool)
             ref = provisioner.submit(request)
+        except CapacityUnavailable as exc:
+            self._requeue(run, exc)
+            return
         except ProvisionerError as exc:
             if exc.transient:
                 log.warning("submit of %s failed, will retry: %s", run.id, exc)
@@ -157,6 +161,17 @@ class Dispatcher:
             # Cancelled (or otherwise moved on) while we were submitting: undo.
             log.info("run %s left PENDING during submit; stopping what was started", run.id)
             provisioner.teardown(ref)
+
+    def _requeue(self, run: FlowRun, exc: CapacityUnavailable) -> None:
+        log.info("no capacity for %s, requeued: %s", run.id, exc)
+        with contextlib.suppress(IllegalTransition):
+            requeue_for_capacity(
+                self.store,
+                run,
+                now=self.clock(),
+                reason=f"waiting for capacity: {exc}",
+                retry_after_seconds=exc.retry_after_seconds,
+            )
 
     def _crash(self, run: FlowRun, message: str) -> None:
         with contextlib.suppress(IllegalTransition):

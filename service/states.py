@@ -41,7 +41,8 @@ ACTIVE: frozenset[StateType] = frozenset(
 S = StateType
 _ALLOWED: dict[StateType, frozenset[StateType]] = {
     S.SCHEDULED: frozenset({S.PENDING, S.CANCELLED, S.SCHEDULED}),
-    S.PENDING: frozenset({S.RUNNING, S.CANCELLING, S.CANCELLED, S.CRASHED, S.FAILED}),
+    # PENDING -> SCHEDULED only as a requeue: the platform had no capacity for the run.
+    S.PENDING: frozenset({S.RUNNING, S.CANCELLING, S.CANCELLED, S.CRASHED, S.FAILED, S.SCHEDULED}),
     S.RUNNING: frozenset({S.COMPLETED, S.FAILED, S.CANCELLING, S.CANCELLED, S.CRASHED}),
     S.CANCELLING: frozenset({S.CANCELLED, S.COMPLETED, S.FAILED, S.CRASHED}),
     # A failed or crashed run may go back to SCHEDULED, but only as a retry.
@@ -54,6 +55,7 @@ _ALLOWED: dict[StateType, frozenset[StateType]] = {
 #: Default display names; a state may carry another (``AwaitingRetry``, ``Skipped``).
 DEFAULT_NAMES: dict[StateType, str] = {s: s.value.capitalize() for s in StateType}
 AWAITING_RETRY = "AwaitingRetry"
+AWAITING_CAPACITY = "AwaitingCapacity"
 SKIPPED = "Skipped"
 
 
@@ -62,14 +64,22 @@ def is_terminal(state: StateType) -> bool:
 
 
 def check_transition(
-    run_id: str, current: StateType, target: StateType, *, retry: bool = False
+    run_id: str,
+    current: StateType,
+    target: StateType,
+    *,
+    retry: bool = False,
+    requeue: bool = False,
 ) -> None:
     """Raise :class:`IllegalTransition` unless ``current -> target`` is allowed.
 
-    ``FAILED|CRASHED -> SCHEDULED`` is legal only for a retry (``retry=True``).
+    ``FAILED|CRASHED -> SCHEDULED`` is legal only for a retry (``retry=True``);
+    ``PENDING -> SCHEDULED`` only for a requeue (``requeue=True``).
     """
     allowed = target in _ALLOWED[current]
     if allowed and current in (S.FAILED, S.CRASHED) and not retry:
+        allowed = False
+    if allowed and current == S.PENDING and target == S.SCHEDULED and not requeue:
         allowed = False
     if not allowed:
         raise IllegalTransition(run_id, current.value, target.value)
@@ -152,3 +162,29 @@ def _maybe_retry(store: Store, run: FlowRun, now: datetime) -> FlowRun:
         return store.transition(run.id, run.state.type, state, effects)
     except IllegalTransition:
         return store.get_run(run.id)
+
+
+def requeue_for_capacity(
+    store: Store, run: FlowRun, *, now: datetime, reason: str, retry_after_seconds: float
+) -> FlowRun:
+    """Give back a claimed run the platform had no room for: ``PENDING -> SCHEDULED``.
+
+    The state is named ``AwaitingCapacity`` with the platform's reason; the attempt the
+    claim counted is given back (``run_count - 1``), the claim's token is revoked, and the
+    run is due again after ``retry_after_seconds``. Nothing was started, so nothing is torn
+    down. Raises :class:`IllegalTransition` if the run left ``PENDING`` meanwhile.
+    """
+    from service.models import StateRecord
+    from service.store.base import TransitionEffects
+
+    check_transition(run.id, S.PENDING, S.SCHEDULED, requeue=True)
+    state = StateRecord(type=S.SCHEDULED, name=AWAITING_CAPACITY, message=reason, timestamp=now)
+    effects = TransitionEffects(
+        fields={
+            "expected_start": now + timedelta(seconds=retry_after_seconds),
+            "run_count": max(0, run.run_count - 1),
+            "infra": None,
+        },
+        revoke_token=True,
+    )
+    return store.transition(run.id, S.PENDING, state, effects)

@@ -13,7 +13,8 @@ import pytest
 from support.clock import FakeClock
 from support.factories import deployment_body
 
-from provisioners.base import REGISTRY, InfraState
+from provisioners.base import REGISTRY, InfraRef, InfraState, SubmitRequest
+from provisioners.errors import CapacityUnavailable
 from provisioners.process import ProcessProvisioner
 from service.deployments import DeploymentCreate, deploy
 from service.models import Deployment, FlowRun
@@ -266,3 +267,51 @@ def test_reconcile_asks_each_pool_once_for_a_page_of_statuses(
     monkeypatch.setattr(ProcessProvisioner, "status_many", spy)
     assert services.scheduler.reconciler.run(services.clock()).checked == 3
     assert asked == [3]
+
+
+class FullProcess(ProcessProvisioner):
+    """A process pool whose platform says 'no room' for the first ``refusals`` submits."""
+
+    type = "full"
+    refusals: ClassVar[list[int]] = [0]
+
+    def submit(self, request: SubmitRequest) -> InfraRef:
+        if self.refusals[0] > 0:
+            self.refusals[0] -= 1
+            raise CapacityUnavailable("quota of 1 group reached", retry_after_seconds=20)
+        return super().submit(request)
+
+
+def test_no_capacity_requeues_the_run_instead_of_failing_it(
+    services: Services, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(REGISTRY, "full", f"{__name__}:FullProcess")
+    monkeypatch.setattr(FullProcess, "refusals", [2])
+    create_pool(services, WorkPoolCreate(name="tight", type="full"))
+    body = deployment_body(work_pool="tight", job_variables={"command": SLEEP})
+    dep = deploy(services, DeploymentCreate.model_validate(body))[0]
+    run, _ = create_run(services, dep.id, RunCreate())
+    after = services.store.get_run(run.id)
+    assert (after.state.type, after.state.name) == (StateType.SCHEDULED, "AwaitingCapacity")
+    assert "quota of 1 group reached" in (after.state.message or "")
+    assert after.run_count == 0 and after.token_hash is None and after.infra is None
+    services.scheduler.tick(clock.advance(5))  # not due again before retry_after
+    assert services.store.get_run(run.id).state.name == "AwaitingCapacity"
+    services.scheduler.tick(clock.advance(20))  # refused once more
+    assert services.store.get_run(run.id).run_count == 0
+    services.scheduler.tick(clock.advance(21))
+    started = services.store.get_run(run.id)
+    assert started.state.type == StateType.PENDING and started.infra is not None
+    assert started.run_count == 1  # refusals are not attempts
+    names = [s.name for s in services.store.state_history(run.id)]
+    assert names.count("AwaitingCapacity") == 2
+    services.dispatcher.provisioner("tight").teardown(started.infra)
+
+
+def test_pending_to_scheduled_is_legal_only_as_a_requeue() -> None:
+    from service.errors import IllegalTransition
+    from service.states import check_transition
+
+    with pytest.raises(IllegalTransition):
+        check_transition("r", StateType.PENDING, StateType.SCHEDULED)
+    check_transition("r", StateType.PENDING, StateType.SCHEDULED, requeue=True)
