@@ -136,6 +136,7 @@ class Provisioner(ABC):
     - ``plan``/``provision``/``deprovision`` manage the pool-level infrastructure; the
       process type has none.
     - ``prune`` removes shared resources no deployment of the pool needs any more.
+    - ``log_tail`` gives the platform's own capture of an attempt's output, if any.
     """
 
     type: ClassVar[str]
@@ -196,6 +197,17 @@ class Provisioner(ABC):
     def infra_links(self, ref: InfraRef) -> dict[str, str]:
         """Human-facing pointers for a run's detail (console links, log streams)."""
         return {}
+
+    def log_tail(self, ref: InfraRef, max_lines: int = 200) -> list[str]:
+        """The last lines the platform itself captured of the attempt's output (a process's
+        ``output.log``, CloudWatch, Cloud Logging, ACI container logs), oldest first.
+
+        The reconciler appends them, marked as the platform's, to a run that ended
+        ``CRASHED`` or ``FAILED`` without all its logs ("last words"). Called before
+        ``teardown``. Returns ``[]`` where the platform keeps nothing or the attempt is
+        gone; raises :class:`ProvisionerError` only for a transient failure to read.
+        """
+        return []
 
 
 #: pool type -> "module:Class"; the module is imported on first use of the type.
