@@ -43,14 +43,14 @@ def label_value(text: str) -> str:
 
 def check_label(key: str, value: str) -> None:
     """Raise ``ValueError`` naming what is wrong with a user's label."""
+    if key.startswith(RESERVED_LABEL_PREFIXES):
+        raise ValueError(
+            f"label {key!r}: the prefixes {', '.join(RESERVED_LABEL_PREFIXES)} are reserved"
+        )
     if not _LABEL_KEY.fullmatch(key):
         raise ValueError(
             f"label {key!r}: keys are 1-63 lowercase letters, digits, '_' or '-',"
             " starting with a letter"
-        )
-    if key.startswith(RESERVED_LABEL_PREFIXES):
-        raise ValueError(
-            f"label {key!r}: the prefixes {', '.join(RESERVED_LABEL_PREFIXES)} are reserved"
         )
     if not _LABEL_VALUE.fullmatch(value):
         raise ValueError(
