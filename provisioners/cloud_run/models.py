@@ -14,7 +14,8 @@ from provisioners.cloud_run.names import check_label
 MAX_TIMEOUT_SECONDS = 168 * 3600
 MAX_RETRIES = 10
 MAX_USER_LABELS = 32
-_PROJECT = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"
+#: A project id (optionally domain-scoped, ``example.com:my-project``).
+_PROJECT = r"^([a-z][a-z0-9.-]*:)?[a-z]([a-z0-9-]{0,28}[a-z0-9])?$"
 _REGION = r"^[a-z]+-[a-z]+[0-9]+$"
 _SERVICE_ACCOUNT = r"^[a-z0-9-]+@[a-z0-9.-]+\.iam\.gserviceaccount\.com$"
 _CONNECTOR = r"^projects/[^/]+/locations/[^/]+/connectors/[a-z][a-z0-9-]*$"

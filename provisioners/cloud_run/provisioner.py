@@ -23,12 +23,15 @@ from provisioners.base import (
     InfraRef,
     InfraState,
     InfraStatus,
+    Progress,
     Provisioner,
+    ProvisionPlan,
     SubmitRequest,
 )
 from provisioners.cloud_run import links
 from provisioners.cloud_run.errors import GcpError
 from provisioners.cloud_run.gcp import Gcp, Resource
+from provisioners.cloud_run.infra import Infrastructure, setup_notes
 from provisioners.cloud_run.jobspec import job_body, job_variables
 from provisioners.cloud_run.models import CloudRunJobVariables, CloudRunPoolConfig
 from provisioners.cloud_run.names import (
@@ -322,3 +325,28 @@ class CloudRunProvisioner(Provisioner):
                 raise
             log.warning("no platform log for %s: %s", ref.id, exc)
             return []
+
+    # -- pool infrastructure -----------------------------------------------------------
+    def _infrastructure(self) -> Infrastructure:
+        return Infrastructure(self.config, self.pool_name)
+
+    def plan(self) -> ProvisionPlan:
+        return self._infrastructure().plan()
+
+    def provision(self, plan: ProvisionPlan, progress: Progress | None = None) -> dict[str, Any]:
+        return self._infrastructure().apply(plan, self.config.provisioned, progress)
+
+    def deprovision(self, progress: Progress | None = None) -> None:
+        """Delete the pool's jobs, then exactly what provisioning recorded."""
+        try:
+            orphans = self.list_orphans(set())
+        except GcpError as exc:
+            if exc.status not in (403, 404):  # the Run API is off or gone: no jobs
+                raise
+            orphans = []
+        for ref in orphans:
+            self.teardown(ref)
+        self._infrastructure().remove(self.config.provisioned, progress)
+
+    def setup_notes(self) -> dict[str, str]:
+        return setup_notes(self.config, self.pool_name)

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from emulators.gcp.base import ApiError, Journal, Recorded, page
 from emulators.gcp.cloudrun import CloudRun
 from emulators.gcp.logging import Logging
+from emulators.gcp.project import Project
 
 Handler = Callable[["Call"], Any]
 _P = r"/v2/(?P<parent>projects/[^/]+/locations/[^/]+)"
@@ -43,12 +44,60 @@ class Services:
         self.journal = Journal()
         self.run = CloudRun()
         self.logging = Logging()
+        self.projects: dict[str, Project] = {}
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._cloud_run_routes()
+        self._project_routes()
         self.add("POST", r"/v2/entries:list", lambda c: self.logging.list_entries(c.body))
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
         self.routes.append((method, re.compile(pattern + r"$"), handler))
+
+    def project(self, project: str) -> Project:
+        """The emulated project (made on first use)."""
+        return self.projects.setdefault(project, Project(project))
+
+    def _project_routes(self) -> None:
+        p = self.project
+        svc = r"/v1/(?P<name>projects/(?P<p>[^/]+)/services/[^/:]+)"
+        self.add("GET", svc, lambda c: p(c["p"]).service(c["name"]))
+        self.add("POST", svc + ":enable", lambda c: p(c["p"]).set_service(c["name"], c.body, True))
+        self.add(
+            "POST", svc + ":disable", lambda c: p(c["p"]).set_service(c["name"], c.body, False)
+        )
+        accounts = r"/v1/projects/(?P<p>[^/]+)/serviceAccounts"
+        account = accounts + r"/(?P<email>[^/:]+)"
+        self.add("POST", accounts, lambda c: p(c["p"]).create_account(c.body))
+        self.add("GET", account, lambda c: p(c["p"]).account(c["email"]))
+        self.add("DELETE", account, lambda c: p(c["p"]).delete_account(c["email"]))
+        self.add(
+            "POST",
+            account + ":getIamPolicy",
+            lambda c: p(c["p"]).account_policy(c["email"], c.body, write=False),
+        )
+        self.add(
+            "POST",
+            account + ":setIamPolicy",
+            lambda c: p(c["p"]).account_policy(c["email"], c.body, write=True),
+        )
+        project = r"/v3/projects/(?P<p>[^/:]+)"
+        self.add(
+            "POST", project + ":getIamPolicy", lambda c: p(c["p"]).project_policy(c.body, False)
+        )
+        self.add(
+            "POST", project + ":setIamPolicy", lambda c: p(c["p"]).project_policy(c.body, True)
+        )
+        repos = r"/v1/(?P<parent>projects/(?P<p>[^/]+)/locations/[^/]+)/repositories"
+        repo = r"/v1/(?P<name>projects/(?P<p>[^/]+)/locations/[^/]+/repositories/[^/:]+)"
+
+        def create_repository(c: Call) -> Any:
+            if not c.query.get("repositoryId"):
+                raise ApiError(400, "repositoryId is required")
+            return p(c["p"]).create_repository(c["parent"], c.query["repositoryId"], c.body)
+
+        self.add("POST", repos, create_repository)
+        self.add("GET", repo, lambda c: p(c["p"]).repository(c["name"]))
+        self.add("DELETE", repo, lambda c: p(c["p"]).delete_repository(c["name"]))
 
     def _cloud_run_routes(self) -> None:
         run = self.run
