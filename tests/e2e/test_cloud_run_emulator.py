@@ -185,6 +185,16 @@ def test_cloud_run_pool_end_to_end_against_the_emulator(
     assert get_run(live, cancelled["id"])["state"]["type"] == "CANCELLED"
     assert cancelled["infra"]["id"] not in emulator.run.jobs
 
+    # -- the region's jobs quota is full: the run waits, it does not fail -----------------
+    emulator.run.max_jobs = 0
+    r = live.client.post(f"/deployments/{deployment_id}/runs", json={})
+    assert r.status_code == 201, r.text
+    waiting = r.json()
+    assert (waiting["state"]["type"], waiting["state"]["name"]) == ("SCHEDULED", "AwaitingCapacity")
+    assert "quota" in waiting["state"]["message"].lower()
+    emulator.run.max_jobs = None
+    assert live.client.post(f"/flow-runs/{waiting['id']}/cancel").status_code == 200
+
     # -- a job a crashed dispatcher left behind (its run is over) is swept --------------
     pool_config = live.client.get(f"/work-pools/{POOL}").json()["config"]
     stray = get_provisioner("cloud-run", POOL, pool_config).submit(
