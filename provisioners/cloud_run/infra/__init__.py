@@ -3,11 +3,12 @@
 What a pool needs: the Cloud Run, Artifact Registry and IAM APIs enabled; a runtime
 service account for its jobs holding ``roles/logging.logWriter`` on the project and
 nothing else; for the control plane's identity (``control_plane_member``, when given)
-``roles/run.developer`` on the project and ``roles/iam.serviceAccountUser`` on the
-runtime account only; an Artifact Registry docker repository. :meth:`Infrastructure.plan`
-only reads; :meth:`apply` creates what is missing, in order, and returns what to record
-(``provisioned``: what it added); :meth:`remove` deletes exactly that, newest first,
-tolerating what is gone and leaving anything not the pool's.
+``roles/run.developer`` and ``roles/logging.viewer`` (last words) on the project and
+``roles/iam.serviceAccountUser`` on the runtime account only; an Artifact Registry
+docker repository. :meth:`Infrastructure.plan` only reads; :meth:`apply` creates what is
+missing, in order, and returns what to record (``provisioned``: what it added);
+:meth:`remove` deletes exactly that, newest first, tolerating what is gone and leaving
+anything not the pool's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from provisioners.base import PlanStep, Progress, ProvisionPlan
-from provisioners.cloud_run import links
+from provisioners.cloud_run import links, permissions
 from provisioners.cloud_run.infra.clients import ProvisioningClients
 from provisioners.cloud_run.infra.resources import (
     AccountBinding,
@@ -37,7 +38,8 @@ log = logging.getLogger("pushpool.cloud_run")
 
 APIS = ("run.googleapis.com", "artifactregistry.googleapis.com", "iam.googleapis.com")
 RUNTIME_ROLES = ("roles/logging.logWriter",)
-CONTROL_PLANE_PROJECT_ROLE = "roles/run.developer"
+#: Run jobs; read their Cloud Logging output for last words.
+CONTROL_PLANE_PROJECT_ROLES = ("roles/run.developer", "roles/logging.viewer")
 CONTROL_PLANE_ACCOUNT_ROLE = "roles/iam.serviceAccountUser"
 
 __all__ = ["Infrastructure", "setup_notes"]
@@ -65,7 +67,7 @@ class Infrastructure:
         found += [ProjectBinding(role, runtime) for role in RUNTIME_ROLES]
         member = self.config.control_plane_member
         if member:
-            found.append(ProjectBinding(CONTROL_PLANE_PROJECT_ROLE, member))
+            found += [ProjectBinding(role, member) for role in CONTROL_PLANE_PROJECT_ROLES]
             found.append(AccountBinding(CONTROL_PLANE_ACCOUNT_ROLE, member, account.email))
         found.append(Repository(repository_id(self.pool)))
         return found
@@ -158,11 +160,14 @@ def setup_notes(config: CloudRunPoolConfig, pool: str) -> dict[str, str]:
     )
     grants = [f"{role} on project {config.project} -> {runtime}" for role in RUNTIME_ROLES]
     member = config.control_plane_member or "<the control plane's identity>"
-    grants.append(f"{CONTROL_PLANE_PROJECT_ROLE} on project {config.project} -> {member}")
+    grants += [f"{r} on project {config.project} -> {member}" for r in CONTROL_PLANE_PROJECT_ROLES]
     grants.append(f"{CONTROL_PLANE_ACCOUNT_ROLE} on service account {runtime} -> {member}")
     if not config.control_plane_member:
-        grants.append("(set config.control_plane_member and provision again to grant the last two)")
+        grants.append(
+            "(set config.control_plane_member and provision again to grant the last three)"
+        )
     notes["IAM roles for this pool"] = "\n".join(grants)
+    notes["Google API methods and the permissions they need"] = permissions.table()
     if config.repository:
         commands = links.push_commands(config.project, config.region, config.repository)
         notes["Build and push the runner image (runner_image/Dockerfile)"] = "\n".join(commands)

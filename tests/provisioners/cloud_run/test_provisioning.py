@@ -21,6 +21,7 @@ EXPECTED = [
     ("service-account", "pushpool-demo"),
     ("project-iam-binding", f"roles/logging.logWriter serviceAccount:{RUNTIME}"),
     ("project-iam-binding", f"roles/run.developer {CONTROL_PLANE}"),
+    ("project-iam-binding", f"roles/logging.viewer {CONTROL_PLANE}"),
     ("service-account-iam-binding", f"roles/iam.serviceAccountUser {CONTROL_PLANE}"),
     ("artifact-registry-repository", "pushpool-demo"),
 ]
@@ -152,6 +153,7 @@ def test_a_concurrent_policy_change_is_merged_not_lost(
     assert roles == {
         "roles/logging.logWriter": [f"serviceAccount:{RUNTIME}"],
         "roles/run.developer": [CONTROL_PLANE],
+        "roles/logging.viewer": [CONTROL_PLANE],
     }
 
 
@@ -162,6 +164,8 @@ def test_setup_notes_list_the_roles_and_the_push_commands(
     notes = provisioned.setup_notes()
     roles = notes["IAM roles for this pool"]
     assert "roles/logging.logWriter" in roles and "roles/iam.serviceAccountUser" in roles
-    assert "roles/run.developer" in roles
+    assert "roles/run.developer" in roles and "roles/logging.viewer" in roles
+    methods = notes["Google API methods and the permissions they need"]
+    assert "run.executions.cancel" in methods and "iam.serviceAccounts.create" in methods
     push = notes["Build and push the runner image (runner_image/Dockerfile)"]
     assert f"docker push {REGION}-docker.pkg.dev/{PROJECT}/pushpool-demo/" in push
