@@ -52,13 +52,14 @@ log = logging.getLogger("pushpool.cloud_run")
 TYPE = "cloud-run"
 #: How long a run waits in AwaitingCapacity after a quota answer, seconds.
 QUOTA_RETRY_SECONDS = 60.0
-_limiters: dict[tuple[str, str], TokenBucket] = {}
+_limiters: dict[tuple[str, str, float, int], TokenBucket] = {}
 _limiters_lock = threading.Lock()
 
 
 def admin_api_limiter(config: CloudRunPoolConfig) -> TokenBucket:
-    """The process-wide bucket for Admin API writes in the pool's project and region."""
-    key = (config.project, config.region)
+    """The process-wide bucket for Admin API writes in the pool's project and region
+    (shared by the pools there that configure the same pace)."""
+    key = (config.project, config.region, config.api_writes_per_second, config.api_write_burst)
     with _limiters_lock:
         if key not in _limiters:
             _limiters[key] = TokenBucket(config.api_writes_per_second, config.api_write_burst)

@@ -115,13 +115,13 @@ class Services:
         self.add("GET", _P + r"/jobs", lambda c: listed("jobs", run.list_jobs(c["parent"]), c))
         self.add("GET", _J, lambda c: run.job(c["job"]))
         self.add("DELETE", _J, lambda c: run.delete_job(c["job"]))
-        self.add("POST", _J + r":run", lambda c: run.run_job(c["job"]))
+        self.add("POST", _J + r":run", lambda c: run.run_job(c["job"], c.body))
         self.add(
             "GET",
             _J + r"/executions",
             lambda c: listed("executions", run.list_executions(c["job"]), c),
         )
-        self.add("POST", _E + r":cancel", lambda c: run.cancel_execution(c["job"]))
+        self.add("POST", _E + r":cancel", lambda c: run.cancel_execution(c["job"], c.body))
         self.add("GET", _E + r"/tasks", lambda c: listed("tasks", run.list_tasks(c["job"]), c))
         self.add(
             "GET",

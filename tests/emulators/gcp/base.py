@@ -107,3 +107,16 @@ def page(items: list[Any], query: dict[str, str], default_size: int = 100) -> tu
     chunk = items[start : start + size]
     token = str(start + size) if start + size < len(items) else ""
     return chunk, token
+
+
+def parse(message_type: Any, raw: bytes) -> Any:
+    """``raw`` parsed as ``message_type`` (proto-plus or protobuf); unknown fields: 400."""
+    from google.protobuf import json_format
+
+    text = raw.decode() or "{}"
+    try:
+        if hasattr(message_type, "from_json"):
+            return message_type.from_json(text, ignore_unknown_fields=False)
+        return json_format.Parse(text, message_type(), ignore_unknown_fields=False)
+    except Exception as exc:
+        raise ApiError(400, f"invalid {message_type.__name__}: {exc}") from exc

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from emulators.gcp.base import ApiError, not_found
+from emulators.gcp.base import ApiError, not_found, parse
 
 Json = dict[str, Any]
 Workload = Callable[[Json], "str | int | None"]
@@ -31,10 +31,7 @@ def parse_job(raw: bytes) -> Json:
     """The request's Job, parsed by the library's own type (unknown fields refused)."""
     from google.cloud import run_v2
 
-    try:
-        job = run_v2.Job.from_json(raw, ignore_unknown_fields=False)
-    except Exception as exc:  # json_format.ParseError and friends
-        raise ApiError(400, f"invalid Job: {exc}") from exc
+    job = parse(run_v2.Job, raw)
     parsed: Json = json.loads(run_v2.Job.to_json(job, use_integers_for_enums=False))
     return parsed
 
@@ -81,7 +78,10 @@ class CloudRun:
         del self.jobs[name]
         return self._operation(name.rsplit("/jobs/", 1)[0], _JOB_TYPE, job)
 
-    def run_job(self, name: str) -> Json:
+    def run_job(self, name: str, raw: bytes) -> Json:
+        from google.cloud import run_v2
+
+        parse(run_v2.RunJobRequest, raw)
         self.job(name)
         execution = self._new_execution(name, f"{name.rsplit('/', 1)[-1]}-r{next(self._ids)}")
         return self._operation(name.rsplit("/jobs/", 1)[0], _EXECUTION_TYPE, execution)
@@ -145,7 +145,10 @@ class CloudRun:
             condition["message"] = condition_message
         execution["conditions"] = [condition]
 
-    def cancel_execution(self, name: str) -> Json:
+    def cancel_execution(self, name: str, raw: bytes) -> Json:
+        from google.cloud import run_v2
+
+        parse(run_v2.CancelExecutionRequest, raw)
         execution = self.executions.get(name)
         if execution is None:
             raise not_found(f"Execution {name}")

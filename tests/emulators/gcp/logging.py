@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from emulators.gcp.base import ApiError
+from emulators.gcp.base import ApiError, parse
 
 Json = dict[str, Any]
 _JOB = re.compile(r'resource\.labels\.job_name="([^"]+)"')
@@ -33,10 +33,7 @@ class Logging:
     def list_entries(self, raw: bytes) -> Json:
         from google.cloud.logging_v2.types import ListLogEntriesRequest
 
-        try:
-            request = ListLogEntriesRequest.from_json(raw, ignore_unknown_fields=False)
-        except Exception as exc:
-            raise ApiError(400, f"invalid ListLogEntriesRequest: {exc}") from exc
+        request = parse(ListLogEntriesRequest, raw)
         match = _JOB.search(request.filter)
         if not request.resource_names or match is None:
             raise ApiError(400, "this emulator lists the entries of one Cloud Run job")

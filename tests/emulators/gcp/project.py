@@ -9,22 +9,9 @@ import itertools
 import json
 from typing import Any
 
-from emulators.gcp.base import ApiError, not_found
+from emulators.gcp.base import ApiError, not_found, parse
 
 Json = dict[str, Any]
-
-
-def parse(message_type: Any, raw: bytes) -> Any:
-    """``raw`` parsed as ``message_type`` (proto-plus or protobuf); unknown fields: 400."""
-    from google.protobuf import json_format
-
-    text = raw.decode() or "{}"
-    try:
-        if hasattr(message_type, "from_json"):
-            return message_type.from_json(text, ignore_unknown_fields=False)
-        return json_format.Parse(text, message_type(), ignore_unknown_fields=False)
-    except Exception as exc:
-        raise ApiError(400, f"invalid {message_type.__name__}: {exc}") from exc
 
 
 class Policies:

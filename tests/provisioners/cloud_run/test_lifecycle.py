@@ -174,3 +174,13 @@ def test_links_point_at_the_job_and_its_logs(provisioner: CloudRunProvisioner) -
         f"?project={PROJECT}"
     )
     assert job in found["logs"] and "cloud_run_job" in found["logs"]
+
+
+def test_the_emulator_refuses_a_misspelt_field(emulator: GcpEmulator) -> None:
+    """The emulator parses bodies with the library's types: a wrong field is a 400."""
+    import httpx
+
+    url = f"{emulator.url}/v2/projects/{PROJECT}/locations/{REGION}/jobs?jobId=pp-x"
+    r = httpx.post(url, json={"template": {"taskCount": 1, "parallelizm": 1}})
+    assert r.status_code == 400 and "parallelizm" in r.text
+    assert emulator.run.jobs == {}

@@ -170,3 +170,28 @@ def test_racing_dispatchers_start_one_execution(
         thread.join(30)
     assert len(refs) == 4 and len(set(refs)) == 1
     assert len(emulator.run.executions) == 1
+
+
+def test_admin_api_writes_are_paced_by_the_pools_token_bucket(
+    emulator: GcpEmulator, sleeps: Sleeps
+) -> None:
+    from support.cloud_run import CONFIG
+
+    from provisioners.cloud_run.provisioner import admin_api_limiter
+    from provisioners.ratelimit import TokenBucket
+
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    bucket = TokenBucket(2.0, 3, clock=lambda: clock[0], sleep=sleep)
+    provisioner = CloudRunProvisioner("demo", CONFIG, limiter=bucket, sleep=sleep)
+    for _ in range(7):
+        provisioner.submit(request_for())
+    assert clock[0] == pytest.approx(2.0)  # 3 at once, then 2 per second
+    configured = {**CONFIG, "api_writes_per_second": 5, "api_write_burst": 7}
+    shared = admin_api_limiter(CloudRunProvisioner("a", configured).config)
+    assert (shared.rate, shared.burst) == (5, 7)
+    assert admin_api_limiter(CloudRunProvisioner("b", configured).config) is shared
