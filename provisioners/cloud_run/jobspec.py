@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-
+from provisioners import validation
 from provisioners.base import SubmitRequest
 from provisioners.cloud_run.models import CloudRunJobVariables, CloudRunPoolConfig
 from provisioners.cloud_run.names import EXECUTION_TOKEN, RUN_ANNOTATION, run_labels
@@ -22,14 +21,7 @@ CONTAINER = "flow"
 
 def job_variables(raw: dict[str, Any]) -> CloudRunJobVariables:
     """Validated job variables; errors name the field, never echo the values."""
-    try:
-        return CloudRunJobVariables.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'job_variables'}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise ProvisionerError(f"invalid job variables: {problems}") from None
+    return validation.job_variables(CloudRunJobVariables, raw)
 
 
 def _vpc_access(job: CloudRunJobVariables) -> dict[str, Any] | None:

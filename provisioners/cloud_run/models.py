@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from provisioners.base import JobVariables, PoolConfig
 from provisioners.cloud_run import sizes
 from provisioners.cloud_run.names import check_label
+from provisioners.infra import ProvisionedResource
 
 #: Cloud Run's longest job task timeout: 168 hours.
 MAX_TIMEOUT_SECONDS = 168 * 3600
@@ -19,16 +20,6 @@ _PROJECT = r"^([a-z][a-z0-9.-]*:)?[a-z]([a-z0-9-]{0,28}[a-z0-9])?$"
 _REGION = r"^[a-z]+-[a-z]+[0-9]+$"
 _SERVICE_ACCOUNT = r"^[a-z0-9-]+@[a-z0-9.-]+\.iam\.gserviceaccount\.com$"
 _CONNECTOR = r"^projects/[^/]+/locations/[^/]+/connectors/[a-z][a-z0-9-]*$"
-
-
-class ProvisionedResource(BaseModel):
-    """One thing ``provision`` created (or added) and ``deprovision`` removes."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    resource: str
-    name: str
-    id: str
 
 
 class CloudRunPoolConfig(PoolConfig):

@@ -13,28 +13,23 @@ anything not the pool's.
 
 from __future__ import annotations
 
-import logging
-from dataclasses import replace
 from typing import Any
 
-from provisioners.base import PlanStep, Progress, ProvisionPlan
+from provisioners import infra
+from provisioners.base import Progress, ProvisionPlan
 from provisioners.cloud_run import links, permissions
 from provisioners.cloud_run.infra.clients import ProvisioningClients
 from provisioners.cloud_run.infra.resources import (
     AccountBinding,
     ApiService,
     Context,
-    Found,
     ProjectBinding,
     Repository,
-    Resource,
     ServiceAccount,
 )
-from provisioners.cloud_run.models import CloudRunPoolConfig, ProvisionedResource
+from provisioners.cloud_run.models import CloudRunPoolConfig
 from provisioners.cloud_run.names import slug
-from provisioners.errors import ProvisionerError
-
-log = logging.getLogger("pushpool.cloud_run")
+from provisioners.infra import ProvisionedResource
 
 APIS = ("run.googleapis.com", "artifactregistry.googleapis.com", "iam.googleapis.com")
 RUNTIME_ROLES = ("roles/logging.logWriter",)
@@ -54,15 +49,15 @@ def repository_id(pool: str) -> str:
     return f"pushpool-{slug(pool, 40)}"
 
 
-class Infrastructure:
+class Infrastructure(infra.Infrastructure[Context]):
     def __init__(self, config: CloudRunPoolConfig, pool: str) -> None:
+        super().__init__(Context(ProvisioningClients(config.project, config.region), pool))
         self.config, self.pool = config, pool
-        self.ctx = Context(ProvisioningClients(config.project, config.region), pool)
 
-    def resources(self) -> list[Resource]:
+    def resources(self) -> list[infra.Resource[Context]]:
         account = ServiceAccount(account_id(self.pool), self.config.project)
         runtime = f"serviceAccount:{account.email}"
-        found: list[Resource] = [ApiService(api) for api in APIS]
+        found: list[infra.Resource[Context]] = [ApiService(api) for api in APIS]
         found.append(account)
         found += [ProjectBinding(role, runtime) for role in RUNTIME_ROLES]
         member = self.config.control_plane_member
@@ -72,85 +67,18 @@ class Infrastructure:
         found.append(Repository(repository_id(self.pool)))
         return found
 
-    def _resource(self, kind: str, name: str) -> Resource | None:
-        return next((r for r in self.resources() if r.key == f"{kind}/{name}"), None)
-
-    def plan(self) -> ProvisionPlan:
-        return ProvisionPlan([r.step(r.find(self.ctx)) for r in self.resources()])
-
     def apply(
         self,
         plan: ProvisionPlan,
         recorded: list[ProvisionedResource],
         progress: Progress | None = None,
     ) -> dict[str, Any]:
-        owned = {f"{r.resource}/{r.name}": r for r in recorded}
-        outputs: dict[str, Any] = {}
-        done: list[str] = []
-        for step in plan.steps:
-            resource = self._resource(step.resource, step.name)
-            if resource is None:
-                raise ProvisionerError(f"unknown plan step {step.resource} {step.name}")
-            try:
-                found = self._ensure(resource, step, progress)
-            except ProvisionerError as exc:
-                raise _partial(exc, done) from exc
-            done.append(resource.key)
-            if found.owned:
-                owned[resource.key] = ProvisionedResource(
-                    resource=resource.kind, name=resource.name, id=found.id
-                )
-            outputs.update(resource.outputs(found.id))
-        outputs["provisioned"] = [r.model_dump() for r in owned.values()]
+        """What :meth:`infra.Infrastructure.apply` records, plus the default image."""
+        outputs = super().apply(plan, recorded, progress)
         if self.config.image is None and "repository" in outputs:
             project, region = self.config.project, self.config.region
             outputs["image"] = links.image_uri(project, region, outputs["repository"])
         return outputs
-
-    def _ensure(self, resource: Resource, step: PlanStep, progress: Progress | None) -> Found:
-        found = resource.find(self.ctx)
-        if found is None:
-            found = Found(resource.create(self.ctx), owned=True)
-            log.info("created %s %s", resource.kind, resource.name)
-            if progress is not None:
-                progress(replace(step, detail=found.id))
-        return found
-
-    def remove(self, recorded: list[ProvisionedResource], progress: Progress | None = None) -> None:
-        """Remove what was recorded, newest first; refusals are raised together at the end."""
-        refused: list[str] = []
-        for entry in reversed(recorded):
-            try:
-                removed = self._remove(entry)
-            except ProvisionerError as exc:
-                refused.append(f"{entry.resource} {entry.name}: {exc}")
-                continue
-            if removed and progress is not None:
-                progress(PlanStep(entry.resource, entry.name, False, entry.id))
-        if refused:
-            raise ProvisionerError("could not remove " + "; ".join(refused))
-
-    def _remove(self, entry: ProvisionedResource) -> bool:
-        resource = self._resource(entry.resource, entry.name)
-        if resource is None:
-            log.warning("left %s %s alone: not a pool resource", entry.resource, entry.name)
-            return False
-        found = resource.check(self.ctx, entry.id)
-        if found is None:
-            return False
-        if not found.owned:
-            log.warning("left %s %s alone: not marked as the pool's", entry.resource, entry.id)
-            return False
-        resource.delete(self.ctx, entry.id)
-        return True
-
-
-def _partial(exc: ProvisionerError, done: list[str]) -> ProvisionerError:
-    in_place = ", ".join(done) or "nothing"
-    return ProvisionerError(
-        f"{exc} (already in place: {in_place}; provisioning again resumes from here)",
-        transient=exc.transient,
-    )
 
 
 def setup_notes(config: CloudRunPoolConfig, pool: str) -> dict[str, str]:

@@ -8,24 +8,18 @@ provisioning added it). Deprovisioning removes only recorded, owned resources.
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
-from provisioners.base import PlanStep
+from provisioners import infra
 from provisioners.cloud_run.errors import GcpError
 from provisioners.cloud_run.infra.clients import Policy, ProvisioningClients
 from provisioners.cloud_run.names import POOL_LABEL, label_value
+from provisioners.infra import Found
 
 #: Attempts at a read-modify-write of an IAM policy that others change at the same time.
 POLICY_ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class Found:
-    id: str
-    owned: bool
 
 
 @dataclass
@@ -39,37 +33,8 @@ class Context:
         return f"{POOL_LABEL}={label_value(self.pool)}"
 
 
-class Resource(ABC):
-    kind: ClassVar[str]
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}/{self.name}"
-
-    @abstractmethod
-    def find(self, ctx: Context) -> Found | None: ...
-
-    def check(self, ctx: Context, resource_id: str) -> Found | None:
-        """The recorded resource as it is now (``owned``: still provisioning's)."""
-        return self.find(ctx)
-
-    @abstractmethod
-    def create(self, ctx: Context) -> str: ...
-
-    @abstractmethod
-    def delete(self, ctx: Context, resource_id: str) -> None: ...
-
-    def outputs(self, resource_id: str) -> dict[str, Any]:
-        return {}
-
-    def step(self, found: Found | None) -> PlanStep:
-        detail = ""
-        if found is not None and not found.owned:
-            detail = "already there: used, never removed"
-        return PlanStep(self.kind, self.name, found is not None, detail)
+class Resource(infra.Resource[Context]):
+    """One resource of a cloud-run pool (see :class:`provisioners.infra.Resource`)."""
 
 
 class ApiService(Resource):
@@ -114,7 +79,7 @@ class ServiceAccount(Resource):
     def delete(self, ctx: Context, resource_id: str) -> None:
         ctx.clients.delete_account(resource_id)
 
-    def outputs(self, resource_id: str) -> dict[str, Any]:
+    def outputs(self, ctx: Context, resource_id: str) -> dict[str, Any]:
         return {"service_account": resource_id}
 
 
@@ -218,5 +183,5 @@ class Repository(Resource):
     def delete(self, ctx: Context, resource_id: str) -> None:
         ctx.clients.delete_repository(self.name)
 
-    def outputs(self, resource_id: str) -> dict[str, Any]:
+    def outputs(self, ctx: Context, resource_id: str) -> dict[str, Any]:
         return {"repository": self.name}
