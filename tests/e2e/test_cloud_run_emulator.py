@@ -20,14 +20,12 @@ from typing import Any
 
 import pytest
 from emulators.gcp import GcpEmulator, running_emulator
+from support.e2e import cli_server, get_run, invoke
 from support.factories import EXAMPLES
-from support.server import LiveServer, live_server
-from typer.testing import CliRunner
+from support.server import LiveServer
 
 from provisioners.base import SubmitRequest, get_provisioner
 from provisioners.cloud_run.gcp import EMULATOR_ENV
-from service.cli.main import app
-from service.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -58,22 +56,7 @@ def emulator() -> Iterator[GcpEmulator]:
 def live(
     emulator: GcpEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LiveServer]:
-    with live_server(Settings(home=tmp_path / "home")) as server:
-        monkeypatch.setenv("PUSHPOOL_API_URL", server.url)
-        monkeypatch.setenv("PUSHPOOL_API_KEY", server.api_key)
-        yield server
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.output
-
-
-def get_run(live: LiveServer, run_id: str) -> dict[str, Any]:
-    r = live.client.get(f"/flow-runs/{run_id}")
-    assert r.status_code == 200, r.text
-    run: dict[str, Any] = r.json()
-    return run
+    yield from cli_server(tmp_path, monkeypatch)
 
 
 def start_run(live: LiveServer, emulator: GcpEmulator, deployment_id: str) -> dict[str, Any]:
