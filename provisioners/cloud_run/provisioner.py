@@ -308,13 +308,23 @@ class CloudRunProvisioner(Provisioner):
 
     # -- for humans ----------------------------------------------------------------------
     def infra_links(self, ref: InfraRef) -> dict[str, str]:
+        """The job in the console, its logs, and the execution's own ``log_uri`` while Cloud
+        Run still has it (one read; left out if it cannot be had)."""
         job = ref.id.rsplit("/", 1)[-1]
         project = str(ref.data.get("project") or self.config.project)
         region = str(ref.data.get("region") or self.config.region)
-        return {
+        found = {
             "job": links.job_url(project, region, job),
             "logs": links.logs_url(project, region, job),
         }
+        try:
+            execution = latest(self._executions(ref) or [])
+        except ProvisionerError as exc:
+            log.info("no execution link for %s: %s", ref.id, exc)
+            execution = None
+        if execution is not None and execution.get("log_uri"):
+            found["execution_logs"] = str(execution["log_uri"])
+        return found
 
     def log_tail(self, ref: InfraRef, max_lines: int = 200) -> list[str]:
         region = str(ref.data.get("region") or self.config.region)

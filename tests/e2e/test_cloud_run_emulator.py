@@ -139,7 +139,7 @@ def test_cloud_run_pool_end_to_end_against_the_emulator(
     assert done["result"] == "Hello, world!"
     logs = live.client.get(f"/flow-runs/{run['id']}/logs").json()["logs"]
     assert "Hello, world!" in [line["message"] for line in logs]
-    assert set(done["infra_links"]) == {"job", "logs"}
+    assert set(done["infra_links"]) == {"job", "logs", "execution_logs"}
 
     # -- the execution ends; teardown deletes the job (and the environment in it) ---------
     emulator.run.finish(run["infra"]["id"], 0)

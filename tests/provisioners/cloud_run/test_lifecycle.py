@@ -165,15 +165,22 @@ def test_log_tail_is_cloud_loggings_capture_of_the_job(
         provisioner.log_tail(ref)
 
 
-def test_links_point_at_the_job_and_its_logs(provisioner: CloudRunProvisioner) -> None:
+def test_links_point_at_the_job_and_its_logs(
+    emulator: GcpEmulator, provisioner: CloudRunProvisioner
+) -> None:
     ref = provisioner.submit(request_for())
     found = provisioner.infra_links(ref)
+    assert found["execution_logs"] == emulator.run.execution_of(ref.id)["logUri"]
     job = ref.data["job"]
     assert found["job"] == (
         f"https://console.cloud.google.com/run/jobs/details/{REGION}/{job}/executions"
         f"?project={PROJECT}"
     )
     assert job in found["logs"] and "cloud_run_job" in found["logs"]
+    emulator.fail("GET", r"/executions$", 503, "unavailable")
+    assert set(provisioner.infra_links(ref)) == {"job", "logs"}  # a detail view never fails
+    provisioner.teardown(ref)
+    assert set(provisioner.infra_links(ref)) == {"job", "logs"}
 
 
 def test_the_emulator_refuses_a_misspelt_field(emulator: GcpEmulator) -> None:
