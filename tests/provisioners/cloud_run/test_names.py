@@ -7,6 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
+from provisioners.cloud_run.infra import account_id, repository_id
 from provisioners.cloud_run.names import EXECUTION_TOKEN, job_id, label_value
 
 JOB_ID = re.compile(r"[a-z]([a-z0-9-]*[a-z0-9])?")
@@ -28,9 +29,17 @@ def test_a_uuid_run_id_stays_readable() -> None:
     assert job_id(run_id, 2).endswith("-2")
 
 
-@given(st.text(max_size=100))
-def test_label_values_are_valid_and_distinct(text: str) -> None:
-    value = label_value(text)
-    assert LABEL_VALUE.fullmatch(value), value
-    if text != value:
-        assert label_value(text + "x") != value or text + "x" == value
+@given(st.text(max_size=100), st.text(max_size=100))
+def test_label_values_are_valid_and_distinct(one: str, other: str) -> None:
+    assert LABEL_VALUE.fullmatch(label_value(one)), label_value(one)
+    if one != other:
+        assert label_value(one) != label_value(other)
+
+
+@given(st.text(min_size=1, max_size=100))
+def test_pool_resource_names_obey_iam_and_artifact_registry_rules(pool: str) -> None:
+    account = account_id(pool)
+    assert re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", account), account
+    repository = repository_id(pool)
+    assert re.fullmatch(r"[a-z][a-z0-9-]{0,61}[a-z0-9]", repository), repository
+    assert account_id(pool + "x") != account
