@@ -195,3 +195,20 @@ def test_admin_api_writes_are_paced_by_the_pools_token_bucket(
     shared = admin_api_limiter(CloudRunProvisioner("a", configured).config)
     assert (shared.rate, shared.burst) == (5, 7)
     assert admin_api_limiter(CloudRunProvisioner("b", configured).config) is shared
+
+
+def test_without_google_credentials_the_error_says_how_to_get_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    from support.cloud_run import CONFIG
+
+    import provisioners.cloud_run.gcp as gcp
+    from provisioners.cloud_run.gcp import EMULATOR_ENV
+
+    monkeypatch.delenv(EMULATOR_ENV, raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", f"{tmp_path}/missing.json")
+    monkeypatch.setattr(gcp, "_credentials", None)
+    with pytest.raises(ProvisionerError) as info:
+        CloudRunProvisioner("demo", CONFIG).submit(request_for())
+    assert "Application Default Credentials" in str(info.value)
+    assert not info.value.transient
