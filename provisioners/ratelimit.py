@@ -1,10 +1,11 @@
-"""A client-side token bucket, shared by the pool types that pace their platform's API."""
+"""Pacing a platform's API: a client-side token bucket, and exponential backoff."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
 class TokenBucket:
@@ -46,3 +47,15 @@ class TokenBucket:
         if wait > 0:
             self._sleep(wait)
         return wait
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff: ``attempts`` tries, waiting ``base * 2**n`` (at most ``cap``)."""
+
+    attempts: int = 6
+    base: float = 0.5
+    cap: float = 8.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.cap, self.base * 2**attempt))

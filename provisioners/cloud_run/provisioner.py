@@ -45,7 +45,7 @@ from provisioners.cloud_run.names import (
 )
 from provisioners.cloud_run.status import execution_status, finished, latest, needs_task
 from provisioners.errors import CapacityUnavailable, ProvisionerError
-from provisioners.ratelimit import TokenBucket
+from provisioners.ratelimit import Backoff, TokenBucket
 
 log = logging.getLogger("pushpool.cloud_run")
 
@@ -72,17 +72,11 @@ def _scrubbed(exc: ProvisionerError, secrets: list[str]) -> ProvisionerError:
     found = [s for s in secrets if s and len(s) >= 4 and s in text]
     for secret in found:
         text = text.replace(secret, "***")
-    return exc if not found else ProvisionerError(text, transient=exc.transient)
-
-
-class Backoff:
-    """``attempts`` tries, waiting ``base * 2**n`` seconds (at most ``cap``) between."""
-
-    def __init__(self, attempts: int = 5, base: float = 0.5, cap: float = 8.0) -> None:
-        self.attempts, self.base, self.cap = attempts, base, cap
-
-    def delay(self, attempt: int) -> float:
-        return float(min(self.cap, self.base * 2**attempt))
+    if not found:
+        return exc
+    if isinstance(exc, CapacityUnavailable):
+        return CapacityUnavailable(text, retry_after_seconds=exc.retry_after_seconds)
+    return ProvisionerError(text, transient=exc.transient)
 
 
 class CloudRunProvisioner(Provisioner):
@@ -104,7 +98,7 @@ class CloudRunProvisioner(Provisioner):
         super().__init__(pool_name, config)
         self.gcp = gcp or Gcp(self.config.project, self.config.region)
         self._limiter, self._sleep = limiter, sleep
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or Backoff(attempts=5)
 
     @cached_property
     def limiter(self) -> TokenBucket:

@@ -15,8 +15,7 @@ from support.cloud_run import CONFIG, POOL, Sleeps
 
 from provisioners.cloud_run import CloudRunProvisioner
 from provisioners.cloud_run.gcp import EMULATOR_ENV
-from provisioners.cloud_run.provisioner import Backoff
-from provisioners.ratelimit import TokenBucket
+from provisioners.ratelimit import Backoff, TokenBucket
 
 
 @pytest.fixture(scope="module")
