@@ -43,7 +43,7 @@ from provisioners.cloud_run.names import (
     label_value,
     run_labels,
 )
-from provisioners.cloud_run.status import execution_status, finished, latest, needs_task
+from provisioners.cloud_run.status import execution_status, finished, first_execution, needs_task
 from provisioners.errors import CapacityUnavailable, ProvisionerError
 from provisioners.ratelimit import Backoff, TokenBucket
 
@@ -209,7 +209,7 @@ class CloudRunProvisioner(Provisioner):
     def _status_of(self, ref: InfraRef, executions: list[Resource] | None) -> InfraStatus:
         if executions is None:
             return InfraStatus(InfraState.MISSING, reason=f"Cloud Run has no job {ref.id}")
-        execution = latest(executions)
+        execution = first_execution(executions)
         if execution is None:
             return InfraStatus(InfraState.PENDING)  # the job's execution is being started
         task = self._task(execution) if needs_task(execution) else None
@@ -254,7 +254,7 @@ class CloudRunProvisioner(Provisioner):
         executions = self._executions(ref)
         if executions is None:
             return "gone"
-        execution = latest(executions)
+        execution = first_execution(executions)
         if execution is None:
             return "unstarted"
         if not finished(execution):
@@ -312,7 +312,7 @@ class CloudRunProvisioner(Provisioner):
             "logs": links.logs_url(project, region, job),
         }
         try:
-            execution = latest(self._executions(ref) or [])
+            execution = first_execution(self._executions(ref) or [])
         except ProvisionerError as exc:
             log.info("no execution link for %s: %s", ref.id, exc)
             execution = None

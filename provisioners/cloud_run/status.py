@@ -73,7 +73,7 @@ def execution_status(execution: Resource, task: Resource | None = None) -> Infra
     )
 
 
-def latest(executions: list[Resource]) -> Resource | None:
+def first_execution(executions: list[Resource]) -> Resource | None:
     """The execution ``submit`` started (a job of ours has one; the oldest, if more)."""
     if not executions:
         return None

@@ -29,7 +29,7 @@ from provisioners.cloud_run.gcp import EMULATOR_ENV
 
 pytestmark = pytest.mark.slow
 
-PROJECT = "demo-project"
+PROJECT = "p"  # the issue's own example: a one-letter project id
 REGION = "us-central1"
 POOL = "demo"
 IMAGE_ENTRYPOINT = [sys.executable, "-m", "runner_image"]
