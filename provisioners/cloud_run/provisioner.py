@@ -43,7 +43,13 @@ from provisioners.cloud_run.names import (
     label_value,
     run_labels,
 )
-from provisioners.cloud_run.status import execution_status, finished, first_execution, needs_task
+from provisioners.cloud_run.status import (
+    execution_status,
+    finished,
+    first_execution,
+    job_failure,
+    needs_task,
+)
 from provisioners.errors import CapacityUnavailable, ProvisionerError
 from provisioners.ratelimit import Backoff, TokenBucket
 
@@ -211,9 +217,20 @@ class CloudRunProvisioner(Provisioner):
             return InfraStatus(InfraState.MISSING, reason=f"Cloud Run has no job {ref.id}")
         execution = first_execution(executions)
         if execution is None:
-            return InfraStatus(InfraState.PENDING)  # the job's execution is being started
+            return self._unstarted(ref)
         task = self._task(execution) if needs_task(execution) else None
         return execution_status(execution, task)
+
+    def _unstarted(self, ref: InfraRef) -> InfraStatus:
+        """A job without an execution: still starting it, or Cloud Run could not (a missing
+        image, say: the job's terminal condition says so, and nothing will ever run)."""
+        job = self.gcp.get_job(ref.id.rsplit("/", 1)[-1])
+        if job is None:
+            return InfraStatus(InfraState.MISSING, reason=f"Cloud Run has no job {ref.id}")
+        failure = job_failure(job)
+        if failure is None:
+            return InfraStatus(InfraState.PENDING)
+        return InfraStatus(InfraState.EXITED, reason=failure)
 
     def status(self, ref: InfraRef) -> InfraStatus:
         return self._status_of(ref, self._executions(ref))

@@ -29,6 +29,15 @@ def _completed_condition(execution: Resource) -> Resource:
     )
 
 
+def job_failure(job: Resource) -> str | None:
+    """Why Cloud Run could not start the job's execution, if it failed to."""
+    condition = job.get("terminal_condition") or {}
+    if condition.get("state") != "CONDITION_FAILED":
+        return None
+    why = condition.get("message") or condition.get("reason") or "the job failed"
+    return f"Cloud Run could not start the job: {why}"
+
+
 def reason(execution: Resource, task: Resource | None) -> str:
     """Cloud Run's own words on how the execution ended, for humans."""
     parts = []

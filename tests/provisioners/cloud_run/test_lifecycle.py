@@ -191,3 +191,20 @@ def test_the_emulator_refuses_a_misspelt_field(emulator: GcpEmulator) -> None:
     r = httpx.post(url, json={"template": {"taskCount": 1, "parallelizm": 1}})
     assert r.status_code == 400 and "parallelizm" in r.text
     assert emulator.run.jobs == {}
+
+
+def test_a_job_cloud_run_could_not_start_is_finished_with_its_reason(
+    emulator: GcpEmulator, provisioner: CloudRunProvisioner
+) -> None:
+    [ref] = submitted(provisioner)
+    emulator.run.executions.clear()  # Cloud Run made no execution: the image is missing
+    assert provisioner.status(ref).state == InfraState.PENDING  # still starting
+    emulator.run.jobs[ref.id]["terminalCondition"] = {
+        "type": "Ready",
+        "state": "CONDITION_FAILED",
+        "message": "Image 'runner:test' not found.",
+    }
+    status = provisioner.status(ref)
+    assert (status.state, status.exit_code) == (InfraState.EXITED, None)
+    assert status.reason == "Cloud Run could not start the job: Image 'runner:test' not found."
+    assert provisioner.status_many([ref]) == {ref.id: status}
