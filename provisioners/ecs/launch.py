@@ -11,30 +11,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from provisioners.ecs.aws import AwsClient, EcsFailure, EcsTask
 from provisioners.ecs.errors import AwsError
 from provisioners.ecs.ratelimit import TokenBucket
 from provisioners.errors import ProvisionerError
+from provisioners.ratelimit import Backoff
 
 log = logging.getLogger("pushpool.ecs")
 
 _TRANSIENT_PREFIXES = ("RESOURCE:", "AGENT")
 _TRANSIENT_PHRASES = ("capacity is unavailable", "capacity unavailable", "throttl")
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff: ``attempts`` tries, waiting ``base * 2**n`` (at most ``cap``)."""
-
-    attempts: int = 6
-    base: float = 0.5
-    cap: float = 8.0
-
-    def delay(self, attempt: int) -> float:
-        return float(min(self.cap, self.base * 2**attempt))
 
 
 def failure_is_transient(failure: EcsFailure) -> bool:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from provisioners.base import JobVariables, PoolConfig
 from provisioners.ecs import sizes
+from provisioners.infra import ProvisionedResource
 
 #: Retention periods CloudWatch Logs accepts, in days.
 LOG_RETENTION_DAYS = frozenset(
@@ -21,16 +22,6 @@ MAX_USER_TAGS = 40
 ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$"
 #: A container's ``stopTimeout`` on Fargate, in seconds.
 STOP_TIMEOUT_RANGE = (2, 120)
-
-
-class ProvisionedResource(BaseModel):
-    """One resource ``provision`` created (or found tagged as this pool's) and may remove."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    resource: str
-    name: str
-    id: str
 
 
 class EcsPoolConfig(PoolConfig):

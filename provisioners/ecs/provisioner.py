@@ -29,7 +29,7 @@ from provisioners.ecs import links, policy
 from provisioners.ecs.aws import AwsClient, EcsTask
 from provisioners.ecs.errors import AwsError
 from provisioners.ecs.infra import Context, Infrastructure
-from provisioners.ecs.launch import Backoff, Launcher
+from provisioners.ecs.launch import Launcher
 from provisioners.ecs.models import EcsJobVariables, EcsPoolConfig
 from provisioners.ecs.names import ATTEMPT_TAG, POOL_TAG, RUN_TAG, Names
 from provisioners.ecs.ratelimit import TokenBucket, run_task_limiter
@@ -44,6 +44,7 @@ from provisioners.ecs.runspec import (
 from provisioners.ecs.status import is_stopped, tag, task_status
 from provisioners.ecs.taskdef import TaskDefinitions
 from provisioners.errors import ProvisionerError
+from provisioners.ratelimit import Backoff
 
 log = logging.getLogger("pushpool.ecs")
 

@@ -12,8 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
+from provisioners import validation
 from provisioners.base import SubmitRequest
 from provisioners.ecs.models import EcsJobVariables, EcsPoolConfig
 from provisioners.ecs.names import ATTEMPT_TAG, POOL_TAG, RUN_TAG, Names
@@ -41,14 +40,7 @@ def client_token(idempotency_key: str) -> str:
 
 def job_variables(raw: dict[str, Any]) -> EcsJobVariables:
     """Validated job variables; errors name the field, never echo the values."""
-    try:
-        return EcsJobVariables.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'job_variables'}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise ProvisionerError(f"invalid job variables: {problems}") from None
+    return validation.job_variables(EcsJobVariables, raw)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,11 @@ DISTRIBUTION = "pushpool"
 #: websockets) and the SQL store (sqlalchemy: the stack sets PUSHPOOL_DYNAMODB_TABLE, so
 #: the Lambda always opens the DynamoDB store).
 LOCAL_ONLY = frozenset({"typer", "rich", "httpx", "uvicorn", "sqlalchemy"})
+#: Extras the Lambda package carries: a control plane on Lambda dispatches to Cloud Run
+#: pools too (Google's libraries are imported only when such a pool is used). Not ``aws``:
+#: Lambda's runtime has boto3.
+LAMBDA_EXTRAS = frozenset({"gcp"})
+_EXTRA_MARKER = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
 #: The project name at the start of a PEP 508 requirement string.
 _REQUIREMENT_NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "infra" / "aws" / "template.yaml"
@@ -71,8 +76,8 @@ def project_name(requirement: str) -> str:
 
 
 def runtime_requirements() -> list[str]:
-    """The distribution's runtime requirements the Lambda needs: no extras (Lambda's
-    runtime has boto3) and nothing in :data:`LOCAL_ONLY`."""
+    """The distribution's runtime requirements the Lambda needs: those of no extra or of
+    one in :data:`LAMBDA_EXTRAS`, and nothing in :data:`LOCAL_ONLY`."""
     try:
         declared = importlib.metadata.requires(DISTRIBUTION) or []
     except importlib.metadata.PackageNotFoundError:
@@ -80,8 +85,16 @@ def runtime_requirements() -> list[str]:
     return [
         r
         for r in declared
-        if "extra" not in r.partition(";")[2] and project_name(r) not in LOCAL_ONLY
+        if _for_lambda(r.partition(";")[2]) and project_name(r) not in LOCAL_ONLY
     ]
+
+
+def _for_lambda(marker: str) -> bool:
+    """Whether a requirement with this environment marker goes into the Lambda package."""
+    if "extra" not in marker:
+        return True
+    extra = _EXTRA_MARKER.search(marker)
+    return extra is not None and extra.group(1) in LAMBDA_EXTRAS
 
 
 def _package_root(name: str) -> Path:

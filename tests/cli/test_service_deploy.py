@@ -108,13 +108,18 @@ def test_project_name_is_pep503_normalised(requirement: str, name: str) -> None:
 
 
 def test_runtime_requirements_drop_exactly_the_local_only_ones() -> None:
-    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    names = [deploy_stack.project_name(r) for r in declared]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = [
+        r for e in sorted(deploy_stack.LAMBDA_EXTRAS) for r in project["optional-dependencies"][e]
+    ]
+    names = [deploy_stack.project_name(r) for r in [*project["dependencies"], *extras]]
     kept = [n for n in names if n not in deploy_stack.LOCAL_ONLY]
     dropped = {n for n in names if n in deploy_stack.LOCAL_ONLY}
 
     packaged = [deploy_stack.project_name(r) for r in deploy_stack.runtime_requirements()]
-    assert packaged == kept  # the installed metadata matches pyproject.toml, minus local-only
+    # the installed metadata matches pyproject.toml (with the Lambda's extras), minus local-only
+    assert packaged == kept
+    assert "google-cloud-run" in packaged and "boto3" not in packaged
     assert dropped == deploy_stack.LOCAL_ONLY  # every local-only name is still a dependency
     assert set(packaged) >= LAMBDA_NEEDS, LAMBDA_NEEDS - set(packaged)
 

@@ -38,13 +38,11 @@ import boto3
 import httpx
 import pytest
 from moto.server import ThreadedMotoServer
+from support.e2e import cli_server, get_run, invoke
 from support.factories import EXAMPLES
-from support.server import LiveServer, live_server
-from typer.testing import CliRunner
+from support.server import LiveServer
 
 import provisioners.ecs.aws as product_aws
-from service.cli.main import app
-from service.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -130,15 +128,7 @@ def moto() -> Iterator[Moto]:
 
 @pytest.fixture
 def live(moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    with live_server(Settings(home=tmp_path / "home")) as server:
-        monkeypatch.setenv("PUSHPOOL_API_URL", server.url)
-        monkeypatch.setenv("PUSHPOOL_API_KEY", server.api_key)
-        yield server
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.output
+    yield from cli_server(tmp_path, monkeypatch)
 
 
 def delete_default_vpc(moto: Moto) -> None:
@@ -241,13 +231,6 @@ def set_exit_code(task_arn: str, code: int) -> None:
             tasks[task_arn].containers[0].exitCode = code
             return
     raise KeyError(task_arn)
-
-
-def get_run(live: LiveServer, run_id: str) -> dict[str, Any]:
-    r = live.client.get(f"/flow-runs/{run_id}")
-    assert r.status_code == 200, r.text
-    run: dict[str, Any] = r.json()
-    return run
 
 
 def start_run(live: LiveServer, deployment_id: str) -> dict[str, Any]:

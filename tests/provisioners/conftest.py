@@ -99,7 +99,28 @@ def _ecs(tmp_path: Path) -> Iterator[Harness]:
             state_manager.unset_transition("ecs::task")
 
 
-HARNESSES: dict[str, Callable[[Path], Iterator[Harness]]] = {"process": _process, "ecs": _ecs}
+def _cloud_run(tmp_path: Path) -> Iterator[Harness]:
+    from emulators.gcp import running_emulator
+    from emulators.gcp.workloads import conformance_workload
+
+    from provisioners.cloud_run.gcp import EMULATOR_ENV
+
+    with running_emulator() as emulator, pytest.MonkeyPatch.context() as env:
+        env.setenv(EMULATOR_ENV, emulator.url)
+        emulator.run.workload = conformance_workload
+        config = {"project": "conf-project", "region": "us-central1", "image": "runner:test"}
+        yield Harness(
+            provisioner=get_provisioner("cloud-run", "conf", config),
+            sleep_job=lambda s: {"command": ["sleep", str(s)]},
+            exit_job=lambda code: {"command": ["sh", "-c", f"exit {code}"]},
+        )
+
+
+HARNESSES: dict[str, Callable[[Path], Iterator[Harness]]] = {
+    "process": _process,
+    "ecs": _ecs,
+    "cloud-run": _cloud_run,
+}
 
 
 @pytest.fixture(params=sorted(HARNESSES))

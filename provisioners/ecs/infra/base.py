@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
-from provisioners.base import PlanStep
+from provisioners import infra
 from provisioners.ecs.aws import AwsClient
 from provisioners.ecs.errors import AwsError
 from provisioners.ecs.names import POOL_TAG, Names
+from provisioners.infra import Found
+
+__all__ = ["Context", "Found", "Resource", "ignore"]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Found:
-    """A resource that exists: its id, and whether it carries this pool's tag."""
-
-    id: str
-    owned: bool
 
 
 @dataclass
@@ -78,43 +72,5 @@ def ignore(codes: frozenset[str], call: Callable[[], object]) -> None:
             raise
 
 
-class Resource(ABC):
-    """One resource of a pool's infrastructure, identified by kind and name."""
-
-    kind: ClassVar[str]
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}/{self.name}"
-
-    @abstractmethod
-    def find(self, ctx: Context) -> Found | None:
-        """Look it up by name (read only)."""
-
-    def check(self, ctx: Context, resource_id: str) -> Found | None:
-        """Look up the recorded ``resource_id`` (read only); by name unless overridden."""
-        return self.find(ctx)
-
-    @abstractmethod
-    def create(self, ctx: Context) -> str:
-        """Create it (tagged with the pool); return its id."""
-
-    @abstractmethod
-    def delete(self, ctx: Context, resource_id: str) -> None:
-        """Remove it, and what hangs off it; a resource already gone is fine."""
-
-    def detail(self, ctx: Context, found: Found | None) -> str:
-        """A note for the plan table."""
-        if found is None:
-            return ""
-        return found.id if found.owned else f"{found.id} (not pushpool's: used, never removed)"
-
-    def outputs(self, ctx: Context, resource_id: str) -> dict[str, Any]:
-        """Config values this resource contributes to the pool."""
-        return {}
-
-    def step(self, ctx: Context, found: Found | None) -> PlanStep:
-        return PlanStep(self.kind, self.name, found is not None, self.detail(ctx, found))
+class Resource(infra.Resource[Context]):
+    """One resource of an ECS pool's infrastructure (see :class:`provisioners.infra.Resource`)."""

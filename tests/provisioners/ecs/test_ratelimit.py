@@ -42,7 +42,7 @@ def worst_excess(times: list[float], rate: float, burst: int) -> float:
 
 def test_a_burst_of_a_thousand_stays_within_the_rate() -> None:
     clock = FakeTime()
-    bucket = TokenBucket(clock=clock, sleep=clock.sleep)
+    bucket = TokenBucket(RUN_TASK_RATE, RUN_TASK_BURST, clock=clock, sleep=clock.sleep)
     times = []
     for _ in range(1000):
         bucket.acquire()
@@ -120,7 +120,9 @@ def test_a_thousand_due_runs_are_submitted_without_one_throttle(
         return aws.real("ecs").run_task(**params)
 
     aws.fail("run_task", *[run_task] * 1000)
-    provisioner = make_provisioner(limiter=TokenBucket(clock=clock, sleep=clock.sleep))
+    provisioner = make_provisioner(
+        limiter=TokenBucket(RUN_TASK_RATE, RUN_TASK_BURST, clock=clock, sleep=clock.sleep)
+    )
     refs = [provisioner.submit(request_for()) for _ in range(1000)]
     assert len({r.id for r in refs}) == 1000
     assert ecs.throttled == 0 and len(ecs.times) == 1000

@@ -1,0 +1,102 @@
+"""A cloud-run pool's infrastructure as a plan: looked up, created, recorded, removed.
+
+What a pool needs: the Cloud Run, Artifact Registry and IAM APIs enabled; a runtime
+service account for its jobs holding ``roles/logging.logWriter`` on the project and
+nothing else; for the control plane's identity (``control_plane_member``, when given)
+``roles/run.developer`` and ``roles/logging.viewer`` (last words) on the project and
+``roles/iam.serviceAccountUser`` on the runtime account only; an Artifact Registry
+docker repository. :meth:`Infrastructure.plan` only reads; :meth:`apply` creates what is
+missing, in order, and returns what to record (``provisioned``: what it added);
+:meth:`remove` deletes exactly that, newest first, tolerating what is gone and leaving
+anything not the pool's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from provisioners import infra
+from provisioners.base import Progress, ProvisionPlan
+from provisioners.cloud_run import links, permissions
+from provisioners.cloud_run.infra.clients import ProvisioningClients
+from provisioners.cloud_run.infra.resources import (
+    AccountBinding,
+    ApiService,
+    Context,
+    ProjectBinding,
+    Repository,
+    ServiceAccount,
+)
+from provisioners.cloud_run.models import CloudRunPoolConfig
+from provisioners.cloud_run.names import slug
+from provisioners.infra import ProvisionedResource
+
+APIS = ("run.googleapis.com", "artifactregistry.googleapis.com", "iam.googleapis.com")
+RUNTIME_ROLES = ("roles/logging.logWriter",)
+#: Run jobs; read their Cloud Logging output for last words.
+CONTROL_PLANE_PROJECT_ROLES = ("roles/run.developer", "roles/logging.viewer")
+CONTROL_PLANE_ACCOUNT_ROLE = "roles/iam.serviceAccountUser"
+
+__all__ = ["Infrastructure", "setup_notes"]
+
+
+def account_id(pool: str) -> str:
+    """``pushpool-<pool>``: 6-30 characters, as IAM requires."""
+    return f"pushpool-{slug(pool, 21)}"
+
+
+def repository_id(pool: str) -> str:
+    return f"pushpool-{slug(pool, 40)}"
+
+
+class Infrastructure(infra.Infrastructure[Context]):
+    def __init__(self, config: CloudRunPoolConfig, pool: str) -> None:
+        super().__init__(Context(ProvisioningClients(config.project, config.region), pool))
+        self.config, self.pool = config, pool
+
+    def resources(self) -> list[infra.Resource[Context]]:
+        account = ServiceAccount(account_id(self.pool), self.config.project)
+        runtime = f"serviceAccount:{account.email}"
+        found: list[infra.Resource[Context]] = [ApiService(api) for api in APIS]
+        found.append(account)
+        found += [ProjectBinding(role, runtime) for role in RUNTIME_ROLES]
+        member = self.config.control_plane_member
+        if member:
+            found += [ProjectBinding(role, member) for role in CONTROL_PLANE_PROJECT_ROLES]
+            found.append(AccountBinding(CONTROL_PLANE_ACCOUNT_ROLE, member, account.email))
+        found.append(Repository(repository_id(self.pool)))
+        return found
+
+    def apply(
+        self,
+        plan: ProvisionPlan,
+        recorded: list[ProvisionedResource],
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """What :meth:`infra.Infrastructure.apply` records, plus the default image."""
+        outputs = super().apply(plan, recorded, progress)
+        if self.config.image is None and "repository" in outputs:
+            project, region = self.config.project, self.config.region
+            outputs["image"] = links.image_uri(project, region, outputs["repository"])
+        return outputs
+
+
+def setup_notes(config: CloudRunPoolConfig, pool: str) -> dict[str, str]:
+    notes: dict[str, str] = {}
+    runtime = (
+        config.service_account or f"{account_id(pool)}@{config.project}.iam.gserviceaccount.com"
+    )
+    grants = [f"{role} on project {config.project} -> {runtime}" for role in RUNTIME_ROLES]
+    member = config.control_plane_member or "<the control plane's identity>"
+    grants += [f"{r} on project {config.project} -> {member}" for r in CONTROL_PLANE_PROJECT_ROLES]
+    grants.append(f"{CONTROL_PLANE_ACCOUNT_ROLE} on service account {runtime} -> {member}")
+    if not config.control_plane_member:
+        grants.append(
+            "(set config.control_plane_member and provision again to grant the last three)"
+        )
+    notes["IAM roles for this pool"] = "\n".join(grants)
+    notes["Google API methods and the permissions they need"] = permissions.table()
+    if config.repository:
+        commands = links.push_commands(config.project, config.region, config.repository)
+        notes["Build and push the runner image (runner_image/Dockerfile)"] = "\n".join(commands)
+    return notes

@@ -1,0 +1,73 @@
+"""Every Google API method the ``cloud-run`` pool type calls, and the IAM permission each
+needs: who calls it (the control plane, or the user provisioning from the CLI)."""
+
+from __future__ import annotations
+
+#: (API method, IAM permission, caller, what for)
+CONTROL_PLANE = (
+    ("run.projects.locations.jobs.create", "run.jobs.create", "submit: job + its execution"),
+    ("run.projects.locations.jobs.get", "run.jobs.get", "find / adopt after a 409"),
+    ("run.projects.locations.jobs.list", "run.jobs.list", "orphan sweep"),
+    ("run.projects.locations.jobs.delete", "run.jobs.delete", "teardown, sweep"),
+    (
+        "run.projects.locations.jobs.executions.list",
+        "run.executions.list",
+        "status, status_many (jobs/-)",
+    ),
+    ("run.projects.locations.jobs.executions.cancel", "run.executions.cancel", "cancel"),
+    ("run.projects.locations.jobs.executions.tasks.list", "run.tasks.list", "exit codes"),
+    ("logging.entries.list", "logging.logEntries.list", "log_tail (last words)"),
+    (
+        "(acting as the runtime service account)",
+        "iam.serviceAccounts.actAs",
+        "jobs run as the pool's account",
+    ),
+)
+PROVISIONING = (
+    ("serviceusage.services.get", "serviceusage.services.get", "plan"),
+    ("serviceusage.services.enable", "serviceusage.services.enable", "enable APIs"),
+    ("serviceusage.services.disable", "serviceusage.services.disable", "deprovision"),
+    ("iam.projects.serviceAccounts.get", "iam.serviceAccounts.get", "plan"),
+    ("iam.projects.serviceAccounts.create", "iam.serviceAccounts.create", "runtime account"),
+    ("iam.projects.serviceAccounts.delete", "iam.serviceAccounts.delete", "deprovision"),
+    ("iam.projects.serviceAccounts.getIamPolicy", "iam.serviceAccounts.getIamPolicy", "plan"),
+    (
+        "iam.projects.serviceAccounts.setIamPolicy",
+        "iam.serviceAccounts.setIamPolicy",
+        "serviceAccountUser for the control plane",
+    ),
+    (
+        "cloudresourcemanager.projects.getIamPolicy",
+        "resourcemanager.projects.getIamPolicy",
+        "plan",
+    ),
+    (
+        "cloudresourcemanager.projects.setIamPolicy",
+        "resourcemanager.projects.setIamPolicy",
+        "project role bindings",
+    ),
+    ("artifactregistry.repositories.get", "artifactregistry.repositories.get", "plan"),
+    (
+        "artifactregistry.repositories.create",
+        "artifactregistry.repositories.create",
+        "image repository",
+    ),
+    (
+        "artifactregistry.repositories.delete",
+        "artifactregistry.repositories.delete",
+        "deprovision",
+    ),
+    ("(the Cloud Run methods above)", "run.jobs.list, run.jobs.delete", "deprovision"),
+)
+
+
+def table() -> str:
+    """Both lists as text, for the pool's setup notes."""
+    lines = [
+        "Control plane (roles/run.developer, roles/logging.viewer; iam.serviceAccountUser on"
+        " the runtime account only):"
+    ]
+    lines += [f"  {method}: {permission} ({why})" for method, permission, why in CONTROL_PLANE]
+    lines.append("Provisioning (the user's own credentials, from the CLI):")
+    lines += [f"  {method}: {permission} ({why})" for method, permission, why in PROVISIONING]
+    return "\n".join(lines)

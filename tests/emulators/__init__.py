@@ -1,0 +1,1 @@
+"""Local stand-ins for cloud APIs that no independent double serves."""

@@ -1,0 +1,171 @@
+"""Provisioning a cloud-run pool against the emulated project: plan, apply, record, plan
+again (empty), deprovision exactly what was added, leave what was there before."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from emulators.gcp import GcpEmulator
+from support.cloud_run import PROJECT, REGION
+
+from provisioners.cloud_run import CloudRunProvisioner
+from provisioners.errors import ProvisionerError
+
+CONTROL_PLANE = f"serviceAccount:control@{PROJECT}.iam.gserviceaccount.com"
+RUNTIME = f"pushpool-demo@{PROJECT}.iam.gserviceaccount.com"
+EXPECTED = [
+    ("api", "run.googleapis.com"),
+    ("api", "artifactregistry.googleapis.com"),
+    ("api", "iam.googleapis.com"),
+    ("service-account", "pushpool-demo"),
+    ("project-iam-binding", f"roles/logging.logWriter serviceAccount:{RUNTIME}"),
+    ("project-iam-binding", f"roles/run.developer {CONTROL_PLANE}"),
+    ("project-iam-binding", f"roles/logging.viewer {CONTROL_PLANE}"),
+    ("service-account-iam-binding", f"roles/iam.serviceAccountUser {CONTROL_PLANE}"),
+    ("artifact-registry-repository", "pushpool-demo"),
+]
+
+
+@pytest.fixture
+def pool(make_provisioner: Callable[..., CloudRunProvisioner]) -> CloudRunProvisioner:
+    return make_provisioner(image=None, control_plane_member=CONTROL_PLANE)
+
+
+def recorded(
+    provisioner: CloudRunProvisioner, make: Callable[..., CloudRunProvisioner]
+) -> CloudRunProvisioner:
+    values = provisioner.provision(provisioner.plan())
+    return make(**{**provisioner.config.model_dump(exclude_none=True), **values})
+
+
+def add_bystanders(emulator: GcpEmulator) -> None:
+    """What was there before: the Run API on, an owner, a log writer, someone's repository."""
+    project = emulator.project(PROJECT)
+    project.services["run.googleapis.com"] = "ENABLED"
+    project.policies.policies[f"projects/{PROJECT}"] = {
+        "version": 1,
+        "bindings": [
+            {"role": "roles/owner", "members": ["user:owner@example.com"]},
+            {"role": "roles/logging.logWriter", "members": ["serviceAccount:other@x.com"]},
+        ],
+    }
+    name = f"projects/{PROJECT}/locations/{REGION}/repositories/someone-else"
+    project.repositories[name] = {"name": name, "format": "DOCKER"}
+
+
+def test_plan_apply_record_then_nothing_to_do(
+    emulator: GcpEmulator,
+    pool: CloudRunProvisioner,
+    make_provisioner: Callable[..., CloudRunProvisioner],
+) -> None:
+    plan = pool.plan()
+    assert [(s.resource, s.name) for s in plan.to_create] == EXPECTED
+    created: list[str] = []
+    values = pool.provision(plan, lambda step: created.append(step.name))
+    assert created == [name for _, name in EXPECTED]
+    assert values["service_account"] == RUNTIME
+    assert values["repository"] == "pushpool-demo"
+    assert values["image"] == (
+        f"{REGION}-docker.pkg.dev/{PROJECT}/pushpool-demo/pushpool-runner:latest"
+    )
+    project = emulator.project(PROJECT).snapshot()
+    assert project["policies"][f"serviceAccounts/{RUNTIME}"] == [
+        ("roles/iam.serviceAccountUser", [CONTROL_PLANE])
+    ]
+    account = emulator.project(PROJECT).accounts[RUNTIME]
+    assert "pushpool-pool=demo" in account["description"]
+    repository = next(iter(emulator.project(PROJECT).repositories.values()))
+    assert repository["labels"] == {"pushpool-pool": "demo"}
+    again = make_provisioner(**{**pool.config.model_dump(exclude_none=True), **values})
+    assert again.plan().empty
+
+
+def test_deprovision_removes_what_it_added_and_keeps_what_it_found(
+    emulator: GcpEmulator,
+    pool: CloudRunProvisioner,
+    make_provisioner: Callable[..., CloudRunProvisioner],
+) -> None:
+    add_bystanders(emulator)
+    before = emulator.project(PROJECT).snapshot()
+    plan = pool.plan()
+    run_api = next(s for s in plan.steps if s.name == "run.googleapis.com")
+    assert run_api.exists and "never removed" in run_api.detail
+    provisioned = recorded(pool, make_provisioner)
+    assert ("api", "run.googleapis.com") not in {
+        (r.resource, r.name) for r in provisioned.config.provisioned
+    }
+    removed: list[str] = []
+    provisioned.deprovision(lambda step: removed.append(step.name))
+    assert removed == [name for _, name in reversed(EXPECTED) if name != "run.googleapis.com"]
+    assert emulator.project(PROJECT).snapshot() == before
+    provisioned.deprovision()  # again: everything is gone, nothing fails
+
+
+def test_a_repository_that_is_not_the_pools_is_used_but_never_removed(
+    emulator: GcpEmulator,
+    pool: CloudRunProvisioner,
+    make_provisioner: Callable[..., CloudRunProvisioner],
+) -> None:
+    name = f"projects/{PROJECT}/locations/{REGION}/repositories/pushpool-demo"
+    emulator.project(PROJECT).repositories[name] = {"name": name, "labels": {"team": "x"}}
+    provisioned = recorded(pool, make_provisioner)
+    assert provisioned.config.repository == "pushpool-demo"
+    provisioned.deprovision()
+    assert name in emulator.project(PROJECT).repositories
+
+
+def test_deprovision_deletes_the_pools_jobs_first(
+    emulator: GcpEmulator,
+    pool: CloudRunProvisioner,
+    make_provisioner: Callable[..., CloudRunProvisioner],
+) -> None:
+    from support.cloud_run import request_for
+
+    provisioned = recorded(pool, make_provisioner)
+    ref = provisioned.submit(request_for())
+    emulator.run.start(ref.id)
+    provisioned.deprovision()
+    assert emulator.run.jobs == {}
+    assert emulator.journal.count("POST", r":cancel$") == 1
+
+
+def test_permission_denied_names_the_permission_and_what_is_in_place(
+    emulator: GcpEmulator, pool: CloudRunProvisioner
+) -> None:
+    message = "Permission 'iam.serviceAccounts.create' denied on resource (or it may not exist)."
+    emulator.fail("POST", r"/serviceAccounts$", 403, message, reason="IAM_PERMISSION_DENIED")
+    with pytest.raises(ProvisionerError) as info:
+        pool.provision(pool.plan())
+    text = str(info.value)
+    assert "\n" not in text
+    assert "iam.serviceAccounts.create" in text and "403" in text
+    assert "already in place: api/run.googleapis.com" in text
+    assert pool.plan().to_create[0].resource == "service-account"  # resumes from there
+
+
+def test_a_concurrent_policy_change_is_merged_not_lost(
+    emulator: GcpEmulator, pool: CloudRunProvisioner
+) -> None:
+    emulator.fail("POST", r"/v3/projects/[^/]+:setIamPolicy$", 409, "concurrent", times=1)
+    pool.provision(pool.plan())
+    roles = dict(emulator.project(PROJECT).snapshot()["policies"][f"projects/{PROJECT}"])
+    assert roles == {
+        "roles/logging.logWriter": [f"serviceAccount:{RUNTIME}"],
+        "roles/run.developer": [CONTROL_PLANE],
+        "roles/logging.viewer": [CONTROL_PLANE],
+    }
+
+
+def test_setup_notes_list_the_roles_and_the_push_commands(
+    pool: CloudRunProvisioner, make_provisioner: Callable[..., CloudRunProvisioner]
+) -> None:
+    provisioned = recorded(pool, make_provisioner)
+    notes = provisioned.setup_notes()
+    roles = notes["IAM roles for this pool"]
+    assert "roles/logging.logWriter" in roles and "roles/iam.serviceAccountUser" in roles
+    assert "roles/run.developer" in roles and "roles/logging.viewer" in roles
+    methods = notes["Google API methods and the permissions they need"]
+    assert "run.executions.cancel" in methods and "iam.serviceAccounts.create" in methods
+    push = notes["Build and push the runner image (runner_image/Dockerfile)"]
+    assert f"docker push {REGION}-docker.pkg.dev/{PROJECT}/pushpool-demo/" in push

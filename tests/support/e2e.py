@@ -1,0 +1,35 @@
+"""Shared by the end-to-end tests: a live server the CLI talks to, the CLI, a run's detail."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from service.cli.main import app
+from service.settings import Settings
+from support.server import LiveServer, live_server
+
+
+def cli_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
+    """A live server, with the environment pointing the CLI at it."""
+    with live_server(Settings(home=tmp_path / "home")) as server:
+        monkeypatch.setenv("PUSHPOOL_API_URL", server.url)
+        monkeypatch.setenv("PUSHPOOL_API_KEY", server.api_key)
+        yield server
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    """Run the CLI in process: exit code and output."""
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def get_run(live: LiveServer, run_id: str) -> dict[str, Any]:
+    r = live.client.get(f"/flow-runs/{run_id}")
+    assert r.status_code == 200, r.text
+    run: dict[str, Any] = r.json()
+    return run
