@@ -214,6 +214,7 @@ class Provisioner(ABC):
 REGISTRY: dict[str, str] = {
     "process": "provisioners.process:ProcessProvisioner",
     "ecs": "provisioners.ecs:EcsProvisioner",
+    "aci": "provisioners.aci:AciProvisioner",
 }
 
 

@@ -99,7 +99,17 @@ def _ecs(tmp_path: Path) -> Iterator[Harness]:
             state_manager.unset_transition("ecs::task")
 
 
-HARNESSES: dict[str, Callable[[Path], Iterator[Harness]]] = {"process": _process, "ecs": _ecs}
+def _aci(tmp_path: Path) -> Iterator[Harness]:
+    from emulators.azure.harness import aci_harness
+
+    yield from aci_harness()
+
+
+HARNESSES: dict[str, Callable[[Path], Iterator[Harness]]] = {
+    "process": _process,
+    "ecs": _ecs,
+    "aci": _aci,
+}
 
 
 @pytest.fixture(params=sorted(HARNESSES))
