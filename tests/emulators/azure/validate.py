@@ -52,7 +52,7 @@ def _typed_fields(instance: Any, where: str, errors: list[str]) -> None:
     """The newer (TypeSpec) SDK models keep the raw JSON: every key must be a field the
     model knows, none of them read-only, all the way down."""
     fields = {f._rest_name: (attr, f) for attr, f in type(instance)._attr_to_rest_field.items()}
-    for key in instance.keys():
+    for key in list(instance):
         if key not in fields:
             errors.append(f"{where}.{key}: unknown field")
             continue
