@@ -137,19 +137,25 @@ class AciProvisioner(Provisioner):
                 raise clean from None
             raise
 
-    def _submit(self, request: SubmitRequest) -> InfraRef:
-        job = job_variables(self.config, request.job_variables)
-        name = group_name(request.run_id, request.attempt)
-        existing = self._existing(request)
-        if existing is not None:
-            log.info("run %s attempt %d: adopting %s", request.run_id, request.attempt, name)
-            return existing
-        spec = group_spec(self.config, self.pool_name, name, request, job)
-        refusal = self.limiter.try_create(self.groups.id(name), spec.cores, self.config.quota)
+    def _admit(self, name: str, cores: float, *, count: bool) -> None:
+        refusal = self.limiter.try_create(
+            self.groups.id(name), cores, self.config.quota, count=count
+        )
         if refusal is not None:
             raise CapacityUnavailable(
                 refusal.reason, retry_after_seconds=refusal.retry_after_seconds
             )
+
+    def _submit(self, request: SubmitRequest) -> InfraRef:
+        job = job_variables(self.config, request.job_variables)
+        name = group_name(request.run_id, request.attempt)
+        spec = group_spec(self.config, self.pool_name, name, request, job)
+        self._admit(name, spec.cores, count=False)  # no room: not even a GET
+        existing = self._existing(request)
+        if existing is not None:
+            log.info("run %s attempt %d: adopting %s", request.run_id, request.attempt, name)
+            return existing
+        self._admit(name, spec.cores, count=True)
         try:
             group = self.groups.create(name, spec.body)
         except ArmError as exc:

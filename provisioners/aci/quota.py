@@ -15,6 +15,7 @@ region with proportionally lower limits.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import deque
@@ -32,6 +33,12 @@ CAPACITY_RETRY_SECONDS = 30.0
 class Refusal:
     reason: str
     retry_after_seconds: float
+
+
+def _spread(group_id: str, span: float) -> float:
+    """A stable per-group offset in ``[0, span)``: runs refused together come back spread
+    over the window instead of all at the moment it opens (no thundering herd)."""
+    return int(hashlib.sha256(group_id.encode()).hexdigest()[:8], 16) % int(span)
 
 
 class _Window:
@@ -69,28 +76,34 @@ class QuotaLimiter:
         self._live: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def try_create(self, group_id: str, cores: float, limits: QuotaLimits) -> Refusal | None:
+    def try_create(
+        self, group_id: str, cores: float, limits: QuotaLimits, *, count: bool = True
+    ) -> Refusal | None:
         """Count a create of ``group_id`` and return ``None``, or say why not and how long
-        to wait (counting nothing)."""
+        to wait (counting nothing). ``count=False`` only asks."""
         key = group_id.lower()
         with self._lock:
             now = self._clock()
             wait = self._creates.wait(now, limits.creates_per_hour, limits.creates_per_5_minutes)
             if wait > 0:
-                return Refusal("ACI create quota (per 5 minutes / per hour) reached", wait)
+                return Refusal(
+                    "ACI create quota (per 5 minutes / per hour) reached",
+                    wait + _spread(key, FIVE_MINUTES),
+                )
             live = {k: v for k, v in self._live.items() if k != key}
             if len(live) >= limits.max_groups:
                 return Refusal(
                     f"{len(live)} container groups of {limits.max_groups} allowed in the region",
-                    CAPACITY_RETRY_SECONDS,
+                    CAPACITY_RETRY_SECONDS + _spread(key, CAPACITY_RETRY_SECONDS),
                 )
             if sum(live.values()) + cores > limits.max_cores:
                 return Refusal(
                     f"{sum(live.values()):g}+{cores:g} cores exceed {limits.max_cores:g}",
-                    CAPACITY_RETRY_SECONDS,
+                    CAPACITY_RETRY_SECONDS + _spread(key, CAPACITY_RETRY_SECONDS),
                 )
-            self._creates.times.append(now)
-            self._live[key] = cores
+            if count:
+                self._creates.times.append(now)
+                self._live[key] = cores
             return None
 
     def try_delete(self, group_id: str, limits: QuotaLimits) -> Refusal | None:
