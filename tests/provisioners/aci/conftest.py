@@ -7,10 +7,13 @@ from collections.abc import Iterator
 import pytest
 from emulators.azure.harness import RESOURCE_GROUP, pool_config
 from emulators.azure.server import Emulator, azure_emulator
+from support.clock import FakeClock
 
-from provisioners.aci import AciProvisioner
+from provisioners.aci import AciProvisioner, quota
 from provisioners.aci.arm import EMULATOR_ENV, ArmClient
 from provisioners.aci.quota import QuotaLimiter
+from service.pools import WorkPoolCreate, create_pool
+from service.services import Services
 
 TOKEN = "secret-bootstrap-0123456789"
 
@@ -27,3 +30,22 @@ def provisioner(emulator: Emulator) -> AciProvisioner:
     emulator.add_resource_group(RESOURCE_GROUP)
     arm = ArmClient(pool_config()["subscription_id"], retry_total=0)
     return AciProvisioner("demo", pool_config(), arm=arm, limiter=QuotaLimiter())
+
+
+@pytest.fixture
+def aci_services(
+    services: Services, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Services, Emulator]]:
+    seconds = lambda: clock().timestamp()  # noqa: E731
+    with azure_emulator(seconds) as emulator:
+        monkeypatch.setenv(EMULATOR_ENV, emulator.url)
+        emulator.add_resource_group(RESOURCE_GROUP)
+        config = pool_config()
+        key = (config["subscription_id"].lower(), config["location"])
+        monkeypatch.setitem(quota._limiters, key, QuotaLimiter(seconds))
+        # The emulator enforces ACI's quotas too: a create over them would be answered
+        # with 429 / ContainerGroupQuotaReached (and requeued), never run.
+        emulator.azure.rate_limits, emulator.azure.max_groups = (100, 300), 100
+        emulator.azure.on_create = lambda name, group: emulator.azure.start(name)
+        create_pool(services, WorkPoolCreate(name="azure", type="aci", config=config))
+        yield services, emulator

@@ -3,20 +3,14 @@ once on an ACI pool, and not one window of the emulator over ACI's create quotas
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from emulators.azure.harness import RESOURCE_GROUP, pool_config
-from emulators.azure.server import Emulator, azure_emulator
+from emulators.azure.server import Emulator
 from support.clock import FakeClock
 from support.factories import deployment_body
 
-from provisioners.aci import quota
-from provisioners.aci.arm import EMULATOR_ENV
 from provisioners.aci.models import QuotaLimits
 from provisioners.aci.quota import QuotaLimiter
 from service.deployments import DeploymentCreate, deploy
-from service.pools import WorkPoolCreate, create_pool
 from service.runs import RunCreate, create_run
 from service.services import Services
 from service.states import StateType, set_state
@@ -74,25 +68,6 @@ def test_deletes_have_their_own_windows() -> None:
     assert limiter.try_delete(gid(2), limits) is None
     assert limiter.try_delete(gid(3), limits) is not None
     assert limiter.try_create(gid(3), 1, limits) is None
-
-
-@pytest.fixture
-def aci_services(
-    services: Services, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[Services, Emulator]]:
-    seconds = lambda: clock().timestamp()  # noqa: E731
-    with azure_emulator(seconds) as emulator:
-        monkeypatch.setenv(EMULATOR_ENV, emulator.url)
-        emulator.add_resource_group(RESOURCE_GROUP)
-        config = pool_config()
-        key = (config["subscription_id"].lower(), config["location"])
-        monkeypatch.setitem(quota._limiters, key, QuotaLimiter(seconds))
-        # The emulator enforces ACI's quotas too: a create over them would be answered
-        # with 429 / ContainerGroupQuotaReached (and requeued), never run.
-        emulator.azure.rate_limits, emulator.azure.max_groups = (100, 300), 100
-        emulator.azure.on_create = lambda name, group: emulator.azure.start(name)
-        create_pool(services, WorkPoolCreate(name="azure", type="aci", config=config))
-        yield services, emulator
 
 
 @pytest.mark.slow
