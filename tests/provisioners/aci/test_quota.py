@@ -4,17 +4,14 @@ once on an ACI pool, and not one window of the emulator over ACI's create quotas
 from __future__ import annotations
 
 import pytest
+from emulators.azure.drive import due_at_once, run_to_completion
 from emulators.azure.server import Emulator
 from support.clock import FakeClock
-from support.factories import deployment_body
 
 from provisioners.aci.models import QuotaLimits
 from provisioners.aci.quota import QuotaLimiter
-from service.deployments import DeploymentCreate, deploy
-from service.runs import RunCreate, create_run
 from service.services import Services
-from service.states import StateType, set_state
-from service.store.base import RunFilter
+from service.states import StateType
 
 RG = "/subscriptions/s/resourceGroups/rg"
 
@@ -75,35 +72,16 @@ def test_a_thousand_runs_due_at_once_all_complete_within_the_quota(
     aci_services: tuple[Services, Emulator], clock: FakeClock
 ) -> None:
     services, emulator = aci_services
-    body = deployment_body(work_pool="azure", source={"type": "image"})
-    dep = deploy(services, DeploymentCreate.model_validate(body))[0]
-    services.store.update_pool("azure", {"paused": True}, clock())
-    runs = [create_run(services, dep.id, RunCreate())[0].id for _ in range(1000)]
-    services.store.update_pool("azure", {"paused": False}, clock())
-    for _ in range(100):  # one tick every 5 minutes, for up to 8 hours and 20 minutes
-        services.scheduler.tick(clock.advance(300))
-        pending = services.store.runs_in_states([StateType.PENDING], 1000)
-        for run in pending:  # the runner starts and completes each run it is given
-            if run.infra is not None:
-                set_state(services.store, run.id, StateType.RUNNING, now=clock())
-                set_state(services.store, run.id, StateType.COMPLETED, now=clock())
-        if not services.store.runs_in_states(sorted({StateType.SCHEDULED, StateType.PENDING}), 1):
-            break
-    services.scheduler.tick(clock.advance(60))  # the last teardowns
+    runs = due_at_once(services, clock, "azure", 1000)
+    run_to_completion(services, clock, tick_seconds=300, max_ticks=100)
     states = [services.store.get_run(r).state.type for r in runs]
     assert states.count(StateType.COMPLETED) == 1000, {s: states.count(s) for s in set(states)}
     a = emulator.azure
-    assert len(a.create_times) == 1000
-    assert a.window_peaks(a.create_times) <= (100, 300)
-    assert a.window_peaks(a.delete_times) <= (100, 300)
-    refused = [r for r in a.requests if r.method == "PUT" and "containerGroups" in r.path]
-    assert len(refused) == 1000  # the limiter kept every create inside: ARM refused none
-    assert a.groups == {}  # every group deleted
-    waited = services.store.list_runs(RunFilter(), 1000).items
-    assert any(
-        s.name == "AwaitingCapacity"
-        for r in waited[:50]
-        for s in services.store.state_history(r.id)
-    )
-    hours = (a.create_times[-1] - a.create_times[0]) / 3600
-    print(f"\n1,000 runs submitted in {hours:.2f} h of fake time (quota bound: 3.05 h)")
+    assert len(a.create_times) == len(a.delete_times) == 1000 and a.groups == {}
+    for times in (a.create_times, a.delete_times):
+        per_5_minutes, per_hour = a.window_peaks(times)
+        assert per_5_minutes <= 100 and per_hour <= 300, (per_5_minutes, per_hour)
+    puts = a.calls("PUT", "/containerGroups/")
+    assert len(puts) == 1000  # the limiter kept every create inside: ARM refused none
+    history = [s.name for r in runs[-50:] for s in services.store.state_history(r)]
+    assert "AwaitingCapacity" in history
