@@ -6,6 +6,12 @@ identity, Azure CLI login, ...). Every call goes through :meth:`ArmClient.call`,
 turns ``azure-core`` exceptions into :class:`~provisioners.aci.errors.ArmError`. No Azure
 module is imported at import of this module: only when a pool of type ``aci`` is used.
 
+On AWS Lambda there is no Azure secret to store: with ``PUSHPOOL_AZURE_FEDERATION=aws``
+(and ``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID`` of the Entra application or user-assigned
+identity that trusts the function's role), the credential is a client assertion signed
+by AWS: STS ``GetWebIdentityToken`` for the audience ``api://AzureADTokenExchange``
+(AWS outbound identity federation), exchanged by ``azure-identity`` for ARM tokens.
+
 Test/emulator only: when ``PUSHPOOL_AZURE_EMULATOR_URL`` is set, every client talks to
 that URL instead of ``https://management.azure.com`` and authenticates with a fixed
 placeholder token (the ARM emulator under ``tests/emulators/azure`` accepts any). No
@@ -22,6 +28,9 @@ from typing import Any, Literal, TypeVar
 from provisioners.aci.errors import ArmError, from_http_error, from_transport_error
 
 EMULATOR_ENV = "PUSHPOOL_AZURE_EMULATOR_URL"
+FEDERATION_ENV = "PUSHPOOL_AZURE_FEDERATION"
+#: The audience Entra ID expects in a federated credential's token.
+AZURE_AUDIENCE = "api://AzureADTokenExchange"
 ARM_URL = "https://management.azure.com"
 #: Retries the SDK makes itself (honouring ``Retry-After``) before an error reaches us.
 RETRY_TOTAL = 2
@@ -32,14 +41,56 @@ _credential: Any = None
 _credential_lock = threading.Lock()
 
 
+def aws_web_identity_token(sts: Any = None) -> str:
+    """A short-lived JWT for the Lambda's own AWS role, for Entra ID to trust (no secret)."""
+    if sts is None:
+        import boto3
+
+        sts = boto3.client("sts")
+    answer = sts.get_web_identity_token(
+        Audience=[AZURE_AUDIENCE], SigningAlgorithm="RS256", DurationSeconds=300
+    )
+    return str(answer["WebIdentityToken"])
+
+
+def make_credential(environ: Any = os.environ) -> Any:
+    """``DefaultAzureCredential``, or with ``PUSHPOOL_AZURE_FEDERATION=aws`` a client
+    assertion credential fed by :func:`aws_web_identity_token`."""
+    mode = environ.get(FEDERATION_ENV, "").strip().lower()
+    if not mode:
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential()
+    if mode != "aws":
+        raise ArmError(
+            f"{FEDERATION_ENV}={mode!r}: the only federation known is 'aws'",
+            code="InvalidConfiguration",
+            status=0,
+            operation="credential",
+            transient=False,
+        )
+    missing = [k for k in ("AZURE_TENANT_ID", "AZURE_CLIENT_ID") if not environ.get(k)]
+    if missing:
+        raise ArmError(
+            f"{FEDERATION_ENV}=aws needs {' and '.join(missing)}",
+            code="InvalidConfiguration",
+            status=0,
+            operation="credential",
+            transient=False,
+        )
+    from azure.identity import ClientAssertionCredential
+
+    return ClientAssertionCredential(
+        environ["AZURE_TENANT_ID"], environ["AZURE_CLIENT_ID"], aws_web_identity_token
+    )
+
+
 def _shared_credential() -> Any:
-    """One ``DefaultAzureCredential`` per process: tokens are cached and refreshed by it."""
+    """One credential per process: tokens are cached and refreshed by it."""
     global _credential
     with _credential_lock:
         if _credential is None:
-            from azure.identity import DefaultAzureCredential
-
-            _credential = DefaultAzureCredential()
+            _credential = make_credential()
         return _credential
 
 
