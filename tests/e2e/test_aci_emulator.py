@@ -21,14 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emulators.azure.server import SUBSCRIPTION, Emulator, azure_emulator
-from support.factories import EXAMPLES
-from support.server import LiveServer, live_server
-from typer.testing import CliRunner
-
-from provisioners.aci.arm import EMULATOR_ENV
-from service.cli.main import app
-from service.settings import Settings
+from emulators.azure.server import SUBSCRIPTION, Emulator, emulated
+from support.cli import cli_server, invoke
+from support.factories import EXAMPLES, deployment_body
+from support.server import LiveServer
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +35,7 @@ IMAGE_ENTRYPOINT = [sys.executable, "-m", "runner_image"]
 
 @pytest.fixture
 def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with azure_emulator() as emu:
-        monkeypatch.setenv(EMULATOR_ENV, emu.url)
+    with emulated(monkeypatch) as emu:
         yield emu
 
 
@@ -48,15 +43,8 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
 def live(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LiveServer]:
-    with live_server(Settings(home=tmp_path / "home")) as server:
-        monkeypatch.setenv("PUSHPOOL_API_URL", server.url)
-        monkeypatch.setenv("PUSHPOOL_API_KEY", server.api_key)
+    with cli_server(tmp_path / "home", monkeypatch) as server:
         yield server
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.output
 
 
 def get_run(live: LiveServer, run_id: str) -> dict[str, Any]:
@@ -109,14 +97,9 @@ def test_aci_pool_end_to_end_against_the_arm_emulator(emulator: Emulator, live: 
     code, out = invoke("work-pool", "provision-infra", POOL, "--yes")
     assert code == 0 and "Nothing to create" in out, out
 
-    body = {
-        "name": "e2e",
-        "flow_name": "hello",
-        "entrypoint": "hello.py:hello",
-        "work_pool": POOL,
-        "source": {"type": "image"},
-        "job_variables": {"cpu": 0.5, "memory_gb": 1},
-    }
+    body = deployment_body(
+        name="e2e", work_pool=POOL, source={"type": "image"}, job_variables={"cpu": 0.5}
+    )
     r = live.client.post("/deployments", json=body)
     assert r.status_code == 201, r.text
     deployment_id = r.json()["id"]
@@ -167,7 +150,7 @@ def test_aci_pool_end_to_end_against_the_arm_emulator(emulator: Emulator, live: 
     assert azure.groups == {}
 
     # -- a stray group of a finished run is swept ------------------------------------------
-    stray = provisioner.submit(request_for(lost["id"], attempt=9))
+    stray = provisioner.submit(request_for(lost["id"], attempt=9))  # no run has attempt 9
     assert len(azure.groups) == 1
     assert live.services.scheduler.reconciler.sweep_orphans() == 1
     assert azure.groups == {} and stray.data["run_id"] == lost["id"]

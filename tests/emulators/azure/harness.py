@@ -8,12 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from emulators.azure.server import SUBSCRIPTION, Emulator, azure_emulator
+from emulators.azure.server import SUBSCRIPTION, Emulator, emulated
 from emulators.azure.state import Group
 from support.harness import Harness
 
 from provisioners.aci import AciProvisioner
-from provisioners.aci.arm import EMULATOR_ENV
 from provisioners.aci.quota import QuotaLimiter
 
 RESOURCE_GROUP = "conf"
@@ -41,8 +40,7 @@ def play_the_container(emulator: Emulator) -> None:
 
 
 def aci_harness() -> Iterator[Harness]:
-    with azure_emulator() as emulator, pytest.MonkeyPatch.context() as env:
-        env.setenv(EMULATOR_ENV, emulator.url)
+    with pytest.MonkeyPatch.context() as env, emulated(env) as emulator:
         emulator.add_resource_group(RESOURCE_GROUP)
         play_the_container(emulator)
         yield Harness(

@@ -9,10 +9,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import pytest
 import uvicorn
 from emulators.azure.app import make_app
 from emulators.azure.state import Azure
 from support.server import free_port
+
+from provisioners.aci.arm import EMULATOR_ENV
 
 SUBSCRIPTION = "00000000-0000-0000-0000-00000000a2c1"
 
@@ -62,3 +65,13 @@ def azure_emulator(clock: Callable[[], float] = time.monotonic) -> Iterator[Emul
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def emulated(
+    monkeypatch: pytest.MonkeyPatch, clock: Callable[[], float] = time.monotonic
+) -> Iterator[Emulator]:
+    """The emulator, with this process's ACI clients pointed at it."""
+    with azure_emulator(clock) as emulator:
+        monkeypatch.setenv(EMULATOR_ENV, emulator.url)
+        yield emulator

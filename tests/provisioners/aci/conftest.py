@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 from emulators.azure.harness import RESOURCE_GROUP, pool_config
-from emulators.azure.server import Emulator, azure_emulator
+from emulators.azure.server import Emulator, emulated
 from support.clock import FakeClock
 
 from provisioners.aci import AciProvisioner, quota
-from provisioners.aci.arm import EMULATOR_ENV, ArmClient
+from provisioners.aci.arm import ArmClient
 from provisioners.aci.quota import QuotaLimiter
 from service.pools import WorkPoolCreate, create_pool
 from service.services import Services
@@ -20,8 +20,7 @@ TOKEN = "secret-bootstrap-0123456789"
 
 @pytest.fixture
 def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with azure_emulator() as emu:
-        monkeypatch.setenv(EMULATOR_ENV, emu.url)
+    with emulated(monkeypatch) as emu:
         yield emu
 
 
@@ -37,8 +36,7 @@ def aci_services(
     services: Services, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Services, Emulator]]:
     seconds = lambda: clock().timestamp()  # noqa: E731
-    with azure_emulator(seconds) as emulator:
-        monkeypatch.setenv(EMULATOR_ENV, emulator.url)
+    with emulated(monkeypatch, seconds) as emulator:
         emulator.add_resource_group(RESOURCE_GROUP)
         config = pool_config()
         key = (config["subscription_id"].lower(), config["location"])

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from emulators.azure.server import SUBSCRIPTION, Emulator
-from support.server import LiveServer, live_server
-from typer.testing import CliRunner
+from support.cli import cli_server, invoke
+from support.server import LiveServer
 
 from provisioners.aci import AciProvisioner
 from provisioners.aci.infra.resources import CONTROL_PLANE_ACTIONS
-from service.cli.main import app
-from service.settings import Settings
 
 pytestmark = pytest.mark.slow
 PRINCIPAL = "11111111-2222-3333-4444-555555555555"
@@ -29,16 +28,11 @@ KINDS = (
 
 
 @pytest.fixture
-def live(emulator: Emulator, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:  # type: ignore[no-untyped-def]
-    with live_server(Settings(home=tmp_path / "home")) as server:
-        monkeypatch.setenv("PUSHPOOL_API_URL", server.url)
-        monkeypatch.setenv("PUSHPOOL_API_KEY", server.api_key)
+def live(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LiveServer]:
+    with cli_server(tmp_path / "home", monkeypatch) as server:
         yield server
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.output
 
 
 def create_args(rg: str) -> list[str]:
