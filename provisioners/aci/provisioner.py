@@ -229,8 +229,15 @@ class AciProvisioner(Provisioner):
     # -- stopping ----------------------------------------------------------------------------
     def cancel(self, ref: InfraRef, grace_seconds: float) -> None:
         """Stop the group's containers (ACI ends billing at once; it sends no SIGTERM
-        grace). Teardown deletes the group once the run is final."""
-        self.groups.stop(str(ref.data["name"]))
+        grace). Teardown deletes the group once the run is final. A group ARM will not
+        stop yet (409: still being created) is deleted instead, which ends it too."""
+        try:
+            self.groups.stop(str(ref.data["name"]))
+        except ArmError as exc:
+            if exc.status != 409:
+                raise
+            log.info("%s cannot be stopped now (%s): deleting it", ref.data["name"], exc.code)
+            self.teardown(ref)
 
     def teardown(self, ref: InfraRef) -> None:
         """Delete the group (idempotent). Inside the delete quota, else a transient error

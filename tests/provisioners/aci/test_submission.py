@@ -204,6 +204,20 @@ def test_cancel_stops_then_teardown_deletes(
     assert provisioner.log_tail(ref) == []
 
 
+def test_cancel_of_a_group_arm_will_not_stop_yet_deletes_it(
+    provisioner: AciProvisioner, emulator: Emulator
+) -> None:
+    ref = provisioner.submit(request())  # still Creating
+    emulator.azure.inject("POST", "/stop$", 409, "ContainerGroupTransitioning", "being created")
+    provisioner.cancel(ref, grace_seconds=5)
+    assert provisioner.status(ref).state == InfraState.MISSING
+    provisioner.cancel(ref, grace_seconds=5)  # gone already: nothing to do, no error
+    emulator.azure.inject("POST", "/stop$", 500, "InternalServerError")
+    with pytest.raises(ProvisionerError) as info:  # other errors are the caller's to retry
+        provisioner.cancel(ref, grace_seconds=5)
+    assert info.value.transient
+
+
 def test_sweep_finds_only_this_pools_groups_of_finished_runs(
     provisioner: AciProvisioner, emulator: Emulator
 ) -> None:
