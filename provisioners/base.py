@@ -215,6 +215,7 @@ REGISTRY: dict[str, str] = {
     "process": "provisioners.process:ProcessProvisioner",
     "ecs": "provisioners.ecs:EcsProvisioner",
     "cloud-run": "provisioners.cloud_run:CloudRunProvisioner",
+    "aci": "provisioners.aci:AciProvisioner",
 }
 
 

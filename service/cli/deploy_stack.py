@@ -41,11 +41,11 @@ DISTRIBUTION = "pushpool"
 #: websockets) and the SQL store (sqlalchemy: the stack sets PUSHPOOL_DYNAMODB_TABLE, so
 #: the Lambda always opens the DynamoDB store).
 LOCAL_ONLY = frozenset({"typer", "rich", "httpx", "uvicorn", "sqlalchemy"})
-#: Extras the Lambda package carries: a control plane on Lambda dispatches to Cloud Run
-#: pools too (Google's libraries are imported only when such a pool is used). Not ``aws``:
-#: Lambda's runtime has boto3.
-LAMBDA_EXTRAS = frozenset({"gcp"})
-_EXTRA_MARKER = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
+#: Extras whose requirements join the Lambda package: provider SDKs the Lambda runtime
+#: lacks, imported only when a pool of that type is used (``gcp``: Cloud Run pools,
+#: ``azure``: ACI pools). Not ``aws``: Lambda's runtime has boto3.
+LAMBDA_EXTRAS = frozenset({"gcp", "azure"})
+_EXTRA_MARKER = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
 #: The project name at the start of a PEP 508 requirement string.
 _REQUIREMENT_NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "infra" / "aws" / "template.yaml"
@@ -76,25 +76,21 @@ def project_name(requirement: str) -> str:
 
 
 def runtime_requirements() -> list[str]:
-    """The distribution's runtime requirements the Lambda needs: those of no extra or of
-    one in :data:`LAMBDA_EXTRAS`, and nothing in :data:`LOCAL_ONLY`."""
+    """The distribution's runtime requirements the Lambda needs: nothing in
+    :data:`LOCAL_ONLY`, and of the extras only :data:`LAMBDA_EXTRAS` (Lambda's runtime has
+    boto3), their ``extra`` marker dropped."""
     try:
         declared = importlib.metadata.requires(DISTRIBUTION) or []
     except importlib.metadata.PackageNotFoundError:
         raise CliError(f"the {DISTRIBUTION} distribution is not installed") from None
-    return [
-        r
-        for r in declared
-        if _for_lambda(r.partition(";")[2]) and project_name(r) not in LOCAL_ONLY
-    ]
-
-
-def _for_lambda(marker: str) -> bool:
-    """Whether a requirement with this environment marker goes into the Lambda package."""
-    if "extra" not in marker:
-        return True
-    extra = _EXTRA_MARKER.search(marker)
-    return extra is not None and extra.group(1) in LAMBDA_EXTRAS
+    kept = []
+    for r in declared:
+        extra = _EXTRA_MARKER.search(r.partition(";")[2])
+        if extra is None and project_name(r) not in LOCAL_ONLY:
+            kept.append(r)
+        elif extra is not None and extra.group(1) in LAMBDA_EXTRAS:
+            kept.append(r.partition(";")[0].strip())
+    return kept
 
 
 def _package_root(name: str) -> Path:

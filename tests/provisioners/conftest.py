@@ -116,10 +116,17 @@ def _cloud_run(tmp_path: Path) -> Iterator[Harness]:
         )
 
 
+def _aci(tmp_path: Path) -> Iterator[Harness]:
+    from emulators.azure.harness import aci_harness
+
+    yield from aci_harness()
+
+
 HARNESSES: dict[str, Callable[[Path], Iterator[Harness]]] = {
     "process": _process,
     "ecs": _ecs,
     "cloud-run": _cloud_run,
+    "aci": _aci,
 }
 
 

@@ -1,0 +1,297 @@
+"""The resources of an ACI pool, each found, created and deleted through ARM.
+
+Everything that takes tags carries ``pushpool-pool=<pool>``; role assignments and the
+custom role (which take none) have names derived from the pool, so they are found again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from provisioners.aci.arm import ArmClient
+from provisioners.aci.names import POOL_TAG, identity_name, registry_name, role_name
+
+ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+#: What the control plane does to a pool's container groups, and nothing more.
+CONTROL_PLANE_ACTIONS = [
+    "Microsoft.ContainerInstance/containerGroups/read",
+    "Microsoft.ContainerInstance/containerGroups/write",
+    "Microsoft.ContainerInstance/containerGroups/delete",
+    "Microsoft.ContainerInstance/containerGroups/stop/action",
+    "Microsoft.ContainerInstance/containerGroups/containers/logs/read",
+    "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",
+]
+_NAMESPACE = uuid.UUID("5d0b6f0e-7c1d-4d8a-9a51-6f7075736870")
+
+
+def stable_uuid(*parts: str) -> str:
+    """A GUID (what ARM names role definitions and assignments with) fixed by ``parts``."""
+    return str(uuid.uuid5(_NAMESPACE, "/".join(parts)))
+
+
+@dataclass(frozen=True)
+class Found:
+    id: str
+    owned: bool
+
+
+@dataclass
+class Context:
+    arm: ArmClient
+    pool: str
+    resource_group: str
+    location: str
+    control_plane_principal_id: str | None = None
+    #: Resource kind -> what is known of it so far (id, principal id, login server).
+    facts: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {POOL_TAG: self.pool}
+
+    @property
+    def rg_id(self) -> str:
+        return f"/subscriptions/{self.arm.subscription_id}/resourceGroups/{self.resource_group}"
+
+    def owned(self, resource: Any) -> bool:
+        tags = resource.get("tags") if isinstance(resource, dict) else resource.tags
+        return (tags or {}).get(POOL_TAG) == self.pool
+
+
+class Resource(ABC):
+    kind: ClassVar[str]
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+    @abstractmethod
+    def find(self, ctx: Context) -> Found | None: ...
+
+    @abstractmethod
+    def create(self, ctx: Context) -> str: ...
+
+    @abstractmethod
+    def delete(self, ctx: Context, resource_id: str) -> None: ...
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        return {}
+
+
+class ResourceGroup(Resource):
+    kind = "resource-group"
+
+    def _ops(self, ctx: Context) -> Any:
+        return ctx.arm.client("resources").resource_groups
+
+    def find(self, ctx: Context) -> Found | None:
+        rg = ctx.arm.maybe("resourceGroups/read", lambda: self._ops(ctx).get(self.name))
+        return None if rg is None else Found(rg.id, ctx.owned(rg))
+
+    def create(self, ctx: Context) -> str:
+        body = {"location": ctx.location, "tags": ctx.tags}
+        rg = ctx.arm.call(
+            "resourceGroups/write", lambda: self._ops(ctx).create_or_update(self.name, body)
+        )
+        return str(rg.id)
+
+    def delete(self, ctx: Context, resource_id: str) -> None:
+        ctx.arm.maybe(
+            "resourceGroups/delete", lambda: self._ops(ctx).begin_delete(self.name).result()
+        )
+
+
+class Identity(Resource):
+    kind = "managed-identity"
+
+    def _ops(self, ctx: Context) -> Any:
+        return ctx.arm.client("msi").user_assigned_identities
+
+    def _remember(self, ctx: Context, identity: Any) -> Found:
+        ctx.facts[self.kind] = {"id": identity.id, "principal_id": identity.principal_id}
+        return Found(identity.id, ctx.owned(identity))
+
+    def find(self, ctx: Context) -> Found | None:
+        got = ctx.arm.maybe(
+            "userAssignedIdentities/read", lambda: self._ops(ctx).get(ctx.resource_group, self.name)
+        )
+        return None if got is None else self._remember(ctx, got)
+
+    def create(self, ctx: Context) -> str:
+        body = {"location": ctx.location, "tags": ctx.tags}
+        made = ctx.arm.call(
+            "userAssignedIdentities/write",
+            lambda: self._ops(ctx).create_or_update(ctx.resource_group, self.name, body),
+        )
+        return self._remember(ctx, made).id
+
+    def delete(self, ctx: Context, resource_id: str) -> None:
+        ctx.arm.maybe(
+            "userAssignedIdentities/delete",
+            lambda: self._ops(ctx).delete(ctx.resource_group, self.name),
+        )
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        return {"identity_id": ctx.facts[self.kind]["id"]}
+
+
+class Registry(Resource):
+    kind = "container-registry"
+
+    def _ops(self, ctx: Context) -> Any:
+        return ctx.arm.client("registry").registries
+
+    def _remember(self, ctx: Context, registry: Any) -> Found:
+        ctx.facts[self.kind] = {"id": registry.id, "login_server": registry.properties.login_server}
+        return Found(registry.id, ctx.owned(dict(registry)))
+
+    def find(self, ctx: Context) -> Found | None:
+        got = ctx.arm.maybe(
+            "registries/read", lambda: self._ops(ctx).get(ctx.resource_group, self.name)
+        )
+        return None if got is None else self._remember(ctx, got)
+
+    def create(self, ctx: Context) -> str:
+        from azure.mgmt.containerregistry import models as acr
+
+        body = acr.Registry(
+            location=ctx.location,
+            tags=ctx.tags,
+            sku=acr.Sku(name="Basic"),
+            properties=acr.RegistryProperties(admin_user_enabled=False),
+        )
+        made = ctx.arm.call(
+            "registries/write",
+            lambda: self._ops(ctx).begin_create(ctx.resource_group, self.name, body).result(),
+        )
+        return self._remember(ctx, made).id
+
+    def delete(self, ctx: Context, resource_id: str) -> None:
+        ctx.arm.maybe(
+            "registries/delete",
+            lambda: self._ops(ctx).begin_delete(ctx.resource_group, self.name).result(),
+        )
+
+    def outputs(self, ctx: Context) -> dict[str, Any]:
+        server = ctx.facts[self.kind]["login_server"]
+        return {"registry_server": server, "image": f"{server}/pushpool-runner:latest"}
+
+
+class RoleAssignment(Resource):
+    """``role`` for ``principal`` (a fact of ``principal_of``, or a given id) at ``scope_of``."""
+
+    kind = "role-assignment"
+
+    def __init__(self, name: str, role: str, scope_of: str, principal: str) -> None:
+        super().__init__(name)
+        self.role, self.scope_of, self.principal = role, scope_of, principal
+
+    def _ops(self, ctx: Context) -> Any:
+        return ctx.arm.client("authorization").role_assignments
+
+    def _scope(self, ctx: Context) -> str:
+        return ctx.rg_id if self.scope_of == "resource-group" else ctx.facts[self.scope_of]["id"]
+
+    def _principal(self, ctx: Context) -> str:
+        fact = ctx.facts.get(self.principal)
+        return fact["principal_id"] if fact else self.principal
+
+    def _guid(self, ctx: Context) -> str:
+        return stable_uuid(ctx.pool, self.name, self._scope(ctx), self._principal(ctx))
+
+    def _role_id(self, ctx: Context) -> str:
+        role = ctx.facts["custom-role"]["guid"] if self.role == "custom" else self.role
+        return (
+            f"/subscriptions/{ctx.arm.subscription_id}"
+            f"/providers/Microsoft.Authorization/roleDefinitions/{role}"
+        )
+
+    def find(self, ctx: Context) -> Found | None:
+        if self.scope_of != "resource-group" and self.scope_of not in ctx.facts:
+            return None  # what it applies to does not exist yet
+        got = ctx.arm.maybe(
+            "roleAssignments/read", lambda: self._ops(ctx).get(self._scope(ctx), self._guid(ctx))
+        )
+        return None if got is None else Found(got.id, True)
+
+    def create(self, ctx: Context) -> str:
+        body = {
+            "properties": {
+                "roleDefinitionId": self._role_id(ctx),
+                "principalId": self._principal(ctx),
+                "principalType": "ServicePrincipal",
+            }
+        }
+        made = ctx.arm.call(
+            "roleAssignments/write",
+            lambda: self._ops(ctx).create(self._scope(ctx), self._guid(ctx), body),
+        )
+        return str(made.id)
+
+    def delete(self, ctx: Context, resource_id: str) -> None:
+        ctx.arm.maybe("roleAssignments/delete", lambda: self._ops(ctx).delete_by_id(resource_id))
+
+
+class CustomRole(Resource):
+    """The narrowest role the control plane needs, assignable in the pool's resource group."""
+
+    kind = "custom-role"
+
+    def _ops(self, ctx: Context) -> Any:
+        return ctx.arm.client("authorization").role_definitions
+
+    def _guid(self, ctx: Context) -> str:
+        guid = stable_uuid(ctx.arm.subscription_id, ctx.resource_group, ctx.pool, "role")
+        ctx.facts[self.kind] = {"guid": guid}
+        return guid
+
+    def find(self, ctx: Context) -> Found | None:
+        got = ctx.arm.maybe(
+            "roleDefinitions/read", lambda: self._ops(ctx).get(ctx.rg_id, self._guid(ctx))
+        )
+        return None if got is None else Found(got.id, True)
+
+    def create(self, ctx: Context) -> str:
+        body = {
+            "properties": {
+                "roleName": role_name(ctx.pool),
+                "description": f"pushpool control plane for the ACI pool {ctx.pool}",
+                "type": "CustomRole",
+                "permissions": [{"actions": CONTROL_PLANE_ACTIONS, "notActions": []}],
+                "assignableScopes": [ctx.rg_id],
+            }
+        }
+        made = ctx.arm.call(
+            "roleDefinitions/write",
+            lambda: self._ops(ctx).create_or_update(ctx.rg_id, self._guid(ctx), body),
+        )
+        return str(made.id)
+
+    def delete(self, ctx: Context, resource_id: str) -> None:
+        ctx.arm.maybe(
+            "roleDefinitions/delete", lambda: self._ops(ctx).delete(ctx.rg_id, self._guid(ctx))
+        )
+
+
+def pool_resources(ctx: Context) -> list[Resource]:
+    """In dependency order."""
+    resources: list[Resource] = [
+        ResourceGroup(ctx.resource_group),
+        Identity(identity_name(ctx.pool)),
+        Registry(registry_name(ctx.pool, ctx.arm.subscription_id)),
+        RoleAssignment("acr-pull", ACR_PULL_ROLE, "container-registry", "managed-identity"),
+        CustomRole(role_name(ctx.pool)),
+    ]
+    if ctx.control_plane_principal_id:
+        resources.append(
+            RoleAssignment(
+                "control-plane", "custom", "resource-group", ctx.control_plane_principal_id
+            )
+        )
+    return resources

@@ -1,0 +1,106 @@
+"""Provisioning an ACI pool with the CLI against the ARM emulator: plan, create, record,
+re-plan (nothing), deprovision (exactly what was created, the subscription as before)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from emulators.azure.server import SUBSCRIPTION, Emulator
+from support.cli import cli_server, invoke
+from support.server import LiveServer
+
+from provisioners.aci import AciProvisioner
+from provisioners.aci.infra.resources import CONTROL_PLANE_ACTIONS
+
+pytestmark = pytest.mark.slow
+PRINCIPAL = "11111111-2222-3333-4444-555555555555"
+KINDS = (
+    "resource-group",
+    "managed-identity",
+    "container-registry",
+    "role-assignment acr-pull",
+    "custom-role",
+    "role-assignment control-plane",
+)
+
+
+@pytest.fixture
+def live(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LiveServer]:
+    with cli_server(tmp_path / "home", monkeypatch) as server:
+        yield server
+
+
+def create_args(rg: str) -> list[str]:
+    return [
+        "work-pool", "create", "demo", "--type", "aci",
+        "--set", f"subscription_id={SUBSCRIPTION}",
+        "--set", f"resource_group={rg}",
+        "--set", "location=westeurope",
+        "--set", f"control_plane_principal_id={PRINCIPAL}",
+        "--provision-infra", "--yes",
+    ]  # fmt: skip
+
+
+def test_provision_then_replan_then_deprovision(emulator: Emulator, live: LiveServer) -> None:
+    before = copy.deepcopy(emulator.azure.resources)
+    code, out = invoke(*create_args("pushpool-demo"))
+    assert code == 0, out
+    assert out.count("will create") == len(KINDS), out
+    for kind in KINDS:
+        assert f"created {kind}" in out, (kind, out)
+    assert "Microsoft.ContainerInstance/containerGroups/write" in out
+    assert "docker push" in out
+    config = live.client.get("/work-pools/demo").json()["config"]
+    assert config["identity_id"].endswith("/userAssignedIdentities/pushpool-demo")
+    assert config["image"].endswith(".azurecr.io/pushpool-runner:latest")
+    assert len(config["provisioned"]) == len(KINDS)
+    stored = emulator.azure.resources
+    tagged = [r for r in stored.values() if (r.get("tags") or {}).get("pushpool-pool") == "demo"]
+    assert len(tagged) == 3  # group, identity, registry: the others take no tags
+    role = next(r for r in stored.values() if r["type"].endswith("roleDefinitions"))
+    assert role["properties"]["permissions"][0]["actions"] == CONTROL_PLANE_ACTIONS
+    assignments = [r for r in stored.values() if r["type"].endswith("roleAssignments")]
+    assert {a["properties"]["principalId"] for a in assignments} >= {PRINCIPAL}
+
+    code, out = invoke("work-pool", "provision-infra", "demo", "--yes")
+    assert code == 0, out
+    assert "Nothing to create" in out and "will create" not in out
+    puts = len(emulator.azure.calls("PUT"))
+
+    code, out = invoke("work-pool", "delete", "demo", "--deprovision", "--yes")
+    assert code == 0, out
+    assert out.count("removed ") == len(KINDS), out
+    assert emulator.azure.resources == before
+    assert len(emulator.azure.calls("PUT")) == puts
+
+
+def test_an_existing_resource_group_is_used_and_never_removed(
+    emulator: Emulator, live: LiveServer
+) -> None:
+    rg = emulator.add_resource_group("theirs")
+    code, out = invoke(*create_args("theirs"))
+    assert code == 0, out
+    assert "created resource-group" not in out
+    provisioned = live.client.get("/work-pools/demo").json()["config"]["provisioned"]
+    assert "resource-group" not in {r["resource"] for r in provisioned}
+    assert len(provisioned) == len(KINDS) - 1
+    code, out = invoke("work-pool", "delete", "demo", "--deprovision", "--yes")
+    assert code == 0, out
+    assert list(emulator.azure.resources) == [rg.lower()]
+
+
+def test_a_refused_create_is_one_line_with_arms_code(emulator: Emulator) -> None:
+    from emulators.azure.harness import pool_config
+
+    emulator.azure.inject("PUT", r"/registries/", 403, "AuthorizationFailed", "no write here")
+    p = AciProvisioner("demo", pool_config(resource_group="pushpool-demo"))
+    with pytest.raises(Exception) as info:
+        p.provision(p.plan())
+    message = str(info.value)
+    assert "AuthorizationFailed: no write here" in message and "\n" not in message
+    assert "already in place: resource-group/pushpool-demo, managed-identity" in message
