@@ -7,13 +7,14 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from emulators.azure.containers import Answer, ContainerInstance, arm_error
-from emulators.azure.resources import Resources
-from emulators.azure.state import Azure
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from emulators.azure.containers import Answer, ContainerInstance, arm_error
+from emulators.azure.resources import Resources
+from emulators.azure.state import Azure
 
 SUB = r"/subscriptions/(?P<sub>[^/]+)"
 RG = SUB + r"/resourcegroups/(?P<rg>[^/]+)"

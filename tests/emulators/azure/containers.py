@@ -6,10 +6,10 @@ import copy
 import re
 from typing import Any
 
+from azure.mgmt.containerinstance import models as aci
+
 from emulators.azure.state import Azure, Group
 from emulators.azure.validate import check
-
-from azure.mgmt.containerinstance import models as aci
 
 GROUP_TYPE = "Microsoft.ContainerInstance/containerGroups"
 NAME_RULE = re.compile(r"^(?=.{1,63}$)[a-z0-9]+(-[a-z0-9]+)*$")

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from emulators.azure.server import SUBSCRIPTION, Emulator, emulated
-from emulators.azure.state import Group
 from support.harness import Harness
 
+from emulators.azure.server import SUBSCRIPTION, Emulator, emulated
+from emulators.azure.state import Group
 from provisioners.aci import AciProvisioner
 from provisioners.aci.quota import QuotaLimiter
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import pytest
 import uvicorn
-from emulators.azure.app import make_app
-from emulators.azure.state import Azure
 from support.server import free_port
 
+from emulators.azure.app import make_app
+from emulators.azure.state import Azure
 from provisioners.aci.arm import EMULATOR_ENV
 
 SUBSCRIPTION = "00000000-0000-0000-0000-00000000a2c1"
