@@ -38,9 +38,9 @@ DISTRIBUTION = "pushpool"
 #: Runtime requirements (PEP 503-normalised project names) the Lambda never imports, so
 #: they stay out of its package: the CLI (typer, rich, httpx), the local server (uvicorn,
 #: required as ``uvicorn[standard]`` with compiled uvloop, httptools, watchfiles and
-#: websockets) and the SQL store (sqlalchemy: the stack sets PUSHPOOL_DYNAMODB_TABLE, so
-#: the Lambda always opens the DynamoDB store).
-LOCAL_ONLY = frozenset({"typer", "rich", "httpx", "uvicorn", "sqlalchemy"})
+#: websockets) and the SQL store (sqlalchemy and its migrations, alembic: the stack sets
+#: PUSHPOOL_DYNAMODB_TABLE, so the Lambda always opens the DynamoDB store).
+LOCAL_ONLY = frozenset({"typer", "rich", "httpx", "uvicorn", "sqlalchemy", "alembic"})
 #: The project name at the start of a PEP 508 requirement string.
 _REQUIREMENT_NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "infra" / "aws" / "template.yaml"

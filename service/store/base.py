@@ -96,6 +96,10 @@ class Store(ABC):
     def schema_head(self) -> str:
         """The schema version this code needs."""
 
+    @abstractmethod
+    def schema_history(self) -> list[tuple[str, str]]:
+        """Every schema version, oldest first, with what it changed."""
+
     def check_schema(self) -> None:
         """Raise ``SchemaError`` (one line, saying what to do) unless the database is
         at :meth:`schema_head`."""

@@ -144,6 +144,7 @@ _RETRIES = 20
 #: The item layout this code reads and writes; see "Schema versions" above.
 SCHEMA_VERSION = 1
 _SCHEMA_KEY = "schema.version"
+_SCHEMA_NOTES = {1: "baseline: the item layout as released in 0.1.0"}
 DEFAULT_LOG_RETENTION_SECONDS = 30 * 24 * 3600
 
 _ser = TypeSerializer()
@@ -465,6 +466,9 @@ class DynamoStore(Store):
 
     def schema_head(self) -> str:
         return str(SCHEMA_VERSION)
+
+    def schema_history(self) -> list[tuple[str, str]]:
+        return [(str(v), _SCHEMA_NOTES[v]) for v in range(1, SCHEMA_VERSION + 1)]
 
     def take_turn(self, key: str, now: datetime, every: timedelta) -> bool:
         try:

@@ -215,6 +215,11 @@ class SqlStore(Store):
 
         return migrations.head()
 
+    def schema_history(self) -> list[tuple[str, str]]:
+        from service.store import migrations
+
+        return [(r.id, r.message) for r in migrations.history()]
+
     def close(self) -> None:
         self.engine.dispose()
 
