@@ -534,3 +534,30 @@ def test_moving_a_deployment_frees_its_old_pool(store: Store, dep: Deployment) -
     store.delete_deployment(dep.id)
     store.delete_pool("q")
     assert store.list_pools() == []
+
+
+def test_take_turn_is_one_caller_per_period(store: Store) -> None:
+    every = timedelta(minutes=10)
+    wins: list[bool] = []
+    barrier = threading.Barrier(6)
+
+    def racer() -> None:
+        barrier.wait()
+        wins.append(store.take_turn("sweep", T0, every))
+
+    threads = [threading.Thread(target=racer) for _ in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(wins) == [False] * 5 + [True]
+    assert not store.take_turn("sweep", T0 + every - timedelta(seconds=1), every)
+    assert store.take_turn("other", T0, every)  # each key has its own turns
+    assert store.take_turn("sweep", T0 + every, every)
+    assert not store.take_turn("sweep", T0 + every, every)
+
+
+def test_schema_is_current_after_migrate(store: Store) -> None:
+    assert store.schema_version() == store.schema_head()
+    assert store.schema_history()[-1][0] == store.schema_head()
+    store.check_schema()
