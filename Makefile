@@ -38,6 +38,7 @@ bench: dev
 	$(BIN)/python -m tests.benchmarks.runner
 	$(BIN)/python -m tests.benchmarks.cold_start
 	$(BIN)/python -m tests.benchmarks.tick_dynamodb
+	$(BIN)/python -m tests.benchmarks.replicas
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -514,12 +514,16 @@ class SqlStore(Store):
 
     def materialise(self, batch: Sequence[Materialisation]) -> int:
         r, sc = t.flow_runs, t.schedules
-        runs = [run for m in batch for run in m.runs]
-        cursors = [
-            {"b_id": m.schedule_id, "b_at": m.next_fire_at}
-            for m in batch
-            if m.next_fire_at is not None
-        ]
+        # Sorted, so two materialisers (replicas) insert and lock in one order: no deadlock.
+        runs = sorted((run for m in batch for run in m.runs), key=lambda run: run.id)
+        cursors = sorted(
+            (
+                {"b_id": m.schedule_id, "b_at": m.next_fire_at}
+                for m in batch
+                if m.next_fire_at is not None
+            ),
+            key=lambda cursor: str(cursor["b_id"]),
+        )
         fresh: list[FlowRun] = []
         with self._write() as c:
             if runs:
@@ -886,18 +890,18 @@ class SqlStore(Store):
     def reset_schedules(self, deployment_id: str, cursors: dict[str, datetime | None]) -> int:
         s = t.schedules
         with self._write() as c:
-            n = self._delete_scheduled_runs(
-                c,
-                t.flow_runs.c.deployment_id == deployment_id,
-                t.flow_runs.c.auto_scheduled.is_(True),
-            )
-            for sched_id, cursor in cursors.items():
+            # Schedules before runs: the order every writer locks them in.
+            for sched_id, cursor in sorted(cursors.items()):
                 c.execute(
                     update(s)
                     .where(s.c.id == sched_id, s.c.deployment_id == deployment_id)
                     .values(next_fire_at=cursor)
                 )
-            return n
+            return self._delete_scheduled_runs(
+                c,
+                t.flow_runs.c.deployment_id == deployment_id,
+                t.flow_runs.c.auto_scheduled.is_(True),
+            )
 
     def next_scheduled_start(self, after: datetime) -> datetime | None:
         r = t.flow_runs

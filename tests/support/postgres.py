@@ -173,13 +173,15 @@ class PostgresServer:
         """The SQLAlchemy URL of ``database`` (psycopg 3)."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def new_database(self) -> str:
-        """Create an empty database; return its SQLAlchemy URL."""
+    def new_database(self, template: str | None = None) -> str:
+        """Create an empty database (or a copy of the database named ``template``, which
+        must have no connections); return its SQLAlchemy URL."""
         import psycopg
 
         name = "t_" + uuid.uuid4().hex[:16]
+        copy = f' TEMPLATE "{template}"' if template else ""
         with self._lock, psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{copy}')
         return self.url(name)
 
     def stop(self) -> None:
