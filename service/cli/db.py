@@ -3,6 +3,8 @@ point (``PUSHPOOL_DATABASE_URL``, or ``PUSHPOOL_DYNAMODB_TABLE``), without a ser
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import typer
@@ -15,12 +17,17 @@ app = typer.Typer(help="The database schema: upgrade, current, history.", no_arg
 console = Console(soft_wrap=True, highlight=False)
 
 
-def _store() -> Store:
-    """The configured store, opened without touching its schema."""
+@contextmanager
+def _store() -> Iterator[Store]:
+    """The configured store, opened without touching its schema, closed after."""
     from service.settings import get_settings
     from service.store import open_store
 
-    return open_store(get_settings(), schema="none")
+    store = open_store(get_settings(), schema="none")
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _describe(version: str | None) -> str:
@@ -30,13 +37,10 @@ def _describe(version: str | None) -> str:
 @app.command("upgrade")
 def upgrade() -> None:
     """Apply every pending migration (a 0.1.0 database is recognised and kept)."""
-    store = _store()
-    try:
+    with _store() as store:
         before = store.schema_version()
         store.migrate()
         after = store.schema_version()
-    finally:
-        store.close()
     if before == after:
         console.print(f"Already at {after} (head)")
     else:
@@ -46,11 +50,8 @@ def upgrade() -> None:
 @app.command("current")
 def current() -> None:
     """The schema version the database is at, and whether it is the newest."""
-    store = _store()
-    try:
+    with _store() as store:
         found, head = store.schema_version(), store.schema_head()
-    finally:
-        store.close()
     note = "head" if found == head else f"behind: head is {head}; run `pushpool db upgrade`"
     console.print(f"{_describe(found)} ({note})")
 
@@ -58,11 +59,8 @@ def current() -> None:
 @app.command("history")
 def history() -> None:
     """Every schema version, oldest first; the database's own is marked."""
-    store = _store()
-    try:
+    with _store() as store:
         found, versions = store.schema_version(), store.schema_history()
-    finally:
-        store.close()
     for version, message in versions:
         mark = "  <- current" if version == found else ""
         console.print(f"{version}  {message}{mark}")
