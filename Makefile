@@ -39,6 +39,8 @@ bench: dev
 	$(BIN)/python -m tests.benchmarks.cold_start
 	$(BIN)/python -m tests.benchmarks.tick_dynamodb
 	$(BIN)/python -m tests.benchmarks.cloud_run
+	$(BIN)/python -m tests.benchmarks.aci
+	$(BIN)/python -m tests.benchmarks.replicas
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -19,6 +19,7 @@ __all__ = [
     "ProvisionerError",
     "PushpoolError",
     "RunNotFound",
+    "SchemaError",
     "UnknownPoolType",
 ]
 
@@ -69,3 +70,15 @@ class InvalidInput(PushpoolError, ValueError):
     def __init__(self, field: str, message: str) -> None:
         self.field, self.message = field, message
         super().__init__(f"{field}: {message}")
+
+
+class SchemaError(PushpoolError):
+    """The database's schema is not the one this code needs (and was not migrated)."""
+
+    def __init__(self, found: str | None, needed: str) -> None:
+        self.found, self.needed = found, needed
+        at = "empty (no schema)" if found is None else f"at schema version {found}"
+        super().__init__(
+            f"the database is {at}; this pushpool needs {needed}: run `pushpool db upgrade` "
+            "(or start the server without --no-migrate)"
+        )

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from provisioners.base import InfraRef
 from service.schedules import Schedule
-from service.states import StateType
+from service.vocabulary import StateType
 
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 JsonDict = dict[str, Any]

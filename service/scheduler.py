@@ -98,12 +98,10 @@ class Scheduler:
         return report
 
     def _sweep_due(self, now: datetime) -> bool:
-        last = self.store.get_meta(_SWEEP_MARK)
+        """Whether this tick sweeps orphans (and prunes shared resources): one tick per
+        ``orphan_sweep_seconds`` across every replica sharing the store."""
         every = timedelta(seconds=self.settings.orphan_sweep_seconds)
-        if last is not None and now - datetime.fromisoformat(last) < every:
-            return False
-        self.store.set_meta(_SWEEP_MARK, now.isoformat())
-        return True
+        return self.store.take_turn(_SWEEP_MARK, now, every)
 
     # -- materialisation -----------------------------------------------------------
     def materialise(self, now: datetime) -> tuple[int, int]:

@@ -16,6 +16,11 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=lambda: Path.home() / ".pushpool")
     database_url: str | None = None
+    #: PostgreSQL connection pool, per process: connections kept open, extra ones
+    #: opened under load, and how long a request waits for one. SQLite ignores them.
+    database_pool_size: int = Field(default=5, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+    database_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     #: Serverless bootstrap: the Secrets Manager secret holding the admin API key.
     admin_api_key_secret_arn: str | None = None
     #: Store state in this DynamoDB table instead of SQLite.

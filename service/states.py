@@ -8,35 +8,31 @@ compare-and-set on the state it read, so two writers can never both win.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from service.errors import DeploymentNotFound, IllegalTransition
+
+# The vocabulary lives with the models; re-exported here for the engine's callers.
+from service.vocabulary import ACTIVE, TERMINAL, StateType
+
+__all__ = [
+    "ACTIVE",
+    "AWAITING_CAPACITY",
+    "AWAITING_RETRY",
+    "DEFAULT_NAMES",
+    "SKIPPED",
+    "TERMINAL",
+    "StateType",
+    "check_transition",
+    "is_terminal",
+    "requeue_for_capacity",
+    "set_state",
+]
 
 if TYPE_CHECKING:
     from service.models import FlowRun
     from service.store.base import Store
 
-
-class StateType(StrEnum):
-    SCHEDULED = "SCHEDULED"
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLING = "CANCELLING"
-    CANCELLED = "CANCELLED"
-    CRASHED = "CRASHED"
-
-
-TERMINAL: frozenset[StateType] = frozenset(
-    {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
-)
-#: States in which a run holds (or is about to hold) infrastructure: they count
-#: against pool and deployment concurrency limits.
-ACTIVE: frozenset[StateType] = frozenset(
-    {StateType.PENDING, StateType.RUNNING, StateType.CANCELLING}
-)
 
 S = StateType
 _ALLOWED: dict[StateType, frozenset[StateType]] = {

@@ -91,11 +91,39 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     yield _sqlite_store(tmp_path)
 
 
+def postgres_url() -> str:
+    """A fresh, empty database on the session's PostgreSQL server (started on first use;
+    the test skips, saying why, where no server can be started)."""
+    from support.postgres import PostgresUnavailable, shared_server
+
+    try:
+        return shared_server().new_database()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL: {exc}")
+
+
+@contextmanager
+def postgres_store(tmp_path: Path) -> Iterator[Store]:
+    """A migrated SqlStore on its own database of the session's PostgreSQL server."""
+    from service.store.sql import SqlStore
+
+    store = SqlStore(postgres_url())
+    store.migrate()
+    yield store
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from support.postgres import stop_shared_server
+
+    stop_shared_server()
+
+
 #: Store backends the conformance suite runs against; a new backend adds one entry.
 #: Each factory is a context manager: it yields a migrated store and cleans up after.
 STORE_FACTORIES: dict[str, Callable[[Path], AbstractContextManager[Store]]] = {
     "sqlite": sqlite_store,
     "dynamodb": dynamo_store,
+    "postgres": postgres_store,
 }
 
 

@@ -38,9 +38,9 @@ DISTRIBUTION = "pushpool"
 #: Runtime requirements (PEP 503-normalised project names) the Lambda never imports, so
 #: they stay out of its package: the CLI (typer, rich, httpx), the local server (uvicorn,
 #: required as ``uvicorn[standard]`` with compiled uvloop, httptools, watchfiles and
-#: websockets) and the SQL store (sqlalchemy: the stack sets PUSHPOOL_DYNAMODB_TABLE, so
-#: the Lambda always opens the DynamoDB store).
-LOCAL_ONLY = frozenset({"typer", "rich", "httpx", "uvicorn", "sqlalchemy"})
+#: websockets) and the SQL store (sqlalchemy and its migrations, alembic: the stack sets
+#: PUSHPOOL_DYNAMODB_TABLE, so the Lambda always opens the DynamoDB store).
+LOCAL_ONLY = frozenset({"typer", "rich", "httpx", "uvicorn", "sqlalchemy", "alembic"})
 #: Extras whose requirements join the Lambda package: provider SDKs the Lambda runtime
 #: lacks, imported only when a pool of that type is used (``gcp``: Cloud Run pools,
 #: ``azure``: ACI pools). Not ``aws``: Lambda's runtime has boto3.

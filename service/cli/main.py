@@ -16,7 +16,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from provisioners.errors import PushpoolError
-from service.cli import provision
+from service.cli import db, provision
 from service.cli.client import ApiClient, CliError, client_from_env
 from service.cli.introspect import parameter_schema
 
@@ -53,6 +53,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(scheduler_app, name="scheduler")
 app.add_typer(key_app, name="api-key")
 app.add_typer(service_app, name="service")
+app.add_typer(db.app, name="db")
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -126,6 +127,9 @@ def server_start(
         list[str] | None,
         typer.Option(help="Entrypoint (file.py:function) to deploy on the `local` pool at start"),
     ] = None,
+    no_migrate: Annotated[
+        bool, typer.Option("--no-migrate", help="Refuse to start unless the schema is current")
+    ] = False,
 ) -> None:
     """Start the API and the scheduler (SQLite and the `local` process pool by default)."""
     import uvicorn
@@ -134,6 +138,7 @@ def server_start(
     from service.bootstrap import credentials_path, ensure_admin_key, ensure_default_pool
     from service.services import build_services
     from service.settings import get_settings
+    from service.store import open_store
 
     overrides: dict[str, object] = {}
     if host is not None:
@@ -141,7 +146,8 @@ def server_start(
     if port is not None:
         overrides["port"] = port
     settings = get_settings(**overrides)
-    svc = build_services(settings)
+    store = open_store(settings, schema="check" if no_migrate else "migrate")
+    svc = build_services(settings, store)
     key = ensure_admin_key(svc)
     if key is not None:
         err_console.print(

@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from service.settings import Settings
     from service.store.base import Store
 
+#: What :func:`open_store` does with the schema: bring it up to date, insist that it is
+#: (``SchemaError`` otherwise), or leave it alone (``pushpool db`` looks first).
+SchemaAction = Literal["migrate", "check", "none"]
 
-def open_store(settings: Settings) -> Store:
-    """The store the settings name, migrated and ready: DynamoDB when
-    ``settings.dynamodb_table`` is set (boto3 is imported only then), else SQL.
 
-    A DynamoDB table is created if missing only when ``settings.dynamodb_create_table``;
-    otherwise it is taken to exist (the AWS stack creates it) and nothing is called."""
+def open_store(settings: Settings, *, schema: SchemaAction = "migrate") -> Store:
+    """The store the settings name: DynamoDB when ``settings.dynamodb_table`` is set
+    (boto3 is imported only then), else SQL (SQLite or PostgreSQL by the URL).
+
+    ``schema="migrate"`` applies pending migrations first (every row kept); ``"check"``
+    raises ``SchemaError`` unless the schema is current. A DynamoDB table is created
+    (and upgraded) only when ``settings.dynamodb_create_table``; otherwise it is taken to
+    exist (the AWS stack creates it) and nothing is called."""
+    store: Store
     if settings.dynamodb_table:
         from service.store.dynamo import DynamoStore
 
-        dynamo = DynamoStore(settings.dynamodb_table)
-        if settings.dynamodb_create_table:
-            dynamo.migrate()
-        return dynamo
-    from service.store.sql import SqlStore
+        store = DynamoStore(settings.dynamodb_table)
+        if not settings.dynamodb_create_table:
+            return store
+    else:
+        from service.store.sql import SqlStore
 
-    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    store = SqlStore(settings.resolved_database_url())
-    store.migrate()
+        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        store = SqlStore(
+            settings.resolved_database_url(),
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+            pool_timeout=settings.database_pool_timeout_seconds,
+        )
+    if schema == "migrate":
+        store.migrate()
+    elif schema == "check":
+        store.check_schema()
     return store

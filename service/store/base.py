@@ -16,10 +16,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from service.errors import InvalidInput
+from service.errors import InvalidInput, SchemaError
 from service.models import (
     ApiKey,
     Deployment,
@@ -31,7 +31,7 @@ from service.models import (
     Teardown,
     WorkPool,
 )
-from service.states import StateType
+from service.vocabulary import StateType
 
 #: The work pool fields ``Store.update_pool`` may change; never its name, timestamps or
 #: whatever a backend keeps beside them (run and deployment counters, say).
@@ -84,7 +84,28 @@ class Store(ABC):
     # -- lifecycle ---------------------------------------------------------
     @abstractmethod
     def migrate(self) -> None:
-        """Create tables/indexes if missing. Idempotent."""
+        """Bring the database to :meth:`schema_head`: create what is missing, apply
+        pending migrations, keep every row. Idempotent; safe when several processes
+        start at once (each change is applied once)."""
+
+    @abstractmethod
+    def schema_version(self) -> str | None:
+        """The schema version the database is at; ``None`` for an empty database."""
+
+    @abstractmethod
+    def schema_head(self) -> str:
+        """The schema version this code needs."""
+
+    @abstractmethod
+    def schema_history(self) -> list[tuple[str, str]]:
+        """Every schema version, oldest first, with what it changed."""
+
+    def check_schema(self) -> None:
+        """Raise ``SchemaError`` (one line, saying what to do) unless the database is
+        at :meth:`schema_head`."""
+        found, needed = self.schema_version(), self.schema_head()
+        if found != needed:
+            raise SchemaError(found, needed)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
@@ -100,6 +121,14 @@ class Store(ABC):
     @abstractmethod
     def set_meta(self, key: str, value: str) -> None:
         """Set ``key``, replacing any value."""
+
+    @abstractmethod
+    def take_turn(self, key: str, now: datetime, every: timedelta) -> bool:
+        """A lease on periodic work: ``True`` for one caller per ``every`` (across every
+        process sharing the store), which should then do the work named ``key``.
+
+        Atomic: of callers racing for one period, exactly one gets ``True``; the time of
+        that turn is kept (as meta ``key``) and the next turn comes ``every`` later."""
 
     # -- API keys ------------------------------------------------------------
     @abstractmethod

@@ -63,6 +63,19 @@ in its condition, so a stale index entry costs a failed condition, never a doubl
 Multi-step maintenance (deleting a deployment with its schedules and runs) is a sequence
 of idempotent, conditional single-item writes rather than one transaction (which is
 limited to 100 items).
+
+Schema versions and upgrades: the ``META`` item ``schema.version`` holds the version of
+the item layout the table is at (:data:`SCHEMA_VERSION`; 1 is the layout above, as
+released in 0.1.0, whose tables have no such item and are taken as 1). ``migrate`` (at
+start when the store may create its table, and ``pushpool db upgrade``) brings a table
+up: for each version after the stored one it runs that version's step in
+``_ITEM_UPGRADES`` (idempotent and resumable: a rewrite of the items that cannot be read
+as they are, conditional on each item's old shape), then moves ``schema.version`` on
+with a condition on its old value, so concurrent starts apply a step at most once to
+completion. A table at a newer version than this code knows raises ``SchemaError``.
+Everything else is upgraded lazily: a reader takes an attribute an older item lacks as
+its documented default (a pool without ``deployments`` counts 0, above), and the next
+write of the item writes the new shape; no release needs a table scan to start.
 """
 
 from __future__ import annotations
@@ -73,7 +86,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
 from typing import Any
@@ -91,6 +104,7 @@ from service.errors import (
     InvalidInput,
     PoolNotFound,
     RunNotFound,
+    SchemaError,
 )
 from service.models import (
     ApiKey,
@@ -103,7 +117,6 @@ from service.models import (
     Teardown,
     WorkPool,
 )
-from service.states import ACTIVE, StateType
 from service.store.base import (
     Materialisation,
     Page,
@@ -112,6 +125,7 @@ from service.store.base import (
     TransitionEffects,
     check_pool_changes,
 )
+from service.vocabulary import ACTIVE, StateType
 
 Item = dict[str, Any]
 
@@ -127,6 +141,10 @@ _RUN_TIMES = (
 )
 _RUN_JSON = ("parameters", "job_variables", "result", "error", "tags", "infra")
 _RETRIES = 20
+#: The item layout this code reads and writes; see "Schema versions" above.
+SCHEMA_VERSION = 1
+_SCHEMA_KEY = "schema.version"
+_SCHEMA_NOTES = {1: "baseline: the item layout as released in 0.1.0"}
 DEFAULT_LOG_RETENTION_SECONDS = 30 * 24 * 3600
 
 _ser = TypeSerializer()
@@ -404,6 +422,69 @@ class DynamoStore(Store):
                 TableName=self.table,
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
             )
+        self._upgrade_items()
+
+    def _upgrade_items(self) -> None:
+        """Run each pending step of ``_ITEM_UPGRADES``, moving ``schema.version`` on."""
+        stored = self.schema_version()
+        at = 1 if stored is None else int(stored)
+        if at > SCHEMA_VERSION:
+            raise SchemaError(stored, self.schema_head())
+        for version in range(at + 1, SCHEMA_VERSION + 1):
+            _ITEM_UPGRADES[version](self)
+        try:
+            cond = "attribute_not_exists(pk)" if stored is None else "#v = :old"
+            kw = {} if stored is None else {"names": {"#v": "value"}, "values": {":old": stored}}
+            self._put_meta_if(_SCHEMA_KEY, str(SCHEMA_VERSION), cond, **kw)
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise  # else: a concurrent start moved it on first
+
+    def _put_meta_if(
+        self,
+        key: str,
+        value: str,
+        cond: str,
+        *,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+        extra: Item | None = None,
+    ) -> None:
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "Item": _enc({"pk": "META", "sk": key, "value": value, **(extra or {})}),
+            "ConditionExpression": cond,
+        }
+        if names:
+            params["ExpressionAttributeNames"] = names
+        if values:
+            params["ExpressionAttributeValues"] = _enc(values)
+        self.client.put_item(**params)
+
+    def schema_version(self) -> str | None:
+        return self.get_meta(_SCHEMA_KEY)
+
+    def schema_head(self) -> str:
+        return str(SCHEMA_VERSION)
+
+    def schema_history(self) -> list[tuple[str, str]]:
+        return [(str(v), _SCHEMA_NOTES[v]) for v in range(1, SCHEMA_VERSION + 1)]
+
+    def take_turn(self, key: str, now: datetime, every: timedelta) -> bool:
+        try:
+            self._put_meta_if(
+                key,
+                now.isoformat(),
+                "attribute_not_exists(#at) OR #at <= :cut",
+                names={"#at": "at"},
+                values={":cut": ts(now - every)},
+                extra={"at": ts(now)},
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def _create_table(self) -> None:
         attrs = ["pk", "sk"] + [f"{g}{k}" for _, g in _GSIS for k in ("pk", "sk")]
@@ -1584,3 +1665,7 @@ def _decode_cursor(cursor: str) -> str:
         return _order(value, run_id)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("cursor", "not a cursor this server issued") from exc
+
+
+#: ``version -> step`` that rewrites items from ``version - 1``'s layout; none yet.
+_ITEM_UPGRADES: dict[int, Callable[[DynamoStore], None]] = {}

@@ -1,17 +1,35 @@
-"""The SQL store: SQLAlchemy Core; SQLite by default (WAL, writes serialised), PostgreSQL works.
+"""The SQL store: SQLAlchemy Core on SQLite (the default) or PostgreSQL (psycopg 3).
 
-Writes run in ``BEGIN IMMEDIATE`` transactions behind one process-wide lock, so
+SQLite: writes run in ``BEGIN IMMEDIATE`` transactions behind one process-wide lock, so
 concurrent API requests never see "database is locked"; reads run concurrently.
+
+PostgreSQL (``postgresql+psycopg://…``): no process lock; several processes (replicas)
+share one database, each with a connection pool sized by settings, in READ COMMITTED.
+The server's row locks keep the contracts:
+
+- a claim locks the pools and the deployments of its candidates (``FOR NO KEY UPDATE``,
+  in name/id order), then the candidate runs themselves (``FOR UPDATE SKIP LOCKED``),
+  and only then counts the runs in ``ACTIVE`` states, so racing claimers on any number
+  of replicas never exceed a pool's or a deployment's concurrency limit;
+- every writer takes locks in the same order (pool, deployment, schedules, runs), so
+  claims, deploys and deletes cannot deadlock one another;
+- idempotent inserts (materialised runs, runs with an idempotency key, meta values) are
+  ``INSERT … ON CONFLICT DO NOTHING``; a transition locks its run row first.
+
+The schema is Alembic's (:mod:`service.store.migrations`); :meth:`SqlStore.migrate`
+applies pending migrations under a lock (PostgreSQL: an advisory lock; SQLite: the
+write lock), so replicas starting together migrate once.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +47,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row, make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -53,7 +72,6 @@ from service.models import (
     Teardown,
     WorkPool,
 )
-from service.states import ACTIVE, StateType
 from service.store import tables as t
 from service.store.base import (
     Materialisation,
@@ -63,6 +81,7 @@ from service.store.base import (
     TransitionEffects,
     check_pool_changes,
 )
+from service.vocabulary import ACTIVE, StateType
 
 _RUN_JSON_FIELDS = ("parameters", "job_variables", "result", "error", "tags")
 
@@ -72,6 +91,7 @@ _FIND_KEY = select(t.api_keys).where(
 )
 _GET_DEPLOYMENT = select(t.deployments.c.doc).where(t.deployments.c.id == bindparam("id"))
 _GET_RUN = select(t.flow_runs).where(t.flow_runs.c.id == bindparam("id"))
+_LOCK_RUN = _GET_RUN.with_for_update()
 _ANY_DUE = (
     select(t.flow_runs.c.id)
     .join(t.work_pools, t.work_pools.c.name == t.flow_runs.c.work_pool)
@@ -106,15 +126,53 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+#: A fixed key for PostgreSQL's advisory lock around migrations (any 64-bit number).
+_MIGRATION_LOCK = 0x70757368706F6F6C  # "pushpool"
+
+
+def _postgres_engine(url: str, pool_size: int, max_overflow: int, pool_timeout: float) -> Engine:
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
+        pool_pre_ping=True,
+    )
+
+
 class SqlStore(Store):
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        max_overflow: int = 10,
+        pool_timeout: float = 30.0,
+    ) -> None:
+        """``pool_size``, ``max_overflow`` and ``pool_timeout`` size PostgreSQL's
+        connection pool (per process); SQLite ignores them. Raises ``InvalidInput`` for
+        a URL of any other database."""
         self.url = url
-        self.is_sqlite = url.startswith("sqlite")
+        backend = make_url(url).get_backend_name()
+        if backend not in ("sqlite", "postgresql"):
+            raise InvalidInput(
+                "database_url", f"{backend!r} is not supported: use sqlite:// or postgresql://"
+            )
+        self.is_sqlite = backend == "sqlite"
         database = make_url(url).database
         if self.is_sqlite and database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = _sqlite_engine(url) if self.is_sqlite else create_engine(url)
-        self._write_lock = threading.Lock()
+        self.engine = (
+            _sqlite_engine(url)
+            if self.is_sqlite
+            else _postgres_engine(url, pool_size, max_overflow, pool_timeout)
+        )
+        # SQLite has one writer at a time anyway: queue writers here rather than at the
+        # file lock. PostgreSQL's row locks let writers run side by side.
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self.is_sqlite else contextlib.nullcontext()
+        )
+        self._insert = sqlite.insert if self.is_sqlite else postgresql.insert
 
     # -- plumbing ----------------------------------------------------------------
     @contextmanager
@@ -136,9 +194,31 @@ class SqlStore(Store):
             conn = raw.execution_options(begin="NONE") if self.is_sqlite else raw
             return conn.execute(statement, params).first()
 
+    # -- schema ----------------------------------------------------------------------
     def migrate(self) -> None:
-        with self._write_lock:
-            t.metadata.create_all(self.engine)
+        """Apply pending migrations (stamping a 0.1.0 database as the baseline first)."""
+        from service.store import migrations
+
+        with self._write() as c:
+            if not self.is_sqlite:
+                c.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+            migrations.upgrade(c)
+
+    def schema_version(self) -> str | None:
+        from service.store import migrations
+
+        with self.engine.connect() as c:
+            return migrations.current(c)
+
+    def schema_head(self) -> str:
+        from service.store import migrations
+
+        return migrations.head()
+
+    def schema_history(self) -> list[tuple[str, str]]:
+        from service.store import migrations
+
+        return [(r.id, r.message) for r in migrations.history()]
 
     def close(self) -> None:
         self.engine.dispose()
@@ -149,16 +229,30 @@ class SqlStore(Store):
 
     def set_meta_if_absent(self, key: str, value: str) -> bool:
         with self._write() as c:
-            if c.execute(select(t.meta.c.key).where(t.meta.c.key == key)).first():
-                return False
-            c.execute(insert(t.meta).values(key=key, value=value))
-            return True
+            stmt = self._insert(t.meta).values(key=key, value=value).on_conflict_do_nothing()
+            return c.execute(stmt.returning(t.meta.c.key)).first() is not None
 
     def set_meta(self, key: str, value: str) -> None:
+        stmt = self._insert(t.meta).values(key=key, value=value)
         with self._write() as c:
-            if c.execute(update(t.meta).where(t.meta.c.key == key).values(value=value)).rowcount:
-                return
-            c.execute(insert(t.meta).values(key=key, value=value))
+            c.execute(
+                stmt.on_conflict_do_update(index_elements=[t.meta.c.key], set_={"value": value})
+            )
+
+    def take_turn(self, key: str, now: datetime, every: timedelta) -> bool:
+        with self._write() as c:
+            c.execute(
+                self._insert(t.meta)
+                .values(key=key, value="")
+                .on_conflict_do_nothing(index_elements=[t.meta.c.key])
+            )
+            last = c.execute(
+                select(t.meta.c.value).where(t.meta.c.key == key).with_for_update()
+            ).scalar_one()
+            if last and now - datetime.fromisoformat(last) < every:
+                return False
+            c.execute(update(t.meta).where(t.meta.c.key == key).values(value=now.isoformat()))
+            return True
 
     # -- API keys ------------------------------------------------------------------
     def create_api_key(self, key: ApiKey) -> ApiKey:
@@ -204,8 +298,15 @@ class SqlStore(Store):
             return self._pool(c, name)
 
     @staticmethod
-    def _pool(c: Connection, name: str) -> WorkPool:
-        row = c.execute(select(t.work_pools).where(t.work_pools.c.name == name)).first()
+    def _pool(c: Connection, name: str, lock: str | None = None) -> WorkPool:
+        """The pool; ``lock="share"`` keeps it from being deleted until commit (a
+        deployment is about to name it), ``lock="update"`` locks it for a change."""
+        q = select(t.work_pools).where(t.work_pools.c.name == name)
+        if lock == "share":
+            q = q.with_for_update(read=True, key_share=True)  # FOR KEY SHARE
+        elif lock == "update":
+            q = q.with_for_update()
+        row = c.execute(q).first()
         if row is None:
             raise PoolNotFound(name)
         return WorkPool(**row._mapping)
@@ -218,7 +319,7 @@ class SqlStore(Store):
     def update_pool(self, name: str, changes: dict[str, Any], now: datetime) -> WorkPool:
         check_pool_changes(changes)
         with self._write() as c:
-            self._pool(c, name)
+            self._pool(c, name, lock="update")
             c.execute(
                 update(t.work_pools)
                 .where(t.work_pools.c.name == name)
@@ -228,7 +329,7 @@ class SqlStore(Store):
 
     def delete_pool(self, name: str) -> None:
         with self._write() as c:
-            self._pool(c, name)
+            self._pool(c, name, lock="update")
             users = c.execute(
                 select(func.count()).where(t.deployments.c.work_pool == name)
             ).scalar_one()
@@ -262,8 +363,18 @@ class SqlStore(Store):
     def upsert_deployment(
         self, deployment: Deployment, schedules: list[ScheduleRecord]
     ) -> tuple[Deployment, bool]:
+        try:
+            return self._upsert_deployment(deployment, schedules)
+        except IntegrityError:
+            # Another process created this (flow, name) between our look and our insert:
+            # once more, now as a replace.
+            return self._upsert_deployment(deployment, schedules)
+
+    def _upsert_deployment(
+        self, deployment: Deployment, schedules: list[ScheduleRecord]
+    ) -> tuple[Deployment, bool]:
         with self._write() as c:
-            self._pool(c, deployment.work_pool)
+            self._pool(c, deployment.work_pool, lock="share")
             existing = c.execute(
                 select(t.deployments.c.id, t.deployments.c.created_at).where(
                     t.deployments.c.flow_name == deployment.flow_name,
@@ -298,7 +409,9 @@ class SqlStore(Store):
         # A schedule switched off loses its future runs too.
         gone += [r.id for r in records if r.id in old and old[r.id].active and not r.active]
         if gone:
-            self._delete_scheduled_runs(c, t.flow_runs.c.schedule_id.in_(gone))
+            self._delete_scheduled_runs(
+                c, t.flow_runs.c.schedule_id.in_(gone), t.flow_runs.c.auto_scheduled.is_(True)
+            )
             c.execute(delete(s).where(s.c.id.in_([g for g in gone if g not in new_ids])))
         for r in records:
             values = {"doc": r.schedule.model_dump(mode="json"), "active": r.active}
@@ -319,19 +432,17 @@ class SqlStore(Store):
                 )
 
     @staticmethod
-    def _delete_scheduled_runs(c: Connection, where: Any) -> int:
+    def _delete_scheduled_runs(c: Connection, *where: Any) -> int:
+        """Delete the ``SCHEDULED`` runs matching ``where`` and their history. The state
+        is checked by the DELETE itself, so a run claimed meanwhile stays."""
         r = t.flow_runs
-        ids = [
-            row.id
-            for row in c.execute(
-                select(r.c.id).where(
-                    where, r.c.state_type == StateType.SCHEDULED, r.c.auto_scheduled.is_(True)
-                )
-            )
-        ]
+        ids = list(
+            c.execute(
+                delete(r).where(*where, r.c.state_type == StateType.SCHEDULED).returning(r.c.id)
+            ).scalars()
+        )
         if ids:
             c.execute(delete(t.state_history).where(t.state_history.c.run_id.in_(ids)))
-            c.execute(delete(r).where(r.c.id.in_(ids)))
         return len(ids)
 
     def get_deployment(self, deployment_id: str) -> Deployment:
@@ -366,18 +477,7 @@ class SqlStore(Store):
             ):
                 raise DeploymentNotFound(deployment_id)
             c.execute(delete(t.schedules).where(t.schedules.c.deployment_id == deployment_id))
-            r = t.flow_runs
-            ids = [
-                row.id
-                for row in c.execute(
-                    select(r.c.id).where(
-                        r.c.deployment_id == deployment_id, r.c.state_type == StateType.SCHEDULED
-                    )
-                )
-            ]
-            if ids:
-                c.execute(delete(t.state_history).where(t.state_history.c.run_id.in_(ids)))
-                c.execute(delete(r).where(r.c.id.in_(ids)))
+            self._delete_scheduled_runs(c, t.flow_runs.c.deployment_id == deployment_id)
 
     def get_schedules(self, deployment_id: str) -> list[ScheduleRecord]:
         with self._read() as c:
@@ -414,21 +514,29 @@ class SqlStore(Store):
 
     def materialise(self, batch: Sequence[Materialisation]) -> int:
         r, sc = t.flow_runs, t.schedules
-        runs = [run for m in batch for run in m.runs]
-        cursors = [
-            {"b_id": m.schedule_id, "b_at": m.next_fire_at}
-            for m in batch
-            if m.next_fire_at is not None
-        ]
+        # Sorted, so two materialisers (replicas) insert and lock in one order: no deadlock.
+        runs = sorted((run for m in batch for run in m.runs), key=lambda run: run.id)
+        cursors = sorted(
+            (
+                {"b_id": m.schedule_id, "b_at": m.next_fire_at}
+                for m in batch
+                if m.next_fire_at is not None
+            ),
+            key=lambda cursor: str(cursor["b_id"]),
+        )
+        fresh: list[FlowRun] = []
         with self._write() as c:
-            existing: set[str] = set()
-            ids = [run.id for run in runs]
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                existing.update(c.execute(select(r.c.id).where(r.c.id.in_(chunk))).scalars())
-            fresh = [run for run in runs if run.id not in existing]
+            if runs:
+                created = set(
+                    c.execute(
+                        self._insert(r)
+                        .on_conflict_do_nothing(index_elements=[r.c.id])
+                        .returning(r.c.id),
+                        [self._run_row(run) for run in runs],
+                    ).scalars()
+                )
+                fresh = [run for run in runs if run.id in created]
             if fresh:
-                c.execute(insert(r), [self._run_row(run) for run in fresh])
                 c.execute(insert(t.state_history), [self._history_row(run) for run in fresh])
             if cursors:
                 at = bindparam("b_at", type_=t.UTCDateTime)
@@ -481,8 +589,8 @@ class SqlStore(Store):
         )
         return FlowRun.model_validate(m)
 
-    def _get_run(self, c: Connection, run_id: str) -> FlowRun:
-        row = c.execute(_GET_RUN, {"id": run_id}).first()
+    def _get_run(self, c: Connection, run_id: str, *, lock: bool = False) -> FlowRun:
+        row = c.execute(_LOCK_RUN if lock else _GET_RUN, {"id": run_id}).first()
         if row is None:
             raise RunNotFound(run_id)
         return self._run(row)
@@ -490,6 +598,14 @@ class SqlStore(Store):
     def create_run(self, run: FlowRun) -> tuple[FlowRun, bool]:
         r = t.flow_runs
         with self._write() as c:
+            # DO NOTHING on any conflict: the id (a duplicate) or the idempotency key
+            # (another request with the same key won, perhaps a moment ago elsewhere).
+            inserted = c.execute(
+                self._insert(r).on_conflict_do_nothing().returning(r.c.id), self._run_row(run)
+            ).first()
+            if inserted is not None:
+                c.execute(insert(t.state_history), self._history_row(run))
+                return run, True
             if run.idempotency_key is not None:
                 row = c.execute(
                     select(r).where(
@@ -499,12 +615,7 @@ class SqlStore(Store):
                 ).first()
                 if row is not None:
                     return self._run(row), False
-            try:
-                c.execute(insert(r), self._run_row(run))
-            except IntegrityError as exc:
-                raise AlreadyExists("flow run", run.id) from exc
-            c.execute(insert(t.state_history), self._history_row(run))
-        return run, True
+        raise AlreadyExists("flow run", run.id)
 
     def get_run(self, run_id: str) -> FlowRun:
         row = self._one(_GET_RUN, id=run_id)
@@ -580,7 +691,9 @@ class SqlStore(Store):
             candidates = c.execute(q).all()
             if not candidates:
                 return []
-            chosen = self._within_limits(c, candidates, limit)
+            pool_limits, dep_limits = self._lock_limits(c, candidates)
+            locked = self._lock_candidates(c, candidates, now, pool_limits, dep_limits)
+            chosen = _within_limits(c, locked, limit, pool_limits, dep_limits)
             if not chosen:
                 return []
             tokens = {run_id: issue_token(run_id) for run_id in chosen}
@@ -613,44 +726,60 @@ class SqlStore(Store):
         return [ours[i] for i in chosen if i in ours]
 
     @staticmethod
-    def _within_limits(c: Connection, candidates: Sequence[Any], limit: int) -> list[str]:
-        """Candidates, oldest first, that fit their pool's and deployment's limits."""
-        r, p, d = t.flow_runs, t.work_pools, t.deployments
-        pools = {row.work_pool for row in candidates}
-        deps = {row.deployment_id for row in candidates if row.deployment_id}
-        pool_limits = _pairs(
-            c.execute(
-                select(p.c.name, p.c.concurrency_limit).where(p.c.name.in_(pools)).with_for_update()
+    def _lock_limits(
+        c: Connection, candidates: Sequence[Any]
+    ) -> tuple[dict[str, int | None], dict[str, int | None]]:
+        """Lock the candidates' pools and deployments (in name/id order, so two claimers
+        never wait on each other in a circle) and read their limits. Until commit no
+        other claimer counts these pools' and deployments' active runs. Paused pools
+        are left out."""
+        p, d = t.work_pools, t.deployments
+        pools = sorted({row.work_pool for row in candidates})
+        deps = sorted({row.deployment_id for row in candidates if row.deployment_id})
+        pool_rows = c.execute(
+            select(p.c.name, p.c.concurrency_limit, p.c.paused)
+            .where(p.c.name.in_(pools))
+            .order_by(p.c.name)
+            # FOR NO KEY UPDATE: a deploy may still name the pool (FOR KEY SHARE) meanwhile.
+            .with_for_update(key_share=True)
+        ).all()
+        dep_rows = c.execute(
+            select(d.c.id, d.c.concurrency_limit)
+            .where(d.c.id.in_(deps))
+            .order_by(d.c.id)
+            .with_for_update(key_share=True)
+        ).all()
+        pool_limits = {row.name: row.concurrency_limit for row in pool_rows if not row.paused}
+        return pool_limits, _pairs(dep_rows)
+
+    @staticmethod
+    def _lock_candidates(
+        c: Connection,
+        candidates: Sequence[Any],
+        now: datetime,
+        pool_limits: dict[str, int | None],
+        dep_limits: dict[str, int | None],
+    ) -> list[Any]:
+        """Lock the candidates still due, skipping runs another transaction holds; only
+        runs of the pools and deployments locked above (a deployment deleted meanwhile
+        took its scheduled runs with it)."""
+        r = t.flow_runs
+        rows = c.execute(
+            select(r.c.id, r.c.work_pool, r.c.deployment_id)
+            .where(
+                r.c.id.in_([row.id for row in candidates]),
+                r.c.state_type == StateType.SCHEDULED,
+                r.c.expected_start <= now,
             )
-        )
-        dep_limits = _pairs(
-            c.execute(
-                select(d.c.id, d.c.concurrency_limit).where(
-                    d.c.id.in_(deps), d.c.concurrency_limit.is_not(None)
-                )
-            )
-        )
-        pool_used: Counter[str] = Counter()
-        if any(v is not None for v in pool_limits.values()):
-            pool_used.update(_active_counts(c, r.c.work_pool, pools))
-        dep_used: Counter[str] = Counter()
-        if dep_limits:
-            dep_used.update(_active_counts(c, r.c.deployment_id, dep_limits))
-        chosen: list[str] = []
-        for row in candidates:
-            if len(chosen) >= limit:
-                break
-            plimit = pool_limits.get(row.work_pool)
-            if plimit is not None and pool_used[row.work_pool] >= plimit:
-                continue
-            dlimit = dep_limits.get(row.deployment_id)
-            if dlimit is not None and dep_used[row.deployment_id] >= dlimit:
-                continue
-            chosen.append(row.id)
-            pool_used[row.work_pool] += 1
-            if row.deployment_id:
-                dep_used[row.deployment_id] += 1
-        return chosen
+            .order_by(r.c.expected_start)
+            .with_for_update(skip_locked=True)
+        ).all()
+        return [
+            row
+            for row in rows
+            if row.work_pool in pool_limits
+            and (row.deployment_id is None or row.deployment_id in dep_limits)
+        ]
 
     def transition(
         self,
@@ -673,7 +802,7 @@ class SqlStore(Store):
         if effects.revoke_token:
             values["token_hash"] = None
         with self._write() as c:
-            current = self._get_run(c, run_id)
+            current = self._get_run(c, run_id, lock=True)
             if current.state.type != expected:
                 raise IllegalTransition(run_id, current.state.type.value, state.type.value)
             c.execute(
@@ -761,14 +890,18 @@ class SqlStore(Store):
     def reset_schedules(self, deployment_id: str, cursors: dict[str, datetime | None]) -> int:
         s = t.schedules
         with self._write() as c:
-            n = self._delete_scheduled_runs(c, t.flow_runs.c.deployment_id == deployment_id)
-            for sched_id, cursor in cursors.items():
+            # Schedules before runs: the order every writer locks them in.
+            for sched_id, cursor in sorted(cursors.items()):
                 c.execute(
                     update(s)
                     .where(s.c.id == sched_id, s.c.deployment_id == deployment_id)
                     .values(next_fire_at=cursor)
                 )
-            return n
+            return self._delete_scheduled_runs(
+                c,
+                t.flow_runs.c.deployment_id == deployment_id,
+                t.flow_runs.c.auto_scheduled.is_(True),
+            )
 
     def next_scheduled_start(self, after: datetime) -> datetime | None:
         r = t.flow_runs
@@ -827,8 +960,42 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidInput("cursor", "not a cursor this server issued") from exc
 
 
+def _within_limits(
+    c: Connection,
+    candidates: Sequence[Any],
+    limit: int,
+    pool_limits: dict[str, int | None],
+    dep_limits: dict[str, int | None],
+) -> list[str]:
+    """Candidates, oldest first, that fit their pool's and deployment's limits, counting
+    the runs in ``ACTIVE`` states now (the caller holds the pool and deployment locks)."""
+    r = t.flow_runs
+    limited_pools = [name for name, n in pool_limits.items() if n is not None]
+    limited_deps = [dep for dep, n in dep_limits.items() if n is not None]
+    pool_used: Counter[str] = Counter(_active_counts(c, r.c.work_pool, limited_pools))
+    dep_used: Counter[str] = Counter(_active_counts(c, r.c.deployment_id, limited_deps))
+    chosen: list[str] = []
+    for row in candidates:
+        if len(chosen) >= limit:
+            break
+        plimit = pool_limits.get(row.work_pool)
+        if plimit is not None and pool_used[row.work_pool] >= plimit:
+            continue
+        dlimit = dep_limits.get(row.deployment_id) if row.deployment_id else None
+        if dlimit is not None and dep_used[row.deployment_id] >= dlimit:
+            continue
+        chosen.append(row.id)
+        pool_used[row.work_pool] += 1
+        if row.deployment_id:
+            dep_used[row.deployment_id] += 1
+    return chosen
+
+
 def _active_counts(c: Connection, column: Any, keys: Iterable[str]) -> dict[str, int]:
     """Runs in ``ACTIVE`` states per value of ``column`` (a pool or deployment column)."""
+    keys = list(keys)
+    if not keys:
+        return {}
     active = [s.value for s in ACTIVE]
     return _pairs(
         c.execute(

@@ -27,8 +27,11 @@ POOL = "bench"
 CONSTANT = {"id": "00000000-0000-0000-0000-000000000000", "state": {"type": "SCHEDULED"}}
 
 
-def pushpool_app(home: Path, port: int) -> tuple[FastAPI, str, str]:
-    """pushpool on SQLite in ``home``: admin key, a *paused* process pool, one deployment."""
+def pushpool_app(
+    home: Path, port: int, database_url: str | None = None
+) -> tuple[FastAPI, str, str]:
+    """pushpool on SQLite in ``home`` (or the migrated, empty database at ``database_url``):
+    admin key, a *paused* process pool, one deployment."""
     from service.app import create_app
     from service.bootstrap import ensure_admin_key
     from service.deployments import DeploymentCreate, deploy
@@ -36,7 +39,7 @@ def pushpool_app(home: Path, port: int) -> tuple[FastAPI, str, str]:
     from service.services import build_services
     from service.settings import Settings
 
-    settings = Settings(home=home, host="127.0.0.1", port=port)
+    settings = Settings(home=home, host="127.0.0.1", port=port, database_url=database_url)
     svc = build_services(settings)
     key = ensure_admin_key(svc)
     assert key is not None, "a fresh home must get a fresh admin key"
@@ -87,6 +90,7 @@ def main() -> None:
     ap.add_argument("--home", type=Path, required=True)
     ap.add_argument("--info", type=Path, required=True)
     ap.add_argument("--bare", action="store_true")
+    ap.add_argument("--database-url", default=None, help="default: SQLite in --home")
     ap.add_argument("--max-seconds", type=float, default=600)
     args = ap.parse_args()
 
@@ -101,7 +105,7 @@ def main() -> None:
         app, key, deployment_id = bare_app(), "none", "bare"
     else:
         args.home.mkdir(parents=True, exist_ok=True)
-        app, key, deployment_id = pushpool_app(args.home, port)
+        app, key, deployment_id = pushpool_app(args.home, port, args.database_url)
     info = {"port": port, "api_key": key, "deployment_id": deployment_id, "pid": os.getpid()}
     tmp = args.info.with_suffix(".tmp")
     tmp.write_text(json.dumps(info))

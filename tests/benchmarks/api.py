@@ -3,11 +3,14 @@
     python -m tests.benchmarks.api [--requests 2000] [--warmup 100] [--clients 1,8]
 
 Server: ``python -m tests.benchmarks._server`` in a subprocess (so its memory can be read
-from /proc), uvicorn on a free 127.0.0.1 port, SQLite store in a temporary home, the
-in-process scheduler off. It has an admin key, a *paused* ``process`` pool ``bench`` and
-one deployment on it, so each ``POST /api/deployments/{id}/runs`` (body ``{}``, Bearer key)
-does the whole create-run path - key lookup, deployment read, run insert, the inline
-dispatch attempt (which claims nothing: the pool is paused) - and spawns no process.
+from /proc), uvicorn on a free 127.0.0.1 port, the in-process scheduler off; its store is
+SQLite in a temporary home (app ``pushpool``) and, with ``--stores sqlite,postgres`` (the
+default), PostgreSQL on a server this script starts and stops (app ``pushpool/pg``, one
+connection pool of the default size, 5 + 10 overflow). It has an admin key, a *paused*
+``process`` pool ``bench`` and one deployment on it, so each
+``POST /api/deployments/{id}/runs`` (body ``{}``, Bearer key) does the whole create-run
+path - key lookup, deployment read, run insert, the inline dispatch attempt (which claims
+nothing: the pool is paused) - and spawns no process.
 
 Load: C client threads in this process, each with its own keep-alive ``httpx.Client``,
 each sending its share of the requests back to back. The first ``--warmup`` requests
@@ -46,6 +49,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -118,12 +122,16 @@ def _cpu_self() -> float:
 
 # -- the server process ----------------------------------------------------------------------
 @contextlib.contextmanager
-def server_process(home: Path, *, bare: bool, max_seconds: float) -> Iterator[Server]:
+def server_process(
+    home: Path, *, bare: bool, max_seconds: float, database_url: str | None = None
+) -> Iterator[Server]:
     info = home.parent / f"{home.name}.json"
     cmd = [sys.executable, "-m", "tests.benchmarks._server", "--home", str(home)]
     cmd += ["--info", str(info), "--max-seconds", str(max_seconds)]
     if bare:
         cmd.append("--bare")
+    if database_url:
+        cmd += ["--database-url", database_url]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHPOOL_")}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env)
     try:
@@ -421,6 +429,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=100, help="excluded requests per row")
     ap.add_argument("--clients", default="1,8", help="comma-separated concurrency levels")
     ap.add_argument("--no-bare", action="store_true", help="skip the bare FastAPI floor")
+    ap.add_argument("--stores", default="sqlite,postgres", help="sqlite and/or postgres")
     ap.add_argument("--no-inprocess", action="store_true", help="skip the ASGITransport rows")
     ap.add_argument("--breakdown-calls", type=int, default=300, help="calls per step timed")
     ap.add_argument(
@@ -437,14 +446,29 @@ def main() -> None:
         f"  {os.cpu_count()} CPUs; uvicorn HTTP/loop: "
         f"{'+'.join(have) if have else 'h11 + asyncio (httptools and uvloop not installed)'}"
     )
-    print("  server: SQLite store, paused 'process' pool (no process spawned), scheduler off")
+    stores = [s for s in args.stores.split(",") if s]
+    print(
+        f"  server: {' and '.join(stores)} store, paused 'process' pool (no process spawned), "
+        "scheduler off"
+    )
     results: list[LoadResult] = []
     rss: list[list[str]] = []
-    with tempfile.TemporaryDirectory(prefix="pushpool-bench-api-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="pushpool-bench-api-") as tmp,
+        _postgres("postgres" in stores) as pg,
+    ):
         base = Path(tmp)
-        apps = [("pushpool", False)] + ([] if args.no_bare else [("bare", True)])
-        for name, bare in apps:
-            with server_process(base / name, bare=bare, max_seconds=args.max_seconds) as srv:
+        apps: list[tuple[str, bool, str | None]] = []
+        if "sqlite" in stores:
+            apps.append(("pushpool", False, None))
+        if "postgres" in stores:
+            apps.append(("pushpool/pg", False, _migrated(pg.new_database())))
+        apps += [] if args.no_bare else [("bare", True, None)]
+        for name, bare, url in apps:
+            home = base / name.replace("/", "-")
+            with server_process(
+                home, bare=bare, max_seconds=args.max_seconds, database_url=url
+            ) as srv:
                 idle = proc_status_kib(srv.pid, "VmRSS")
                 after_one: int | None = None
                 peak: int | None = None
@@ -490,6 +514,31 @@ def main() -> None:
         )
     print()
     print(f"machine: {load_note()} at the end")
+
+
+@contextlib.contextmanager
+def _postgres(wanted: bool) -> Iterator[Any]:
+    """The PostgreSQL test server (tests/support/postgres.py) if ``wanted``, stopped on
+    the way out."""
+    if not wanted:
+        yield None
+        return
+    sys.path.insert(0, str(REPO / "tests"))
+    from support.postgres import shared_server, stop_shared_server
+
+    try:
+        yield shared_server()
+    finally:
+        stop_shared_server()
+
+
+def _migrated(url: str) -> str:
+    from service.store.sql import SqlStore
+
+    store = SqlStore(url)
+    store.migrate()
+    store.close()
+    return url
 
 
 if __name__ == "__main__":

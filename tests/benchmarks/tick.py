@@ -2,13 +2,16 @@
 
     python -m tests.benchmarks.tick [--sizes 10000,100000] [--due-percent 1] [--repeats 5]
 
-Setup (not measured, but reported): a SQLite store in a temporary directory holds N
-deployments, each with one cron schedule. The due ones (``0 12 * * *``) were deployed at
-11:00:30, so their cursor ``next_fire_at`` is 12:00:00; the others (``0 3 * * *``) have
-their cursor at 03:00 the next day, far outside the one-hour horizon. Rows are written
+Setup (not measured, but reported): a store holds N deployments, each with one cron
+schedule: SQLite in a temporary directory, and (``--stores sqlite,postgres``, the default)
+PostgreSQL on a server this script starts (tests/support/postgres.py) and stops. The due
+ones (``0 12 * * *``) were deployed at 11:00:30, so their cursor ``next_fire_at`` is
+12:00:00; the others (``0 3 * * *``) have their cursor at 03:00 the next day, far outside
+the one-hour horizon. Rows are written
 with bulk SQL inserts of exactly what ``SqlStore.upsert_deployment`` writes (``--setup
 store`` goes through that API instead; much slower). The database is built once per N and
-copied (SQLite backup API) into a fresh file before each measured tick.
+copied before each measured tick into a fresh one (SQLite: the backup API into a new
+file; PostgreSQL: ``CREATE DATABASE … TEMPLATE``).
 
 Measured: ``Scheduler.tick(now)`` at 12:00:30 with an injected fixed clock, on a fresh
 store per repetition (OS page cache warm, SQLite/SQLAlchemy connection state fresh; the
@@ -33,6 +36,7 @@ import cProfile
 import io
 import pstats
 import sqlite3
+import sys
 import tempfile
 import time
 import uuid
@@ -61,7 +65,10 @@ from service.settings import Settings
 from service.store import tables as t
 from service.store.sql import SqlStore
 
-from ._common import EXAMPLES, load_note, median, ms, table
+from ._common import EXAMPLES, REPO, load_note, median, ms, table
+
+sys.path.insert(0, str(REPO / "tests"))
+from support.postgres import PostgresServer, shared_server, stop_shared_server
 
 NOW = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
 DEPLOYED_AT = NOW - timedelta(hours=1)
@@ -163,13 +170,47 @@ def _rows(n: int, due: int) -> Iterator[tuple[dict[str, Any], list[dict[str, Any
         )
 
 
-def build_database(path: Path, n: int, due: int, method: str) -> float:
-    """Create the store at ``path`` with ``n`` deployments; return the seconds it took."""
+class Databases:
+    """Where templates and their per-tick copies live: SQLite files under ``base``, or
+    databases on a PostgreSQL server (copied with ``CREATE DATABASE … TEMPLATE``)."""
+
+    def __init__(self, kind: str, base: Path, server: PostgresServer | None = None) -> None:
+        self.kind, self.base, self.server = kind, base, server
+        self._n = 0
+
+    def new(self) -> str:
+        self._n += 1
+        if self.server is None:
+            return f"sqlite:///{self.base / f'db{self._n}.db'}"
+        return self.server.new_database()
+
+    def copy(self, template: str) -> str:
+        if self.server is None:
+            self._n += 1
+            dst = self.base / f"copy{self._n}.db"
+            copy_database(Path(template.removeprefix("sqlite:///")), dst)
+            return f"sqlite:///{dst}"
+        return self.server.new_database(template=template.rsplit("/", 1)[1])
+
+    def drop(self, url: str) -> None:
+        if self.server is None:
+            path = Path(url.removeprefix("sqlite:///"))
+            for extra in ("", "-wal", "-shm"):
+                Path(f"{path}{extra}").unlink(missing_ok=True)
+            return
+        import psycopg
+
+        with psycopg.connect(self.server.dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{url.rsplit("/", 1)[1]}"')
+
+
+def build_database(url: str, home: Path, n: int, due: int, method: str) -> float:
+    """Create the store at ``url`` with ``n`` deployments; return the seconds it took."""
     t0 = time.perf_counter()
-    store = SqlStore(f"sqlite:///{path}")
+    store = SqlStore(url)
     store.migrate()
-    svc = build_services(_settings(path.parent), store, FixedClock(DEPLOYED_AT))
-    runs_dir = path.parent / "runs"
+    svc = build_services(_settings(home), store, FixedClock(DEPLOYED_AT))
+    runs_dir = home / "runs"
     create_pool(
         svc,
         WorkPoolCreate(
@@ -255,21 +296,24 @@ class TickResult:
     idle_wall: float
 
 
-def open_services(path: Path, variant: str) -> Services:
-    store = SqlStore(f"sqlite:///{path}")
+def open_services(url: str, home: Path, variant: str) -> Services:
+    store = SqlStore(url)
     store.migrate()
-    svc = build_services(_settings(path.parent), store, FixedClock(NOW))
+    svc = build_services(_settings(home), store, FixedClock(NOW))
     if variant == "dispatch":
         svc.store.update_pool(POOL, {"type": BENCH_TYPE, "paused": False, "config": {}}, NOW)
     return svc
 
 
 def measure_tick(
-    template: Path, work: Path, variant: str, profile: cProfile.Profile | None = None
+    dbs: Databases,
+    template: str,
+    work: Path,
+    variant: str,
+    profile: cProfile.Profile | None = None,
 ) -> TickResult:
-    db = work / "store.db"
-    copy_database(template, db)
-    svc = open_services(db, variant)
+    db = dbs.copy(template)
+    svc = open_services(db, work, variant)
     timers = Timers()
     sched, disp, rec = svc.scheduler, svc.dispatcher, svc.scheduler.reconciler
     timers.wrap(sched, "materialise", "materialise")
@@ -298,9 +342,7 @@ def measure_tick(
         idle_wall = time.perf_counter() - t0
     finally:
         svc.store.close()
-    db.unlink()
-    for extra in ("store.db-wal", "store.db-shm"):
-        (work / extra).unlink(missing_ok=True)
+    dbs.drop(db)
     return TickResult(wall, report, first, submit_seconds, idle_wall)
 
 
@@ -332,16 +374,17 @@ class Case:
     n: int
     due: int
     dir: Path
-    template: Path
+    template: str
     setup: float
+    dbs: Databases
 
 
-def build_case(label: str, n: int, due: int, base: Path, method: str) -> Case:
-    case = Path(tempfile.mkdtemp(prefix=f"n{n}-due{due}-", dir=base))
-    template = case / "template.db"
-    setup = build_database(template, n, due, method)
+def build_case(label: str, n: int, due: int, dbs: Databases, method: str) -> Case:
+    case = Path(tempfile.mkdtemp(prefix=f"n{n}-due{due}-", dir=dbs.base))
+    template = dbs.new()
+    setup = build_database(template, case, n, due, method)
     print(f"  built {label}: {n:,} deployments, {due:,} due, setup {setup:.1f} s", flush=True)
-    return Case(label, n, due, case, template, setup)
+    return Case(label, n, due, case, template, setup, dbs)
 
 
 def run_cases(cases: list[Case], variants: list[str], repeats: int) -> list[Row]:
@@ -351,7 +394,7 @@ def run_cases(cases: list[Case], variants: list[str], repeats: int) -> list[Row]
     for _ in range(repeats):
         for i, case in enumerate(cases):
             for variant in variants:
-                res = measure_tick(case.template, case.dir, variant)
+                res = measure_tick(case.dbs, case.template, case.dir, variant)
                 _check(res, case.due, variant, min_runs)
                 results.setdefault((i, variant), []).append(res)
     return [
@@ -361,15 +404,14 @@ def run_cases(cases: list[Case], variants: list[str], repeats: int) -> list[Row]
     ]
 
 
-def warm_up(base: Path, variants: list[str]) -> None:
+def warm_up(dbs: Databases, variants: list[str]) -> None:
     """One small database, a tick per variant: imports, statement caches, cron plans."""
-    case = base / "warmup"
-    case.mkdir()
-    template = case / "template.db"
-    build_database(template, 1000, 10, "bulk")
+    case = Path(tempfile.mkdtemp(prefix="warmup-", dir=dbs.base))
+    template = dbs.new()
+    build_database(template, case, 1000, 10, "bulk")
     for variant in variants:
-        measure_tick(template, case, variant)
-    template.unlink()
+        measure_tick(dbs, template, case, variant)
+    dbs.drop(template)
 
 
 # -- output -------------------------------------------------------------------------------------
@@ -546,13 +588,12 @@ def print_scaling(rows: list[Row]) -> None:
             )
 
 
-def profile_tick(base: Path, n: int, due: int, variant: str, top: int) -> None:
-    case = base / "profile"
-    case.mkdir()
-    template = case / "template.db"
-    build_database(template, n, due, "bulk")
+def profile_tick(dbs: Databases, n: int, due: int, variant: str, top: int) -> None:
+    case = Path(tempfile.mkdtemp(prefix="profile-", dir=dbs.base))
+    template = dbs.new()
+    build_database(template, case, n, due, "bulk")
     prof = cProfile.Profile()
-    measure_tick(template, case, variant, profile=prof)
+    measure_tick(dbs, template, case, variant, profile=prof)
     buf = io.StringIO()
     stats = pstats.Stats(prof, stream=buf)
     stats.sort_stats("cumulative").print_stats(top)
@@ -571,18 +612,22 @@ def main() -> None:
         "--no-control", action="store_true", help="skip the fixed-due-count control case"
     )
     ap.add_argument("--setup", choices=["bulk", "store"], default="bulk")
+    ap.add_argument("--stores", default="sqlite,postgres", help="sqlite and/or postgres")
     ap.add_argument("--profile", action="store_true", help="cProfile one tick at the largest N")
     ap.add_argument("--profile-top", type=int, default=30)
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     variants = [v for v in args.variants.split(",") if v]
     assert set(variants) <= {"paused", "dispatch"}, variants
+    stores = [v for v in args.stores.split(",") if v]
+    assert set(stores) <= {"sqlite", "postgres"}, stores
 
     settings = Settings()
     print("pushpool tick benchmark")
     print(f"  machine: {load_note()} at start")
     print(
-        f"  store: SQLite (temp dir), clock fixed at {NOW:%H:%M:%S}Z; horizon "
+        f"  stores: {', '.join(stores)} (SQLite in a temp dir; PostgreSQL 127.0.0.1, fsync "
+        f"off), clock fixed at {NOW:%H:%M:%S}Z; horizon "
         f"{settings.schedule_horizon_seconds} s, schedule_min_runs {settings.schedule_min_runs}, "
         f"dispatch batch {settings.dispatch_batch_size}"
     )
@@ -594,32 +639,48 @@ def main() -> None:
         f"  each due schedule materialises {settings.schedule_min_runs} runs (today's, due now, "
         "and the next two days': schedule_min_runs), so 1 run per due schedule is dispatched"
     )
-    with tempfile.TemporaryDirectory(prefix="pushpool-bench-tick-") as tmp:
-        base = Path(tmp)
-        warm_up(base, variants)
-        cases = []
-        for n in sizes:
-            due = max(1, round(n * args.due_percent / 100))
-            cases.append(build_case(f"{n // 1000}k", n, due, base, args.setup))
-        if not args.no_control and len(sizes) >= 2:
-            n, due = max(sizes), max(1, round(min(sizes) * args.due_percent / 100))
-            cases.append(build_case(f"{n // 1000}k, {due} due", n, due, base, args.setup))
-        print(f"  measuring: {args.repeats} repetitions, interleaved across cases", flush=True)
-        rows = run_cases(cases, variants, args.repeats)
-        for case in cases:
-            case.template.unlink()
-        print_results(rows, args.repeats)
-        main_rows = [r for r in rows if "," not in r.label]
-        print_scaling(main_rows)
-        control = [r for r in rows if r.label in (f"{min(sizes) // 1000}k",) or "," in r.label]
-        if len(control) > len(variants):
-            print_scaling(control)
-        if args.profile:
-            n = max(sizes)
-            due = max(1, round(n * args.due_percent / 100))
-            profile_tick(base, n, due, variants[-1], args.profile_top)
-        print()
-        print(f"machine: {load_note()} at the end")
+    try:
+        with tempfile.TemporaryDirectory(prefix="pushpool-bench-tick-") as tmp:
+            for kind in stores:
+                server = shared_server() if kind == "postgres" else None
+                base = Path(tmp) / kind
+                base.mkdir()
+                measure_store(Databases(kind, base, server), sizes, variants, args)
+    finally:
+        stop_shared_server()
+    print()
+    print(f"machine: {load_note()} at the end")
+
+
+def measure_store(
+    dbs: Databases, sizes: list[int], variants: list[str], args: argparse.Namespace
+) -> None:
+    print()
+    print(f"== {dbs.kind} ==", flush=True)
+    warm_up(dbs, variants)
+    cases = []
+    for n in sizes:
+        due = max(1, round(n * args.due_percent / 100))
+        cases.append(build_case(f"{dbs.kind} {n // 1000}k", n, due, dbs, args.setup))
+    if not args.no_control and len(sizes) >= 2:
+        n, due = max(sizes), max(1, round(min(sizes) * args.due_percent / 100))
+        label = f"{dbs.kind} {n // 1000}k, {due} due"
+        cases.append(build_case(label, n, due, dbs, args.setup))
+    print(f"  measuring: {args.repeats} repetitions, interleaved across cases", flush=True)
+    rows = run_cases(cases, variants, args.repeats)
+    for case in cases:
+        dbs.drop(case.template)
+    print_results(rows, args.repeats)
+    main_rows = [r for r in rows if "," not in r.label]
+    print_scaling(main_rows)
+    smallest = f"{dbs.kind} {min(sizes) // 1000}k"
+    control = [r for r in rows if r.label == smallest or "," in r.label]
+    if len(control) > len(variants):
+        print_scaling(control)
+    if args.profile:
+        n = max(sizes)
+        due = max(1, round(n * args.due_percent / 100))
+        profile_tick(dbs, n, due, variants[-1], args.profile_top)
 
 
 if __name__ == "__main__":

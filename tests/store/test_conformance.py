@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -326,6 +327,50 @@ def test_claim_respects_concurrency_limits_under_concurrency(store: Store, where
     assert len(claimed) == len(set(claimed)) == 3
 
 
+def _claim_while_another_is_in_flight(
+    store: Store, first_ids: list[str], second_ids: list[str]
+) -> int:
+    """Claim ``first_ids`` in a thread whose transaction stays open (its token issuer
+    sleeps) and ``second_ids`` meanwhile; the number of runs the two claimed."""
+    inside = threading.Event()
+    first: list[FlowRun] = []
+
+    def slow_issue(run_id: str) -> str:
+        inside.set()
+        time.sleep(0.3)
+        return issue(run_id)
+
+    thread = threading.Thread(
+        target=lambda: first.extend(store.claim_due_runs(T0, 5, slow_issue, run_ids=first_ids))
+    )
+    thread.start()
+    assert inside.wait(10)
+    second = store.claim_due_runs(T0, 5, issue, run_ids=second_ids)
+    thread.join()
+    return len(first) + len(second)
+
+
+def test_pool_limit_holds_while_another_claim_is_in_flight(store: Store) -> None:
+    store.create_pool(pool(concurrency_limit=3))
+    d, _ = store.upsert_deployment(deployment(), [])
+    ids = [store.create_run(run(d))[0].id for _ in range(10)]
+    assert _claim_while_another_is_in_flight(store, ids[:5], ids[5:]) == 3
+
+
+def test_deployment_limit_holds_across_pools_while_another_claim_is_in_flight(
+    store: Store,
+) -> None:
+    """A deployment moved to another pool has runs in both: claims in the two pools
+    still share the deployment's limit."""
+    store.create_pool(pool("p"))
+    store.create_pool(pool("q"))
+    d, _ = store.upsert_deployment(deployment(concurrency_limit=3), [])
+    in_p = [store.create_run(run(d))[0].id for _ in range(5)]
+    moved, _ = store.upsert_deployment(deployment(pool_name="q", concurrency_limit=3), [])
+    in_q = [store.create_run(run(moved))[0].id for _ in range(5)]
+    assert _claim_while_another_is_in_flight(store, in_p, in_q) == 3
+
+
 def test_claims_never_overlap(store: Store, dep: Deployment) -> None:
     for _ in range(40):
         store.create_run(run(dep))
@@ -489,3 +534,30 @@ def test_moving_a_deployment_frees_its_old_pool(store: Store, dep: Deployment) -
     store.delete_deployment(dep.id)
     store.delete_pool("q")
     assert store.list_pools() == []
+
+
+def test_take_turn_is_one_caller_per_period(store: Store) -> None:
+    every = timedelta(minutes=10)
+    wins: list[bool] = []
+    barrier = threading.Barrier(6)
+
+    def racer() -> None:
+        barrier.wait()
+        wins.append(store.take_turn("sweep", T0, every))
+
+    threads = [threading.Thread(target=racer) for _ in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(wins) == [False] * 5 + [True]
+    assert not store.take_turn("sweep", T0 + every - timedelta(seconds=1), every)
+    assert store.take_turn("other", T0, every)  # each key has its own turns
+    assert store.take_turn("sweep", T0 + every, every)
+    assert not store.take_turn("sweep", T0 + every, every)
+
+
+def test_schema_is_current_after_migrate(store: Store) -> None:
+    assert store.schema_version() == store.schema_head()
+    assert store.schema_history()[-1][0] == store.schema_head()
+    store.check_schema()

@@ -14,14 +14,14 @@ from support.clock import FakeClock
 from support.factories import deployment_body
 
 from service.deployments import DeploymentCreate, deploy
-from service.errors import Conflict, DeploymentNotFound, InvalidInput, PoolNotFound
+from service.errors import Conflict, DeploymentNotFound, InvalidInput, PoolNotFound, SchemaError
 from service.models import Deployment, FlowRun, LogLine, StateRecord, WorkPool
 from service.pools import WorkPoolCreate, create_pool
 from service.services import build_services
 from service.settings import Settings
 from service.states import StateType
 from service.store.base import RunFilter
-from service.store.dynamo import DynamoStore
+from service.store.dynamo import SCHEMA_VERSION, DynamoStore
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -586,3 +586,14 @@ def test_deploying_writes_the_deployment_and_its_schedules_in_one_transaction(
         assert sorted(s.schedule.cron for s in ddb.get_schedules(dep.id)) == sorted(
             c["cron"] for c in crons
         )
+
+
+def test_schema_version_is_recorded_and_a_newer_table_refused(tmp_path: Path) -> None:
+    with dynamo_store(tmp_path) as store:
+        assert store.get_meta("schema.version") == str(SCHEMA_VERSION)
+        store.migrate()  # idempotent
+        store.set_meta("schema.version", str(SCHEMA_VERSION + 1))  # written by a newer release
+        with pytest.raises(SchemaError, match=f"needs {SCHEMA_VERSION}"):
+            store.migrate()
+        with pytest.raises(SchemaError):
+            store.check_schema()

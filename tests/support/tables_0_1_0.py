@@ -1,0 +1,171 @@
+"""The SQL schema exactly as released in 0.1.0 (``git show f1380b1:service/store/tables.py``),
+kept so the upgrade tests can build a database the way 0.1.0 did (``create_all``).
+
+Never edit: it is history. The code's current schema is ``service/store/tables.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC, returned aware, so every backend sorts and compares alike."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+work_pools = Table(
+    "work_pools",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("type", String(50), nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("concurrency_limit", Integer),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("flow_name", String(200), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("work_pool", String(100), nullable=False, index=True),
+    Column("concurrency_limit", Integer),
+    Column("paused", Boolean, nullable=False),
+    Column("doc", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("flow_name", "name", name="uq_deployment_name"),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", String(80), primary_key=True),
+    Column("deployment_id", String(36), nullable=False, index=True),
+    Column("doc", JSON, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("next_fire_at", UTCDateTime),
+    Index("ix_schedules_due", "next_fire_at"),
+)
+
+flow_runs = Table(
+    "flow_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("deployment_id", String(36)),
+    Column("flow_name", String(200), nullable=False),
+    Column("deployment_name", String(200), nullable=False),
+    Column("work_pool", String(100), nullable=False),
+    Column("state_type", String(20), nullable=False),
+    Column("state_name", String(50), nullable=False),
+    Column("state_message", Text),
+    Column("state_timestamp", UTCDateTime, nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Column("job_variables", JSON, nullable=False),
+    Column("idempotency_key", String(200)),
+    Column("schedule_id", String(80)),
+    Column("auto_scheduled", Boolean, nullable=False),
+    Column("expected_start", UTCDateTime, nullable=False),
+    Column("start_time", UTCDateTime),
+    Column("end_time", UTCDateTime),
+    Column("run_count", Integer, nullable=False),
+    Column("infra", JSON),
+    Column("result", JSON),
+    Column("error", JSON),
+    Column("heartbeat_at", UTCDateTime),
+    Column("tags", JSON, nullable=False),
+    Column("token_hash", String(64)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_runs_state_start", "state_type", "expected_start"),
+    Index("ix_runs_start_id", "expected_start", "id"),
+    Index("ix_runs_deployment_start", "deployment_id", "expected_start", "id"),
+    Index("ix_runs_pool_state", "work_pool", "state_type"),
+    Index("ix_runs_deployment_state", "deployment_id", "state_type"),
+    Index("uq_runs_idempotency", "deployment_id", "idempotency_key", unique=True),
+)
+
+state_history = Table(
+    "state_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), nullable=False, index=True),
+    Column("type", String(20), nullable=False),
+    Column("name", String(50), nullable=False),
+    Column("message", Text),
+    Column("timestamp", UTCDateTime, nullable=False),
+)
+
+teardowns = Table(
+    "teardowns",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), nullable=False),
+    Column("work_pool", String(100), nullable=False),
+    Column("infra", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+logs = Table(
+    "logs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), nullable=False),
+    Column("timestamp", UTCDateTime, nullable=False),
+    Column("level", String(20), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("stream", String(20), nullable=False),
+    Column("logger", String(200)),
+    Index("ix_logs_run", "run_id", "id"),
+)
