@@ -182,7 +182,11 @@ def parse_cron(expression: str) -> CronExpr:
         days_and=fields[2].startswith("*") or fields[4].startswith("*"),
         wildcard_time=fields[0].startswith("*") or fields[1].startswith("*"),
     )
-    if expr.days_and and not last_day and not any(d <= _MAX_DAYS[m] for m in expr.months for d in expr.days):
+    if (
+        expr.days_and
+        and not last_day
+        and not any(d <= _MAX_DAYS[m] for m in expr.months for d in expr.days)
+    ):
         # Under AND every (month, day) pair falls on every weekday within 400 years, so
         # the expression fires unless no month in it has any of its days.
         raise CronSyntaxError(

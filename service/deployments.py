@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from provisioners.base import provisioner_class
+from service.errors import InvalidInput
 from service.models import CatchupPolicy, Deployment, Name, Source, Strict, check_entrypoint
 from service.schedules import Schedule
 from service.services import Services
@@ -74,8 +75,11 @@ def _validate(svc: Services, body: DeploymentFields) -> dict[str, Any]:
     if body.parameter_schema is not None:
         check_json_schema(body.parameter_schema)
     check_parameters(body.parameter_schema, body.parameters, partial=True)
-    model = provisioner_class(pool.type).job_variables_model
-    check_model(model, body.job_variables, "job_variables")
+    provisioner = provisioner_class(pool.type)
+    check_model(provisioner.job_variables_model, body.job_variables, "job_variables")
+    problems = provisioner.deployment_problems(pool.config, body.source.type)
+    if problems:
+        raise InvalidInput(*problems[0])
     return body.job_variables
 
 

@@ -34,7 +34,15 @@ from functools import lru_cache
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from service.cron import CronExpr, CronSyntaxError, parse_cron
@@ -128,7 +136,25 @@ class IntervalSchedule(BaseModel):
     active: bool = True
 
 
-Schedule = Annotated[CronSchedule | IntervalSchedule, Field(discriminator="kind")]
+def _schedule_kind(value: object) -> str | None:
+    """``kind`` if given; else ``interval`` when ``interval_seconds`` is, else ``cron`` (the
+    default the OpenAPI document shows)."""
+    if isinstance(value, dict):
+        kind = value.get("kind")
+        if kind is None:
+            return "interval" if "interval_seconds" in value else "cron"
+        return kind if isinstance(kind, str) else None
+    return getattr(value, "kind", None)
+
+
+Schedule = Annotated[
+    Annotated[CronSchedule, Tag("cron")] | Annotated[IntervalSchedule, Tag("interval")],
+    Discriminator(
+        _schedule_kind,
+        custom_error_type="schedule_kind",
+        custom_error_message="kind must be 'cron' or 'interval'",
+    ),
+]
 
 
 @lru_cache(maxsize=4096)  # valid expressions only: a raise is not cached

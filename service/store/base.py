@@ -50,6 +50,13 @@ class RunFilter:
     deployment_id: str | None = None
     states: Sequence[StateType] = ()
     work_pool: str | None = None
+    flow_name: str | None = None
+    tag: str | None = None  # runs carrying this tag
+    since: datetime | None = None  # expected_start >= since
+    before: datetime | None = None  # expected_start < before
+    name: str | None = None  # exact run name
+    id_prefix: str | None = None  # runs whose id starts with this
+    ascending: bool = False  # oldest expected_start first (upcoming runs)
 
 
 @dataclass(frozen=True)
@@ -206,10 +213,21 @@ class Store(ABC):
 
     @abstractmethod
     def list_runs(self, flt: RunFilter, limit: int, cursor: str | None = None) -> Page:
-        """Newest first by ``expected_start`` (then id); ``cursor`` continues a page.
+        """Newest first by ``expected_start`` (then id), oldest first with
+        ``flt.ascending``; ``cursor`` continues a page.
 
         Raises ``InvalidInput('cursor', …)`` for a cursor this store did not issue.
         """
+
+    def count_runs(self, flt: RunFilter, cursor: str | None = None) -> int:
+        """How many runs ``list_runs(flt, …, cursor)`` would list in all. This default pages
+        through them; a store that can count in one query overrides it."""
+        total, page = 0, Page([], cursor)
+        while True:
+            page = self.list_runs(flt, 1000, page.next_cursor)
+            total += len(page.items)
+            if page.next_cursor is None:
+                return total
 
     @abstractmethod
     def state_history(self, run_id: str) -> list[StateRecord]:
