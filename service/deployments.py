@@ -16,6 +16,7 @@ from service.services import Services
 from service.validation import check_json_schema, check_model, check_parameters
 
 Tag = str
+MAX_TIMEOUT_SECONDS = 7 * 86400
 
 
 class DeploymentFields(Strict):
@@ -34,6 +35,12 @@ class DeploymentFields(Strict):
     retries: int = Field(default=0, ge=0, le=100)
     retry_delay_seconds: int = Field(default=0, ge=0, le=7 * 86400)
     tags: list[Tag] = Field(default_factory=list, max_length=50)
+    timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TIMEOUT_SECONDS,
+        description="Stop a run still running after this many seconds: FAILED (TimedOut)",
+    )
 
     @field_validator("entrypoint")
     @classmethod
@@ -62,6 +69,7 @@ class DeploymentUpdate(Strict):
     retries: int | None = Field(default=None, ge=0, le=100)
     retry_delay_seconds: int | None = Field(default=None, ge=0, le=7 * 86400)
     tags: list[Tag] | None = Field(default=None, max_length=50)
+    timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS)
 
     @field_validator("entrypoint")
     @classmethod
@@ -118,7 +126,7 @@ def _store(svc: Services, deployment: Deployment) -> tuple[Deployment, bool]:
 def update(svc: Services, deployment_id: str, body: DeploymentUpdate) -> Deployment:
     current = svc.store.get_deployment(deployment_id)
     changes = body.model_dump(exclude_unset=True)
-    nullable = {"parameter_schema", "concurrency_limit"}
+    nullable = {"parameter_schema", "concurrency_limit", "timeout_seconds"}
     changes = {k: v for k, v in changes.items() if v is not None or k in nullable}
     merged = DeploymentCreate.model_validate(
         {**current.model_dump(mode="json", exclude={"id", "created_at", "updated_at"}), **changes}

@@ -102,6 +102,7 @@ class Deployment(Strict):
     retries: int = 0
     retry_delay_seconds: int = 0
     tags: list[str] = Field(default_factory=list)
+    timeout_seconds: int | None = None
     created_at: datetime
     updated_at: datetime
 

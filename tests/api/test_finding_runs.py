@@ -118,3 +118,22 @@ def test_a_full_concurrency_limit_says_how_many_are_ahead(
         "deployment hello/default is at its concurrency limit (1 of 1 running); "
         "1 due run(s) ahead of this one"
     ]
+
+
+def test_deployment_timeout_reaches_the_runner_spec(api: TestClient, services: Services) -> None:
+    from service.security import new_run_token
+
+    dep = _paused_deployment(api, timeout_seconds=90)
+    assert api.get(f"/api/deployments/{dep}").json()["timeout_seconds"] == 90
+    bad = api.post("/api/deployments", json=deployment_body(name="x", timeout_seconds=0))
+    assert bad.status_code == 422 and "timeout_seconds" in bad.text
+    run = _run(api, dep)
+    token, digest = new_run_token()
+    set_state(services.store, run["id"], StateType.PENDING, now=services.clock(),
+              expected=StateType.SCHEDULED)  # fmt: skip
+    assert services.store.set_token(run["id"], StateType.PENDING, digest)
+    spec = api.get(
+        f"/api/runner/flow-runs/{run['id']}/spec", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert spec.status_code == 200, spec.text
+    assert spec.json()["timeout_seconds"] == 90

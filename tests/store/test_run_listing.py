@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from store.test_conformance import T0, dep, run  # noqa: F401 - `dep` is a fixture
+import pytest
+from store.test_conformance import T0, deployment, pool, run
 
 from service.models import Deployment
 from service.run_names import run_name
 from service.store.base import RunFilter, Store
+
+
+@pytest.fixture
+def dep(store: Store) -> Deployment:
+    store.create_pool(pool())
+    return store.upsert_deployment(deployment(), [])[0]
 
 
 def _ids(store: Store, flt: RunFilter, limit: int = 100) -> list[str]:
