@@ -229,12 +229,16 @@ def _pool_table(pools: list[dict[str, Any]]) -> Table:
 
 @pool_app.command("create")
 def pool_create(
-    name: str,
+    name: Annotated[str, typer.Argument(help="Work pool name")],
     type_: Annotated[str, typer.Option("--type", help="Pool type, e.g. process")] = "process",
     config: Annotated[str | None, typer.Option(help="Pool config as a JSON object")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config key=value")] = None,
-    concurrency_limit: Annotated[int | None, typer.Option()] = None,
-    paused: Annotated[bool, typer.Option()] = False,
+    concurrency_limit: Annotated[
+        int | None, typer.Option(min=1, help="At most this many runs in the pool at once")
+    ] = None,
+    paused: Annotated[
+        bool, typer.Option("--paused", help="Create it paused: no run starts until resumed")
+    ] = False,
     provision_infra: Annotated[
         bool, typer.Option(help="Create the infrastructure the pool needs, with your credentials")
     ] = False,
@@ -286,7 +290,7 @@ def _record(client: ApiClient, pool: dict[str, Any], created: dict[str, Any]) ->
 
 @pool_app.command("provision-infra")
 def pool_provision_infra(
-    name: str,
+    name: Annotated[str, typer.Argument(help="Work pool name")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
     dry_run: Annotated[bool, typer.Option(help="Show the plan and stop")] = False,
 ) -> None:
@@ -310,7 +314,9 @@ def pool_ls(output: OutputOpt = Output.table) -> None:
 
 
 @pool_app.command("inspect")
-def pool_inspect(name: str, output: OutputOpt = Output.table) -> None:
+def pool_inspect(
+    name: Annotated[str, typer.Argument(help="Work pool name")], output: OutputOpt = Output.table
+) -> None:
     """Show one work pool."""
     pool = _client().get(f"/work-pools/{name}")
     _print_json(pool) if output == Output.json else console.print(_pool_table([pool]))
@@ -336,7 +342,7 @@ def pool_resume(name: Annotated[str, typer.Argument(help="Work pool name")]) -> 
 
 @pool_app.command("delete")
 def pool_delete(
-    name: str,
+    name: Annotated[str, typer.Argument(help="Work pool name")],
     deprovision: Annotated[
         bool, typer.Option(help="Also remove the infrastructure --provision-infra created")
     ] = False,
@@ -609,7 +615,9 @@ def deployment_resume(
 
 
 @deployment_app.command("delete")
-def deployment_delete(ident: str) -> None:
+def deployment_delete(
+    ident: Annotated[str, typer.Argument(help="FLOW/DEPLOYMENT or deployment id")],
+) -> None:
     """Delete a deployment and its scheduled runs."""
     client = _client()
     deployment = _find_deployment(client, ident)
@@ -921,7 +929,10 @@ def scheduler_tick(output: OutputOpt = Output.table) -> None:
 
 
 @key_app.command("create")
-def key_create(name: str, output: OutputOpt = Output.table) -> None:
+def key_create(
+    name: Annotated[str, typer.Argument(help="A name to tell the key by")],
+    output: OutputOpt = Output.table,
+) -> None:
     """Create an API key; it is shown once."""
     created = _client().post("/api-keys", json={"name": name})
     if output == Output.json:
@@ -945,7 +956,7 @@ def key_ls(output: OutputOpt = Output.table) -> None:
 
 
 @key_app.command("revoke")
-def key_revoke(key_id: str) -> None:
+def key_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (api-key ls)")]) -> None:
     """Revoke an API key."""
     _client().request("DELETE", f"/api-keys/{key_id}")
     console.print(f"Revoked API key {key_id}")

@@ -265,3 +265,35 @@ def test_server_start_keeps_a_users_example_deployment(services: Services) -> No
     main._deploy_in_process(services, str(EXAMPLES / "hello.py") + ":hello")
     kept = services.store.find_deployment("hello", "example")
     assert kept.retries == 3 and kept.parameters == {"name": "Ada"}
+
+
+def _commands(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):  # a group (Typer vendors its own click)
+            yield from _commands(command, (*path, name))
+        else:
+            yield " ".join((*path, name)), command
+
+
+def test_every_option_and_argument_has_help() -> None:
+    import typer.main
+
+    missing = [
+        f"{name} {param.name}"
+        for name, command in _commands(typer.main.get_command(main.app))
+        for param in command.params
+        if not getattr(param, "help", None) and param.name != "help"
+    ]
+    assert missing == []
+
+
+def test_a_deleted_deployments_runs_stay_reachable_by_its_id(
+    cli: CliRunner, api: TestClient, paused_hello: str
+) -> None:
+    run = json.loads(ok(cli, "run", paused_hello, "-o", "json"))
+    ok(cli, "runs", "cancel", run["name"])  # a SCHEDULED run would go with the deployment
+    ok(cli, "deployment", "delete", paused_hello)
+    page = json.loads(
+        ok(cli, "runs", "ls", "--deployment", run["deployment_id"], "--output", "json")
+    )
+    assert [(r["id"], r["deployment_name"]) for r in page["items"]] == [(run["id"], "daily")]
