@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import replace
 from datetime import datetime
 
 from service.errors import InvalidInput, RunNotFound
@@ -72,44 +74,34 @@ def _paused(svc: Services, run: FlowRun) -> list[str]:
     return out
 
 
+def _limit_scopes(svc: Services, run: FlowRun) -> list[tuple[str, int | None, RunFilter]]:
+    """(label, concurrency limit, the runs it counts) for the run's pool and deployment."""
+    scopes: list[tuple[str, int | None, RunFilter]] = []
+    with contextlib.suppress(LookupError):
+        pool = svc.store.get_pool(run.work_pool)
+        scopes.append(
+            (f"work pool {pool.name!r}", pool.concurrency_limit, RunFilter(work_pool=pool.name))
+        )
+    if run.deployment_id is not None:
+        with contextlib.suppress(LookupError):
+            dep = svc.store.get_deployment(run.deployment_id)
+            label = f"deployment {dep.flow_name}/{dep.name}"
+            scopes.append((label, dep.concurrency_limit, RunFilter(deployment_id=dep.id)))
+    return scopes
+
+
 def _limits(svc: Services, run: FlowRun) -> list[str]:
     """A concurrency limit that is full, and how many due runs queue ahead of this one."""
     out = []
-    limits: list[tuple[str, int | None, RunFilter, RunFilter]] = []
-    try:
-        pool = svc.store.get_pool(run.work_pool)
-        limits.append(
-            (
-                f"work pool {pool.name!r}",
-                pool.concurrency_limit,
-                RunFilter(work_pool=pool.name, states=sorted(ACTIVE)),
-                RunFilter(work_pool=pool.name, states=[StateType.SCHEDULED]),
-            )
-        )
-    except LookupError:
-        pass
-    if run.deployment_id is not None:
-        try:
-            dep = svc.store.get_deployment(run.deployment_id)
-            limits.append(
-                (
-                    f"deployment {dep.flow_name}/{dep.name}",
-                    dep.concurrency_limit,
-                    RunFilter(deployment_id=dep.id, states=sorted(ACTIVE)),
-                    RunFilter(deployment_id=dep.id, states=[StateType.SCHEDULED]),
-                )
-            )
-        except LookupError:
-            pass
-    for label, limit, active, queued in limits:
+    for label, limit, scope in _limit_scopes(svc, run):
         if limit is None:
             continue
-        running = svc.store.count_runs(active)
+        running = svc.store.count_runs(replace(scope, states=sorted(ACTIVE)))
         if running < limit:
             continue
-        ahead = svc.store.count_runs(RunFilter(**{**queued.__dict__, "before": run.expected_start}))
+        queued = replace(scope, states=[StateType.SCHEDULED], before=run.expected_start)
         out.append(
             f"{label} is at its concurrency limit ({running} of {limit} running); "
-            f"{ahead} due run(s) ahead of this one"
+            f"{svc.store.count_runs(queued)} due run(s) ahead of this one"
         )
     return out
