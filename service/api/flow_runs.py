@@ -107,7 +107,13 @@ async def get_logs(
     _: ApiKeyDep,
     after: int = Query(default=0, ge=0),
     limit: int = Query(default=1000, ge=1, le=5000),
+    tail: int | None = Query(
+        default=None, ge=1, le=5000, description="Only the last N lines (then follow with after)"
+    ),
 ) -> LogPage:
     run_id = resolve_run(svc.store, run_id).id
+    if tail is not None:
+        lines = svc.store.read_logs_tail(run_id, tail)
+        return LogPage(logs=lines, next_after=lines[-1].id if lines else after)
     lines = svc.store.read_logs(run_id, after_id=after, limit=limit)
     return LogPage(logs=lines, next_after=lines[-1].id if lines else after)

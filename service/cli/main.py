@@ -887,7 +887,10 @@ def runs_logs(
     """Print a flow run's logs."""
     client = _client()
     run_id = client.get(f"/flow-runs/{run_ref}")["id"]
-    lines = _read_logs(client, run_id)
+    if tail is not None and not since:  # the server reads the log backwards
+        lines = client.get(f"/flow-runs/{run_id}/logs", params={"tail": tail})["logs"]
+    else:
+        lines = _read_logs(client, run_id)
     if since:
         floor = inputs.since_instant(since, datetime.now(UTC))
         lines = [x for x in lines if datetime.fromisoformat(x["timestamp"]) >= floor]

@@ -14,6 +14,7 @@ writers never both win; the legality of a transition is decided by
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -329,3 +330,13 @@ class Store(ABC):
     @abstractmethod
     def read_logs(self, run_id: str, *, after_id: int = 0, limit: int = 1000) -> list[LogLine]:
         """Lines with ``id > after_id`` in order."""
+
+    def read_logs_tail(self, run_id: str, count: int) -> list[LogLine]:
+        """The last ``count`` lines, in order. This default reads the whole log forward; a
+        store that can read backwards by id overrides it."""
+        tail: deque[LogLine] = deque(maxlen=count)
+        after = 0
+        while page := self.read_logs(run_id, after_id=after, limit=1000):
+            tail.extend(page)
+            after = page[-1].id
+        return list(tail)

@@ -807,6 +807,14 @@ class SqlStore(Store):
             ).all()
         return [LogLine(**row._mapping) for row in rows]
 
+    def read_logs_tail(self, run_id: str, count: int) -> list[LogLine]:
+        lg = t.logs
+        with self._read() as c:
+            rows = c.execute(
+                select(lg).where(lg.c.run_id == run_id).order_by(lg.c.id.desc()).limit(count)
+            ).all()
+        return [LogLine(**row._mapping) for row in reversed(rows)]
+
 
 def _run_filter(q: Select[Any], flt: RunFilter, cursor: str | None) -> Select[Any]:
     """``q`` narrowed to the runs ``flt`` selects, after ``cursor`` in ``flt``'s order."""

@@ -61,3 +61,16 @@ def test_oldest_first_pages_and_counts(store: Store, dep: Deployment) -> None:
     assert _ids(store, RunFilter(before=T0 + timedelta(minutes=2))) == made[1::-1]
     assert _ids(store, RunFilter(ascending=True, before=T0 + timedelta(minutes=2))) == made[:2]
     assert store.count_runs(RunFilter(before=T0 + timedelta(minutes=2))) == 2
+
+
+def test_log_tail_is_the_last_lines_in_order(store: Store, dep: Deployment) -> None:
+    from service.models import LogLine
+
+    r, _ = store.create_run(run(dep))
+    for batch in range(3):
+        lines = [LogLine(run_id=r.id, timestamp=T0, message=f"{batch}-{i}") for i in range(350)]
+        store.append_logs(r.id, lines)
+    tail = store.read_logs_tail(r.id, 5)
+    assert [x.message for x in tail] == [f"2-{i}" for i in range(345, 350)]
+    assert store.read_logs_tail(r.id, 5000)[0].message == "0-0"
+    assert store.read_logs_tail("no-such-run", 3) == []
