@@ -113,7 +113,7 @@ def _store(svc: Services, deployment: Deployment) -> tuple[Deployment, bool]:
         existing = svc.store.find_deployment(deployment.flow_name, deployment.name)
     if existing is not None:
         deployment = deployment.model_copy(update={"id": existing.id})
-    from service.scheduler import schedule_records  # with the croniter it needs
+    from service.scheduler import schedule_records  # imported on first deploy
 
     records = schedule_records(deployment, svc.clock())
     stored, created = svc.store.upsert_deployment(deployment, records)
