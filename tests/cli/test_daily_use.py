@@ -297,3 +297,32 @@ def test_a_deleted_deployments_runs_stay_reachable_by_its_id(
         ok(cli, "runs", "ls", "--deployment", run["deployment_id"], "--output", "json")
     )
     assert [(r["id"], r["deployment_name"]) for r in page["items"]] == [(run["id"], "daily")]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90), ("90s", 90), ("10m", 600), ("2h", 7200), ("1.5d", 129600)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    from service.cli.inputs import parse_duration
+
+    assert parse_duration(text, "--start-in").total_seconds() == seconds
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("p.json", "{", "is not valid JSON"),
+        ("p.yaml", "a: [", "is not valid YAML"),
+        ("p.json", "[1, 2]", "must hold an object"),
+        ("missing.json", None, "No such file"),
+    ],
+)
+def test_bad_params_files(tmp_path: Path, name: str, content: str | None, message: str) -> None:
+    from service.cli.client import CliError
+    from service.cli.inputs import read_params_file
+
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(CliError, match=message):
+        read_params_file(path)
