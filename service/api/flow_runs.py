@@ -14,13 +14,17 @@ from service.states import StateType
 from service.store.base import RunFilter
 
 router = APIRouter(prefix="/flow-runs", tags=["flow runs"])
+#: ``count=true`` counts this many matching runs at most.
+COUNT_AT_MOST = 10_000
 
 
 class FlowRunPage(BaseModel):
     items: list[FlowRun]
     next_cursor: str | None
     total: int | None = Field(
-        default=None, description="How many runs match in all (only with `count=true`)"
+        default=None,
+        description=f"How many runs match in all (only with `count=true`), counted up to "
+        f"{COUNT_AT_MOST}: that number means as many or more",
     )
 
 
@@ -73,7 +77,7 @@ async def list_runs(
         if exc.field != "cursor":
             raise
         raise InvalidInput("cursor", exc.message, where="query") from exc
-    total = svc.store.count_runs(flt, cursor) if count else None
+    total = svc.store.count_runs(flt, cursor, COUNT_AT_MOST) if count else None
     return FlowRunPage(items=page.items, next_cursor=page.next_cursor, total=total)
 
 

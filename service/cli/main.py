@@ -817,7 +817,7 @@ def _more(page: dict[str, Any], params: dict[str, Any]) -> None:
         if shown == 0:
             console.print("no runs (--all includes upcoming ones, --scheduled shows them)")
         return
-    more = "" if total is None else f" of {total}"
+    more = "" if total is None else f" of {total}{'+' if total >= 10_000 else ''}"
     console.print(
         f"{shown} run(s) shown{more}; next page: pushpool runs ls ... --cursor "
         f"{page['next_cursor']}",

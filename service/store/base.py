@@ -220,15 +220,19 @@ class Store(ABC):
         Raises ``InvalidInput('cursor', …)`` for a cursor this store did not issue.
         """
 
-    def count_runs(self, flt: RunFilter, cursor: str | None = None) -> int:
-        """How many runs ``list_runs(flt, …, cursor)`` would list in all. This default pages
-        through them; a store that can count in one query overrides it."""
+    def count_runs(
+        self, flt: RunFilter, cursor: str | None = None, at_most: int | None = None
+    ) -> int:
+        """How many runs ``list_runs(flt, …, cursor)`` would list in all, counting no further
+        than ``at_most``. This default pages through them; a store that can count in one
+        query overrides it."""
         total, page = 0, Page([], cursor)
-        while True:
+        while at_most is None or total < at_most:
             page = self.list_runs(flt, 1000, page.next_cursor)
             total += len(page.items)
             if page.next_cursor is None:
-                return total
+                break
+        return total if at_most is None else min(total, at_most)
 
     @abstractmethod
     def state_history(self, run_id: str) -> list[StateRecord]:

@@ -528,8 +528,11 @@ class SqlStore(Store):
         more = len(rows) > limit
         return Page(items, _encode_cursor(items[-1]) if more and items else None)
 
-    def count_runs(self, flt: RunFilter, cursor: str | None = None) -> int:
-        q = _run_filter(select(func.count()).select_from(t.flow_runs), flt, cursor)
+    def count_runs(
+        self, flt: RunFilter, cursor: str | None = None, at_most: int | None = None
+    ) -> int:
+        matching = _run_filter(select(t.flow_runs.c.id), flt, cursor).limit(at_most)
+        q = select(func.count()).select_from(matching.subquery())
         with self._read() as c:
             return int(c.execute(q).scalar_one())
 

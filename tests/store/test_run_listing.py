@@ -56,6 +56,7 @@ def test_oldest_first_pages_and_counts(store: Store, dep: Deployment) -> None:
         assert store.count_runs(flt, cursor) == 7 - len(seen)
     assert seen == made
     assert store.count_runs(RunFilter()) == 7
+    assert store.count_runs(RunFilter(), at_most=5) == 5
     assert store.count_runs(RunFilter(since=T0 + timedelta(minutes=5))) == 2
     assert _ids(store, RunFilter(ascending=True, since=T0 + timedelta(minutes=5))) == made[5:]
     assert _ids(store, RunFilter(before=T0 + timedelta(minutes=2))) == made[1::-1]
