@@ -142,6 +142,8 @@ class Provisioner(ABC):
     type: ClassVar[str]
     config_model: ClassVar[_ConfigModel] = PoolConfig
     job_variables_model: ClassVar[_JobVariablesModel] = JobVariables
+    #: Code source types (``local``, ``git``, ``image``) this pool type can run.
+    source_types: ClassVar[frozenset[str]] = frozenset({"local", "git", "image"})
 
     def __init__(self, pool_name: str, config: dict[str, Any]) -> None:
         self.pool_name = pool_name
@@ -207,6 +209,22 @@ class Provisioner(ABC):
         ``teardown``. Returns ``[]`` where the platform keeps nothing or the attempt is
         gone; raises :class:`ProvisionerError` only for a transient failure to read.
         """
+        return []
+
+    @classmethod
+    def deployment_problems(cls, config: dict[str, Any], source_type: str) -> list[tuple[str, str]]:
+        """What would make a deployment on a pool of this type (its ``config``) with code
+        from a ``source_type`` source fail only when it runs, as ``(field, message)`` pairs:
+        checked at deploy time. Override to add the type's own checks."""
+        if source_type not in cls.source_types:
+            kinds = ", ".join(sorted(cls.source_types))
+            return [
+                (
+                    "source.type",
+                    f"a {cls.type} pool cannot run code from a "
+                    f"{source_type!r} source (it takes: {kinds})",
+                )
+            ]
         return []
 
 

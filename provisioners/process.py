@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from provisioners.base import (
     InfraRef,
@@ -40,8 +40,16 @@ _SCRUBBED_PREFIXES = ("PUSHPOOL_",)
 
 class ProcessPoolConfig(PoolConfig):
     working_dir: str | None = Field(
-        default=None, description="Directory for per-run working directories"
+        default=None, description="Absolute directory for per-run working directories"
     )
+
+    @field_validator("working_dir")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not os.path.isabs(value):
+            raise ValueError("must be an absolute path")
+        return value
+
     python: str | None = Field(default=None, description="Interpreter; default: the server's")
 
 
@@ -92,6 +100,7 @@ class ProcessProvisioner(Provisioner):
     type = "process"
     config_model = ProcessPoolConfig
     job_variables_model = ProcessJobVariables
+    source_types = frozenset({"local", "git"})  # no container image to carry the code
     config: ProcessPoolConfig
 
     def __init__(self, pool_name: str, config: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ class Reason(Enum):
     SIGINT = "SIGINT"
     CANCELLING = "CANCELLING"  # the heartbeat said the run is being cancelled
     UNAUTHORIZED = "UNAUTHORIZED"  # the service revoked the run token
+    TIMED_OUT = "TIMED_OUT"  # the deployment's timeout_seconds passed (runner_image.timeout)
 
     @property
     def exit_code(self) -> int:

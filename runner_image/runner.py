@@ -17,6 +17,7 @@ from runner_image.heartbeat import Heartbeat, heartbeat_interval
 from runner_image.interrupts import FlowInterrupted, Interrupter, Reason
 from runner_image.logs import LogCapture, Redactor
 from runner_image.outcome import Outcome, error_payload, serialize_result
+from runner_image.timeout import FlowTimeout, timed_out, timeout_seconds
 
 if TYPE_CHECKING:
     from runner_image.source import SourceCheckout
@@ -36,6 +37,7 @@ class FlowRunSpec:
     parameters: Mapping[str, Any]
     parameter_schema: Mapping[str, Any] | None
     heartbeat_seconds: float
+    timeout_seconds: float | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FlowRunSpec:
@@ -56,6 +58,7 @@ class FlowRunSpec:
             parameters=parameters,
             parameter_schema=schema,
             heartbeat_seconds=heartbeat_interval(data.get("heartbeat_seconds")),
+            timeout_seconds=timeout_seconds(data.get("timeout_seconds")),
         )
 
 
@@ -118,11 +121,15 @@ def _execute(
         return _not_started(f"could not report RUNNING: {exc}")
     logger.info("Running flow %r (%s)", spec.flow_name, spec.entrypoint)
     try:
-        with interrupter.armed():
+        with FlowTimeout(spec.timeout_seconds, interrupter.trigger), interrupter.armed():
             value = call_flow(flow, spec.parameters)
     except BaseException as exc:
+        if interrupter.reason is Reason.TIMED_OUT:
+            return timed_out(spec.timeout_seconds)
         return _outcome_for(exc, setup=False)
     if interrupter.delivered and interrupter.reason is not None:  # flow swallowed it
+        if interrupter.reason is Reason.TIMED_OUT:
+            return timed_out(spec.timeout_seconds)
         return _cancelled(interrupter.reason)
     return _completed(value)
 

@@ -9,12 +9,14 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from provisioners.base import provisioner_class
+from service.errors import InvalidInput
 from service.models import CatchupPolicy, Deployment, Name, Source, Strict, check_entrypoint
 from service.schedules import Schedule
 from service.services import Services
 from service.validation import check_json_schema, check_model, check_parameters
 
 Tag = str
+MAX_TIMEOUT_SECONDS = 7 * 86400
 
 
 class DeploymentFields(Strict):
@@ -33,6 +35,12 @@ class DeploymentFields(Strict):
     retries: int = Field(default=0, ge=0, le=100)
     retry_delay_seconds: int = Field(default=0, ge=0, le=7 * 86400)
     tags: list[Tag] = Field(default_factory=list, max_length=50)
+    timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TIMEOUT_SECONDS,
+        description="Stop a run still running after this many seconds: FAILED (TimedOut)",
+    )
 
     @field_validator("entrypoint")
     @classmethod
@@ -61,6 +69,7 @@ class DeploymentUpdate(Strict):
     retries: int | None = Field(default=None, ge=0, le=100)
     retry_delay_seconds: int | None = Field(default=None, ge=0, le=7 * 86400)
     tags: list[Tag] | None = Field(default=None, max_length=50)
+    timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS)
 
     @field_validator("entrypoint")
     @classmethod
@@ -74,8 +83,11 @@ def _validate(svc: Services, body: DeploymentFields) -> dict[str, Any]:
     if body.parameter_schema is not None:
         check_json_schema(body.parameter_schema)
     check_parameters(body.parameter_schema, body.parameters, partial=True)
-    model = provisioner_class(pool.type).job_variables_model
-    check_model(model, body.job_variables, "job_variables")
+    provisioner = provisioner_class(pool.type)
+    check_model(provisioner.job_variables_model, body.job_variables, "job_variables")
+    problems = provisioner.deployment_problems(pool.config, body.source.type)
+    if problems:
+        raise InvalidInput(*problems[0])
     return body.job_variables
 
 
@@ -101,7 +113,7 @@ def _store(svc: Services, deployment: Deployment) -> tuple[Deployment, bool]:
         existing = svc.store.find_deployment(deployment.flow_name, deployment.name)
     if existing is not None:
         deployment = deployment.model_copy(update={"id": existing.id})
-    from service.scheduler import schedule_records  # with the croniter it needs
+    from service.scheduler import schedule_records  # imported on first deploy
 
     records = schedule_records(deployment, svc.clock())
     stored, created = svc.store.upsert_deployment(deployment, records)
@@ -114,7 +126,7 @@ def _store(svc: Services, deployment: Deployment) -> tuple[Deployment, bool]:
 def update(svc: Services, deployment_id: str, body: DeploymentUpdate) -> Deployment:
     current = svc.store.get_deployment(deployment_id)
     changes = body.model_dump(exclude_unset=True)
-    nullable = {"parameter_schema", "concurrency_limit"}
+    nullable = {"parameter_schema", "concurrency_limit", "timeout_seconds"}
     changes = {k: v for k, v in changes.items() if v is not None or k in nullable}
     merged = DeploymentCreate.model_validate(
         {**current.model_dump(mode="json", exclude={"id", "created_at", "updated_at"}), **changes}

@@ -65,10 +65,11 @@ class IllegalTransition(Conflict):
 
 
 class InvalidInput(PushpoolError, ValueError):
-    """Input that passed the schema but not a semantic check; ``field`` names where."""
+    """Input that passed the schema but not a semantic check; ``field`` names where, and
+    ``where`` what carries it (``body``, ``query``, ``path``)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        self.field, self.message = field, message
+    def __init__(self, field: str, message: str, *, where: str = "body") -> None:
+        self.field, self.message, self.where = field, message, where
         super().__init__(f"{field}: {message}")
 
 

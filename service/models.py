@@ -8,7 +8,7 @@ from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from provisioners.base import InfraRef
 from service.schedules import Schedule
@@ -102,6 +102,7 @@ class Deployment(Strict):
     retries: int = 0
     retry_delay_seconds: int = 0
     tags: list[str] = Field(default_factory=list)
+    timeout_seconds: int | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -123,8 +124,15 @@ class StateRecord(Strict):
     timestamp: datetime
 
 
+RunName = Annotated[
+    str, Field(max_length=100, pattern=r"^$|^[a-z0-9][a-z0-9_.\-]*$", examples=["crimson-otter"])
+]
+
+
 class FlowRun(Strict):
     id: str
+    #: A human name; when not given, one derived from the id (see service.run_names).
+    name: RunName = ""
     deployment_id: str | None
     flow_name: str
     deployment_name: str
@@ -148,6 +156,14 @@ class FlowRun(Strict):
     updated_at: datetime
     #: Hash of the current attempt's run token; never leaves the service.
     token_hash: str | None = Field(default=None, exclude=True, repr=False)
+
+    @model_validator(mode="after")
+    def _default_name(self) -> FlowRun:
+        if not self.name:
+            from service.run_names import run_name
+
+            self.name = run_name(self.id)
+        return self
 
 
 class LogLine(Strict):

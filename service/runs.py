@@ -9,13 +9,15 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from service.models import FlowRun, LogLine, StateRecord, Strict
+from service.errors import Conflict
+from service.models import FlowRun, LogLine, RunName, StateRecord, Strict
 from service.services import Services
 from service.states import StateType, is_terminal, set_state
 from service.validation import check_parameters
 
 
 class RunCreate(Strict):
+    name: RunName | None = Field(default=None, description="Default: one chosen from the id")
     parameters: dict[str, Any] | None = None
     scheduled_start: datetime | None = None
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
@@ -64,8 +66,14 @@ def create_run(
         tags=body.tags if body.tags is not None else list(deployment.tags),
         created_at=now,
         updated_at=now,
+        **({"name": body.name} if body.name else {}),
     )
     run, created = svc.store.create_run(run)
+    if not created and run.parameters != parameters:
+        raise Conflict(
+            f"idempotency key {body.idempotency_key!r} was already used for run {run.id} "
+            "with different parameters; use a new key to start another run"
+        )
     due = push and created and run.expected_start <= now
     if due and svc.dispatcher.dispatch_due(1, run_ids=[run.id]):
         run = svc.store.get_run(run.id)

@@ -3,9 +3,9 @@
 Everything in this module is pure: no I/O and no clock reads. Every function takes the
 instant(s) it needs and returns aware UTC datetimes.
 
-Cron schedules follow classic (Vixie) cron semantics around daylight-saving changes. croniter
-is only ever iterated over *naive local wall-clock times* in the schedule's timezone; each wall
-time is then mapped to real instants here, with :mod:`zoneinfo` and PEP 495 ``fold``:
+Cron schedules follow classic (Vixie) cron semantics: the fields and their day rule are
+:mod:`service.cron`'s, which finds *naive local wall-clock times* in the schedule's timezone;
+each wall time is then mapped to real instants here, with :mod:`zoneinfo` and PEP 495 ``fold``:
 
 * A schedule is *wildcard* if its minute or hour field starts with ``*`` (``0 * * * *``,
   ``*/15 * * * *``, ``@hourly``); otherwise it is *fixed-time* (``30 2 * * *``, ``@daily``).
@@ -13,6 +13,9 @@ time is then mapped to real instants here, with :mod:`zoneinfo` and PEP 495 ``fo
   first occurrence; wildcard fires at both occurrences, so ``0 * * * *`` fires every real hour.
 * Nonexistent wall time (clocks go forward): fixed-time fires once at the first instant after
   the gap (Europe/Berlin 2026-03-29 02:30 -> 03:00 CEST); wildcard skips the slot.
+* A change of the UTC offset by more than three hours (a zone moving across the date line,
+  Pacific/Apia 2011-12-30) is not daylight saving: as Vixie cron treats such a clock jump,
+  wall times it skips are not made up and wall times it repeats fire at each occurrence.
 * Fire instants are deduplicated, so two wall times mapping to one instant fire once.
 
 Interval schedules fire at ``anchor + k * interval`` (``k >= 0``) in real time; DST is
@@ -21,7 +24,6 @@ irrelevant to them.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import re
@@ -29,14 +31,21 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
-if TYPE_CHECKING:  # croniter is imported where it is used: a health check never needs it
-    from croniter import croniter
+from service.cron import CronExpr, CronSyntaxError, parse_cron
 
 __all__ = [
     "MAX_INTERVAL_SECONDS",
@@ -61,17 +70,16 @@ _CRON_ALIASES: dict[str, str] = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
-# Same field splitting as croniter: ASCII whitespace only.
+# Fields are separated by ASCII whitespace only.
 _FIELD_RE = re.compile(r"[^ \t\n\r\f\v]+")
-# croniter's hashed (H) and random (R) extensions: not classic cron, and R is
-# non-deterministic, so neither is accepted.
-_HASH_OR_RANDOM_RE = re.compile(r"^[hr](\(\d+-\d+\))?(/\d+)?$", re.IGNORECASE)
-_CRON_FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
 # Zone names that ZoneInfo may load but which mean "whatever the host is set to".
 _HOST_DEPENDENT_ZONES = frozenset({"localtime", "posixrules"})
-# Largest UTC-offset change at a single transition we account for when choosing where to
-# start iterating wall-clock times (real-world DST shifts are 30 min to 2 h).
-_MAX_SHIFT = timedelta(hours=3)
+# Largest UTC-offset change Vixie cron treats as daylight saving (cron.c: a clock jump of
+# more than three hours is a clock change, run only what matches the new time).
+_MAX_DST_SHIFT = timedelta(hours=3)
+# How far around an instant to look for an offset change when choosing where to start
+# iterating wall-clock times (covers zones that moved across the date line).
+_MAX_SHIFT = timedelta(hours=26)
 _ONE_MINUTE = timedelta(minutes=1)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
@@ -128,7 +136,25 @@ class IntervalSchedule(BaseModel):
     active: bool = True
 
 
-Schedule = Annotated[CronSchedule | IntervalSchedule, Field(discriminator="kind")]
+def _schedule_kind(value: object) -> str | None:
+    """``kind`` if given; else ``interval`` when ``interval_seconds`` is, else ``cron`` (the
+    default the OpenAPI document shows)."""
+    if isinstance(value, dict):
+        kind = value.get("kind")
+        if kind is None:
+            return "interval" if "interval_seconds" in value else "cron"
+        return kind if isinstance(kind, str) else None
+    return getattr(value, "kind", None)
+
+
+Schedule = Annotated[
+    Annotated[CronSchedule, Tag("cron")] | Annotated[IntervalSchedule, Tag("interval")],
+    Discriminator(
+        _schedule_kind,
+        custom_error_type="schedule_kind",
+        custom_error_message="kind must be 'cron' or 'interval'",
+    ),
+]
 
 
 @lru_cache(maxsize=4096)  # valid expressions only: a raise is not cached
@@ -147,27 +173,10 @@ def _normalize_cron(value: str) -> str:
                 {"alias": repr(fields[0]), "known": ", ".join(_CRON_ALIASES)},
             )
         return alias
-    if len(fields) != 5:
-        raise PydanticCustomError(
-            "cron_syntax",
-            "cron expression must have exactly 5 fields "
-            "(minute hour day-of-month month day-of-week), got {count}",
-            {"count": len(fields)},
-        )
-    for name, field in zip(_CRON_FIELD_NAMES, fields, strict=True):
-        if any(_HASH_OR_RANDOM_RE.match(part) for part in field.split(",")):
-            raise PydanticCustomError(
-                "cron_syntax",
-                "hashed/random (H/R) values are not supported (in the {field} field)",
-                {"field": name},
-            )
     normalized = " ".join(fields)
-    from croniter import CroniterError, croniter
-
     try:
-        # strict=True also rejects expressions that can never fire, e.g. "0 0 30 2 *".
-        croniter.expand(normalized, strict=True)
-    except (CroniterError, ValueError, TypeError) as exc:
+        parse_cron(normalized)  # also refuses expressions that can never fire ("0 0 30 2 *")
+    except CronSyntaxError as exc:
         raise PydanticCustomError(
             "cron_syntax",
             "invalid cron expression {cron}: {reason}",
@@ -314,7 +323,7 @@ def _interval_latest(
 
 @dataclass(frozen=True, slots=True)
 class _CronPlan:
-    template: croniter[datetime]  # never iterated itself; copied per call
+    expr: CronExpr
     tz: ZoneInfo
     wildcard: bool
 
@@ -325,23 +334,8 @@ def _expand_alias(cron: str) -> str:
 
 @lru_cache(maxsize=4096)
 def _cron_plan(cron: str, timezone: str) -> _CronPlan:
-    from croniter import croniter
-
-    expr = _expand_alias(cron)
-    minute, hour = expr.split()[:2]
-    return _CronPlan(
-        template=croniter(expr, _EPOCH.replace(tzinfo=None), ret_type=datetime),
-        tz=ZoneInfo(timezone),
-        wildcard=minute.startswith("*") or hour.startswith("*"),
-    )
-
-
-def _iterator(plan: _CronPlan, wall: datetime) -> croniter[datetime]:
-    # Copying a parsed template is ~30x cheaper than re-parsing the expression. croniter's
-    # iteration only reassigns attributes on the copy; the shared parse result is read-only.
-    it = copy.copy(plan.template)
-    it.set_current(wall, force=True)
-    return it
+    expr = parse_cron(_expand_alias(cron))
+    return _CronPlan(expr=expr, tz=ZoneInfo(timezone), wildcard=expr.wildcard_time)
 
 
 def _instants(wall: datetime, tz: tzinfo, wildcard: bool) -> tuple[datetime, ...]:
@@ -350,6 +344,8 @@ def _instants(wall: datetime, tz: tzinfo, wildcard: bool) -> tuple[datetime, ...
     second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
     if first == second:  # exists exactly once: the common case
         return (first,)
+    if abs(second - first) > _MAX_DST_SHIFT:  # a clock change, not daylight saving
+        return (first, second) if first < second else ()
     if first < second:  # ambiguous: clocks went back, the wall time happens twice
         return (first, second) if wildcard else (first,)
     # Nonexistent (in a gap): per PEP 495 fold=1 maps before the transition, fold=0 after.
@@ -390,23 +386,14 @@ def _cron_fire_times(
     start = local_after.replace(tzinfo=None, second=0, microsecond=0)
     if clocks_back > timedelta(0):
         start -= clocks_back
-    # croniter's get_next returns matches >= start + 1 minute (minute-truncated).
-    it = _iterator(plan, start - _ONE_MINUTE)
-
-    from croniter import CroniterBadDateError
-
     found: list[datetime] = []
-    while True:
-        try:
-            wall = it.get_next(datetime)
-        except (CroniterBadDateError, OverflowError):
-            break
+    for wall in plan.expr.iter_after(start - _ONE_MINUTE):
         instants = _instants(wall, tz, plan.wildcard)
         if not instants:
             continue
         # The earliest instant of a wall time never decreases as the wall time increases, so
         # once it is past `until`, or at/after the limit-th result, no later wall time can
-        # contribute. (Checked after merging, which saves one croniter step per call.)
+        # contribute. (Checked after merging, which saves one matcher step per call.)
         earliest = instants[0]
         if until is not None and earliest > until:
             break
@@ -431,23 +418,14 @@ def _cron_latest(plan: _CronPlan, before: datetime, not_before: datetime | None)
     start = local_before.replace(tzinfo=None, second=0, microsecond=0)
     if clocks_back > timedelta(0):
         start += clocks_back
-    # croniter's get_prev returns matches <= (start - 1 microsecond), minute-truncated.
-    it = _iterator(plan, start + _ONE_MINUTE)
-
-    from croniter import CroniterBadDateError
-
     best: datetime | None = None
-    while True:
-        try:
-            wall = it.get_prev(datetime)
-        except (CroniterBadDateError, OverflowError):
-            break
+    for wall in plan.expr.iter_before(start + _ONE_MINUTE):
         instants = _instants(wall, tz, plan.wildcard)
         if not instants:
             continue
         # The latest instant of a wall time never increases as the wall time decreases, so
         # once it is below `not_before`, or at/before the best so far, no earlier wall time
-        # can do better. (Checked after merging, which saves one croniter step per call.)
+        # can do better. (Checked after merging, which saves one matcher step per call.)
         latest = instants[-1]
         if not_before is not None and latest < not_before:
             break

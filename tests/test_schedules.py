@@ -650,7 +650,11 @@ def test_extra_fields_and_discriminator() -> None:
     )
     assert isinstance(anchored, IntervalSchedule)
     assert anchored.anchor == utc(2025, 12, 31, 22)
-    assert error_for({"kind": "weekly"})["type"] == "union_tag_invalid"
+    weekly = error_for({"kind": "weekly"})
+    assert weekly["type"] == "schedule_kind" and "'cron' or 'interval'" in weekly["msg"]
+    # Without "kind": the OpenAPI default (cron), or interval when interval_seconds is given.
+    assert isinstance(SCHEDULE.validate_json('{"cron": "@daily"}'), CronSchedule)
+    assert isinstance(SCHEDULE.validate_python({"interval_seconds": 5}), IntervalSchedule)
 
 
 # --------------------------------------------------------------------------------------

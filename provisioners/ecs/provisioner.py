@@ -65,6 +65,21 @@ class EcsProvisioner(Provisioner):
     type = TYPE
     config_model = EcsPoolConfig
     job_variables_model = EcsJobVariables
+
+    @classmethod
+    def deployment_problems(cls, config: dict[str, Any], source_type: str) -> list[tuple[str, str]]:
+        """Adds: the pool has a cluster to run tasks in."""
+        problems = super().deployment_problems(config, source_type)
+        if not config.get("cluster"):
+            problems.append(
+                (
+                    "work_pool",
+                    "the ECS pool has no cluster: run `pushpool work-pool provision-infra "
+                    "POOL` or set its `cluster`",
+                )
+            )
+        return problems
+
     config: EcsPoolConfig
 
     def __init__(

@@ -30,11 +30,12 @@ STATUS: list[tuple[type[Exception], int]] = [
 ]
 
 
-def _validation_body(field: str, message: str) -> dict[str, object]:
-    loc = ["body", *field.split(".")]
+def _validation_body(field: str, message: str, where: str = "body") -> dict[str, object]:
+    loc = [where, *field.split(".")]
+    label = field if where == "body" else f"{where} parameter {field}"
     return {
         "detail": [{"loc": loc, "msg": message, "type": "value_error"}],
-        "message": f"{field}: {message}",
+        "message": f"{label}: {message}",
     }
 
 
@@ -46,19 +47,41 @@ async def _pushpool_error(request: Request, exc: Exception) -> JSONResponse:
     status = _status_for(exc)
     if isinstance(exc, InvalidInput | UnknownPoolType):
         field = getattr(exc, "field", "body")
-        return JSONResponse(_validation_body(field, exc.message), status_code=status)
+        where = getattr(exc, "where", "body")
+        return JSONResponse(_validation_body(field, exc.message, where), status_code=status)
     return JSONResponse({"detail": str(exc)}, status_code=status)
 
 
+# The tags of the tagged unions in request bodies (schedules, sources): pydantic puts the
+# chosen member's tag in an error's location, where a user sees a field name twice.
+_UNION_TAGS = frozenset({"cron", "interval", "local", "git", "image"})
+
+
+def _tidy(loc: list[object]) -> list[object]:
+    """Drop a union tag that follows a list index or a source (``schedules.0.cron.cron``
+    -> ``schedules.0.cron``, ``source.git.url`` -> ``source.url``)."""
+    out: list[object] = []
+    for i, part in enumerate(loc):
+        after_union = bool(out) and (isinstance(out[-1], int) or out[-1] == "source")
+        if part in _UNION_TAGS and after_union and i + 1 < len(loc):
+            continue
+        out.append(part)
+    return out
+
+
 def _where(loc: list[object]) -> str:
-    """``body.parameters.n`` -> ``parameters.n``; a query or path parameter keeps its name."""
-    return ".".join(str(p) for p in loc[1:]) or (str(loc[0]) if loc else "body")
+    """``body.schedules.0.cron`` -> ``schedules[0].cron``; a query or path parameter keeps its
+    name."""
+    text = ""
+    for part in loc[1:]:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text or (str(loc[0]) if loc else "body")
 
 
 async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        {"loc": _tidy(list(e.get("loc", ()))), "msg": e.get("msg", ""), "type": e.get("type", "")}
         for e in exc.errors()
     ]
     summary = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in errors[:5])

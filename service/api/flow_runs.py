@@ -1,25 +1,41 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, Field
 
 from service import runs
 from service.api.deps import ApiKeyDep, ServicesDep
+from service.errors import InvalidInput
 from service.models import FlowRun, LogLine, StateRecord
+from service.run_queries import resolve_run, waiting_reasons
 from service.states import StateType
 from service.store.base import RunFilter
 
 router = APIRouter(prefix="/flow-runs", tags=["flow runs"])
+#: ``count=true`` counts this many matching runs at most.
+COUNT_AT_MOST = 10_000
 
 
 class FlowRunPage(BaseModel):
     items: list[FlowRun]
     next_cursor: str | None
+    total: int | None = Field(
+        default=None,
+        description=f"How many runs match in all (only with `count=true`), counted up to "
+        f"{COUNT_AT_MOST}: that number means as many or more",
+    )
 
 
 class FlowRunDetail(FlowRun):
     state_history: list[StateRecord]
     infra_links: dict[str, str]
+    waiting_reasons: list[str] = Field(
+        default_factory=list,
+        description="Why a SCHEDULED run has not started: not due yet, paused pool or "
+        "deployment, a full concurrency limit, no platform capacity",
+    )
 
 
 class LogPage(BaseModel):
@@ -34,17 +50,41 @@ async def list_runs(
     deployment_id: str | None = Query(default=None, max_length=100),
     state: list[StateType] = Query(default=[]),
     work_pool: str | None = Query(default=None, max_length=100),
+    flow_name: str | None = Query(default=None, max_length=200),
+    tag: str | None = Query(default=None, max_length=200),
+    name: str | None = Query(default=None, max_length=100, description="Exact run name"),
+    since: AwareDatetime | None = Query(default=None, description="Expected start >= this"),
+    order: Literal["desc", "asc"] = Query(default="desc", description="By expected start"),
+    count: bool = Query(default=False, description="Also count every matching run"),
     limit: int = Query(default=50, ge=1, le=500),
     cursor: str | None = Query(default=None, max_length=500),
 ) -> FlowRunPage:
-    """Newest first (by expected start); pass ``next_cursor`` back as ``cursor``."""
-    page = svc.store.list_runs(RunFilter(deployment_id, state, work_pool), limit, cursor)
-    return FlowRunPage(items=page.items, next_cursor=page.next_cursor)
+    """Newest first by expected start (``order=asc``: soonest first); pass ``next_cursor``
+    back as ``cursor``. A deleted deployment's runs keep its id and name."""
+    flt = RunFilter(
+        deployment_id,
+        state,
+        work_pool,
+        flow_name=flow_name,
+        tag=tag,
+        name=name,
+        since=since,
+        ascending=order == "asc",
+    )
+    try:
+        page = svc.store.list_runs(flt, limit, cursor)
+    except InvalidInput as exc:
+        if exc.field != "cursor":
+            raise
+        raise InvalidInput("cursor", exc.message, where="query") from exc
+    total = svc.store.count_runs(flt, cursor, COUNT_AT_MOST) if count else None
+    return FlowRunPage(items=page.items, next_cursor=page.next_cursor, total=total)
 
 
 @router.get("/{run_id}")
 def get_run(run_id: str, svc: ServicesDep, _: ApiKeyDep) -> FlowRunDetail:
-    run = svc.store.get_run(run_id)
+    """A run by id, unique id prefix or name, with its history and why it waits."""
+    run = resolve_run(svc.store, run_id)
     links: dict[str, str] = {}
     if run.infra is not None:
         try:
@@ -52,13 +92,16 @@ def get_run(run_id: str, svc: ServicesDep, _: ApiKeyDep) -> FlowRunDetail:
         except LookupError:
             links = {}
     return FlowRunDetail(
-        **run.model_dump(), state_history=svc.store.state_history(run_id), infra_links=links
+        **run.model_dump(),
+        state_history=svc.store.state_history(run.id),
+        infra_links=links,
+        waiting_reasons=waiting_reasons(svc, run, svc.clock()),
     )
 
 
 @router.post("/{run_id}/cancel")
 def cancel_run(run_id: str, svc: ServicesDep, _: ApiKeyDep) -> FlowRun:
-    return runs.cancel_run(svc, run_id)
+    return runs.cancel_run(svc, resolve_run(svc.store, run_id).id)
 
 
 @router.get("/{run_id}/logs")
@@ -68,7 +111,13 @@ async def get_logs(
     _: ApiKeyDep,
     after: int = Query(default=0, ge=0),
     limit: int = Query(default=1000, ge=1, le=5000),
+    tail: int | None = Query(
+        default=None, ge=1, le=5000, description="Only the last N lines (then follow with after)"
+    ),
 ) -> LogPage:
-    svc.store.get_run(run_id)
+    run_id = resolve_run(svc.store, run_id).id
+    if tail is not None:
+        lines = svc.store.read_logs_tail(run_id, tail)
+        return LogPage(logs=lines, next_after=lines[-1].id if lines else after)
     lines = svc.store.read_logs(run_id, after_id=after, limit=limit)
     return LogPage(logs=lines, next_after=lines[-1].id if lines else after)

@@ -27,6 +27,7 @@ class RunSpec(BaseModel):
     parameter_schema: dict[str, Any] | None
     run_count: int
     heartbeat_seconds: int
+    timeout_seconds: int | None = None
 
 
 class RunnerState(BaseModel):
@@ -49,6 +50,7 @@ async def spec(run: RunnerRunDep, svc: ServicesDep) -> RunSpec:
         parameter_schema=deployment.parameter_schema,
         run_count=run.run_count,
         heartbeat_seconds=svc.settings.heartbeat_seconds,
+        timeout_seconds=deployment.timeout_seconds,
     )
 
 

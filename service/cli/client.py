@@ -48,16 +48,20 @@ def _message(response: httpx.Response) -> str:
 
 class ApiClient:
     def __init__(self, url: str, api_key: str | None, timeout: float = 30.0) -> None:
-        self.url = url.rstrip("/")
+        # The server prints its URL with /api (http://127.0.0.1:4300/api): take it as is.
+        self.url = url.rstrip("/").removesuffix("/api")
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._timeout = timeout
 
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with httpx.Client(
+            base_url=self.url + "/api", headers=self._headers, timeout=self._timeout
+        ) as http:
+            return http.request(method, path, **kwargs)
+
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            with httpx.Client(
-                base_url=self.url + "/api", headers=self._headers, timeout=self._timeout
-            ) as http:
-                response = http.request(method, path, **kwargs)
+            response = self._send(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise CliError(
                 f"cannot reach the pushpool server at {self.url} ({type(exc).__name__}); "

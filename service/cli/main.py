@@ -6,6 +6,8 @@ import json
 import re
 import sys
 import time
+from collections import deque
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,9 +18,11 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from provisioners.errors import PushpoolError
-from service.cli import db, provision
+from service.cli import db, helpstyle, inputs, provision
 from service.cli.client import ApiClient, CliError, client_from_env
 from service.cli.introspect import parameter_schema
+
+helpstyle.install()
 
 
 class _Root(TyperGroup):
@@ -46,6 +50,28 @@ runs_app = typer.Typer(help="Flow runs.", no_args_is_help=True)
 scheduler_app = typer.Typer(help="The scheduler.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys.", no_args_is_help=True)
 service_app = typer.Typer(help="The control plane's AWS stack.", no_args_is_help=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.out(f"pushpool {version('pushpool')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """pushpool: push flow runs to serverless infrastructure."""
+
+
 app.add_typer(server_app, name="server")
 app.add_typer(pool_app, name="work-pool")
 app.add_typer(deployment_app, name="deployment")
@@ -171,9 +197,21 @@ def server_start(
 
 
 def _deploy_in_process(svc: Any, entrypoint: str) -> None:
+    """Deploy ``entrypoint`` as ``FUNCTION/example``, unless that exists: a restart keeps
+    whatever the user changed in it."""
     from service.deployments import DeploymentCreate, deploy
 
     body = _deployment_body(entrypoint, "example", "local", None, None, None, None, None, [])
+    try:
+        kept = svc.store.find_deployment(body["flow_name"], "example")
+    except LookupError:
+        kept = None
+    if kept is not None:
+        err_console.print(
+            f"Kept deployment [bold]{kept.flow_name}/{kept.name}[/bold] as it is "
+            f"(redeploy it with: pushpool deploy {entrypoint} --name example)"
+        )
+        return
     deployment, _ = deploy(svc, DeploymentCreate.model_validate(body))
     err_console.print(
         f"Deployed [bold]{deployment.flow_name}/{deployment.name}[/bold] on pool local; "
@@ -197,12 +235,16 @@ def _pool_table(pools: list[dict[str, Any]]) -> Table:
 
 @pool_app.command("create")
 def pool_create(
-    name: str,
+    name: Annotated[str, typer.Argument(help="Work pool name")],
     type_: Annotated[str, typer.Option("--type", help="Pool type, e.g. process")] = "process",
     config: Annotated[str | None, typer.Option(help="Pool config as a JSON object")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Config key=value")] = None,
-    concurrency_limit: Annotated[int | None, typer.Option()] = None,
-    paused: Annotated[bool, typer.Option()] = False,
+    concurrency_limit: Annotated[
+        int | None, typer.Option(min=1, help="At most this many runs in the pool at once")
+    ] = None,
+    paused: Annotated[
+        bool, typer.Option("--paused", help="Create it paused: no run starts until resumed")
+    ] = False,
     provision_infra: Annotated[
         bool, typer.Option(help="Create the infrastructure the pool needs, with your credentials")
     ] = False,
@@ -254,7 +296,7 @@ def _record(client: ApiClient, pool: dict[str, Any], created: dict[str, Any]) ->
 
 @pool_app.command("provision-infra")
 def pool_provision_infra(
-    name: str,
+    name: Annotated[str, typer.Argument(help="Work pool name")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation")] = False,
     dry_run: Annotated[bool, typer.Option(help="Show the plan and stop")] = False,
 ) -> None:
@@ -278,15 +320,35 @@ def pool_ls(output: OutputOpt = Output.table) -> None:
 
 
 @pool_app.command("inspect")
-def pool_inspect(name: str, output: OutputOpt = Output.table) -> None:
+def pool_inspect(
+    name: Annotated[str, typer.Argument(help="Work pool name")], output: OutputOpt = Output.table
+) -> None:
     """Show one work pool."""
     pool = _client().get(f"/work-pools/{name}")
     _print_json(pool) if output == Output.json else console.print(_pool_table([pool]))
 
 
+def _set_pool_paused(name: str, paused: bool) -> None:
+    pool = _client().request("PATCH", f"/work-pools/{name}", json={"paused": paused})
+    state = "paused: its runs wait until resumed" if paused else "resumed"
+    console.print(f"Work pool [bold]{pool['name']}[/bold] {state}")
+
+
+@pool_app.command("pause")
+def pool_pause(name: Annotated[str, typer.Argument(help="Work pool name")]) -> None:
+    """Pause a work pool: none of its runs start until it is resumed."""
+    _set_pool_paused(name, True)
+
+
+@pool_app.command("resume")
+def pool_resume(name: Annotated[str, typer.Argument(help="Work pool name")]) -> None:
+    """Resume a paused work pool."""
+    _set_pool_paused(name, False)
+
+
 @pool_app.command("delete")
 def pool_delete(
-    name: str,
+    name: Annotated[str, typer.Argument(help="Work pool name")],
     deprovision: Annotated[
         bool, typer.Option(help="Also remove the infrastructure --provision-infra created")
     ] = False,
@@ -321,13 +383,17 @@ def _deployment_body(
     ref: str | None,
     cron: str | None,
     timezone: str | None,
-    interval: float | None,
+    interval: int | None,
     params: list[str] | None,
 ) -> dict[str, Any]:
     file_part, sep, function = entrypoint.rpartition(":")
     if not sep or not file_part.endswith(".py") or not function:
         raise CliError(f"entrypoint {entrypoint!r} must look like path/to/file.py:function")
     body: dict[str, Any] = {"name": name, "work_pool": pool}
+    if timezone and not cron:
+        raise CliError("--timezone applies to --cron; give --cron too (intervals ignore it)")
+    if ref and not (source and _GIT_URL.match(source)):
+        raise CliError("--ref applies to a git --source")
     if source is not None and _GIT_URL.match(source):
         body["source"] = {"type": "git", "url": source, "ref": ref}
         root = Path.cwd()
@@ -345,16 +411,18 @@ def _deployment_body(
     body["entrypoint"] = f"{path.as_posix()}:{function}"
     body["flow_name"] = function
     local_file = root / path
+    if body["source"]["type"] == "local" and local_file.exists():
+        inputs.check_inside(root, path)
     if local_file.is_file():
         body["parameter_schema"] = parameter_schema(local_file, function)
     elif body["source"]["type"] == "local":
         raise CliError(f"{local_file} does not exist")
-    if cron and interval:
+    if cron and interval is not None:
         raise CliError("give --cron or --interval, not both")
     if cron:
         body["schedules"] = [{"kind": "cron", "cron": cron, "timezone": timezone or "UTC"}]
-    elif interval:
-        body["schedules"] = [{"kind": "interval", "interval_seconds": int(interval)}]
+    elif interval is not None:
+        body["schedules"] = [{"kind": "interval", "interval_seconds": interval}]
     body["parameters"] = _parse_kv(params, "--param", body.get("parameter_schema"))
     return body
 
@@ -365,24 +433,54 @@ def deploy(
     name: Annotated[str, typer.Option(help="Deployment name")],
     pool: Annotated[str, typer.Option(help="Work pool")] = "local",
     flow_name: Annotated[str | None, typer.Option(help="Flow name (default: the function)")] = None,
-    cron: Annotated[str | None, typer.Option(help="Cron schedule, 5 fields")] = None,
-    timezone: Annotated[str | None, typer.Option(help="IANA timezone for --cron")] = None,
-    interval: Annotated[float | None, typer.Option(help="Interval schedule, seconds")] = None,
+    cron: Annotated[
+        str | None, typer.Option(help="Cron schedule: 5 fields, classic (Vixie) cron rules")
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA timezone for --cron (default UTC)")
+    ] = None,
+    interval: Annotated[
+        int | None, typer.Option(min=1, help="Interval schedule: every N whole seconds")
+    ] = None,
+    clear_schedules: Annotated[
+        bool,
+        typer.Option(
+            "--clear-schedules",
+            help="Remove the deployment's schedules (a redeploy without --cron or --interval "
+            "keeps them)",
+        ),
+    ] = False,
     param: Annotated[list[str] | None, typer.Option(help="Default parameter key=value")] = None,
     source: Annotated[
         str | None, typer.Option(help="Directory, or git URL, holding the code (default: .)")
     ] = None,
     ref: Annotated[str | None, typer.Option(help="Git ref for a git source")] = None,
     catchup: Annotated[str | None, typer.Option(help="Missed runs: all, latest or none")] = None,
-    retries: Annotated[int | None, typer.Option()] = None,
-    retry_delay: Annotated[int | None, typer.Option(help="Seconds between retries")] = None,
-    concurrency_limit: Annotated[int | None, typer.Option()] = None,
+    retries: Annotated[
+        int | None, typer.Option(min=0, help="Times a failed or crashed run is retried (0)")
+    ] = None,
+    retry_delay: Annotated[
+        int | None, typer.Option(min=0, help="Seconds between retries (0)")
+    ] = None,
+    concurrency_limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="At most this many runs of the deployment at once (no limit)"),
+    ] = None,
     env: Annotated[list[str] | None, typer.Option(help="Environment variable key=value")] = None,
-    paused: Annotated[bool, typer.Option()] = False,
+    tag: Annotated[list[str] | None, typer.Option(help="Tag for the deployment's runs")] = None,
+    timeout: Annotated[
+        str | None,
+        typer.Option(help="Stop a run still running after this long (30m, 2h): FAILED"),
+    ] = None,
+    paused: Annotated[
+        bool, typer.Option("--paused", help="Deploy paused: no scheduled runs until resumed")
+    ] = False,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Create or update a deployment of a flow function."""
+    """Create or update a deployment of a flow function; a redeploy prints what changed."""
     body = _deployment_body(entrypoint, name, pool, source, ref, cron, timezone, interval, param)
+    if body["source"]["type"] == "git":
+        inputs.check_git_source(body["source"]["url"], ref)
     if flow_name:
         body["flow_name"] = flow_name
     optional = {
@@ -394,16 +492,34 @@ def deploy(
     body.update({k: v for k, v in optional.items() if v is not None})
     if env:
         body["job_variables"] = {"env": {k: str(v) for k, v in _parse_kv(env, "--env").items()}}
+    if tag:
+        body["tags"] = tag
+    if timeout:
+        body["timeout_seconds"] = round(inputs.parse_duration(timeout, "--timeout").total_seconds())
     body["paused"] = paused
-    deployment = _client().post("/deployments", json=body)
+    client = _client()
+    old = _existing_deployment(client, body["flow_name"], name)
+    if old is not None and "schedules" not in body and not clear_schedules:
+        body["schedules"] = old["schedules"]  # kept: only --clear-schedules removes them
+    deployment = client.post("/deployments", json=body)
     if output == Output.json:
         _print_json(deployment)
         return
+    verb = "Deployed" if old is None else "Updated"
     console.print(
-        f"Deployed [bold]{deployment['flow_name']}/{deployment['name']}[/bold] "
+        f"{verb} [bold]{deployment['flow_name']}/{deployment['name']}[/bold] "
         f"({deployment['id']}) on pool {deployment['work_pool']}"
     )
+    if old is not None:
+        changes = inputs.deployment_changes(old, deployment)
+        for line in changes or ["no changes"]:
+            console.out(f"  {line}", highlight=False)
     console.print(f"Run it: pushpool run {deployment['flow_name']}/{deployment['name']} --watch")
+
+
+def _existing_deployment(client: ApiClient, flow: str, name: str) -> dict[str, Any] | None:
+    found = client.get("/deployments", params={"flow_name": flow, "name": name})
+    return dict(found[0]) if found else None
 
 
 def _find_deployment(client: ApiClient, ident: str) -> dict[str, Any]:
@@ -438,14 +554,76 @@ def deployment_ls(output: OutputOpt = Output.table) -> None:
     console.print(table)
 
 
+def _schedule_text(schedule: dict[str, Any]) -> str:
+    if schedule.get("kind") == "interval":
+        text = f"every {schedule['interval_seconds']}s"
+    else:
+        text = f"{schedule['cron']} ({schedule.get('timezone', 'UTC')})"
+    return text if schedule.get("active", True) else f"{text} [inactive]"
+
+
 @deployment_app.command("inspect")
-def deployment_inspect(ident: str, output: OutputOpt = Output.json) -> None:
-    """Show one deployment (FLOW/DEPLOYMENT or id)."""
-    _print_json(_find_deployment(_client(), ident))
+def deployment_inspect(
+    ident: Annotated[str, typer.Argument(help="FLOW/DEPLOYMENT or deployment id")],
+    output: OutputOpt = Output.table,
+) -> None:
+    """Show one deployment."""
+    d = _find_deployment(_client(), ident)
+    if output == Output.json:
+        _print_json(d)
+        return
+    table = Table("field", "value", show_header=False)
+    source = d["source"]
+    rows = {
+        "deployment": f"{d['flow_name']}/{d['name']}",
+        "id": d["id"],
+        "entrypoint": d["entrypoint"],
+        "source": " ".join(str(v) for v in source.values() if v is not None),
+        "work pool": d["work_pool"],
+        "schedules": ", ".join(_schedule_text(s) for s in d["schedules"]) or "-",
+        "catchup": d["catchup"],
+        "paused": "yes" if d["paused"] else "no",
+        "parameters": json.dumps(d["parameters"]),
+        "retries": f"{d['retries']} (delay {d['retry_delay_seconds']}s)",
+        "concurrency limit": str(d["concurrency_limit"] or "-"),
+        "timeout": f"{d['timeout_seconds']}s" if d.get("timeout_seconds") else "-",
+        "tags": ", ".join(d["tags"]) or "-",
+        "job variables": json.dumps(d["job_variables"]),
+        "updated": d["updated_at"][:19],
+    }
+    for key, value in rows.items():
+        table.add_row(key, value)
+    console.print(table, highlight=False)
+
+
+def _set_deployment_paused(ident: str, paused: bool) -> None:
+    client = _client()
+    d = _find_deployment(client, ident)
+    d = client.request("PATCH", f"/deployments/{d['id']}", json={"paused": paused})
+    state = "paused: no scheduled runs until resumed" if paused else "resumed"
+    console.print(f"Deployment [bold]{d['flow_name']}/{d['name']}[/bold] {state}")
+
+
+@deployment_app.command("pause")
+def deployment_pause(
+    ident: Annotated[str, typer.Argument(help="FLOW/DEPLOYMENT or deployment id")],
+) -> None:
+    """Pause a deployment: its schedules make no runs until it is resumed."""
+    _set_deployment_paused(ident, True)
+
+
+@deployment_app.command("resume")
+def deployment_resume(
+    ident: Annotated[str, typer.Argument(help="FLOW/DEPLOYMENT or deployment id")],
+) -> None:
+    """Resume a paused deployment (from now: nothing is made up)."""
+    _set_deployment_paused(ident, False)
 
 
 @deployment_app.command("delete")
-def deployment_delete(ident: str) -> None:
+def deployment_delete(
+    ident: Annotated[str, typer.Argument(help="FLOW/DEPLOYMENT or deployment id")],
+) -> None:
     """Delete a deployment and its scheduled runs."""
     client = _client()
     deployment = _find_deployment(client, ident)
@@ -457,35 +635,93 @@ def deployment_delete(ident: str) -> None:
 @app.command("run")
 def run(
     deployment: Annotated[str, typer.Argument(help="FLOW/DEPLOYMENT or a deployment id")],
-    param: Annotated[list[str] | None, typer.Option(help="Parameter key=value")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="Parameter key=value; the value is JSON if it parses as JSON"),
+    ] = None,
+    params_file: Annotated[
+        Path | None,
+        typer.Option(help="Parameters from a JSON or YAML file (--param values win)"),
+    ] = None,
+    start_in: Annotated[
+        str | None, typer.Option(help="Start after this long: 30s, 10m, 2h, 1d")
+    ] = None,
+    start_at: Annotated[
+        str | None, typer.Option(help="Start at this ISO 8601 time (local time without offset)")
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option(help="Tag for this run (default: the deployment's)")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Name of the run (default: one like crimson-otter)")
+    ] = None,
     watch: Annotated[bool, typer.Option(help="Follow the run's state and logs to the end")] = False,
-    idempotency_key: Annotated[str | None, typer.Option()] = None,
+    cancel_on_interrupt: Annotated[
+        bool, typer.Option(help="With --watch: Ctrl-C cancels the run instead of leaving it")
+    ] = False,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(help="Run at most once per key: the same key gives back the same run"),
+    ] = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Run a deployment now."""
+    """Run a deployment (now, or later with --start-in/--start-at)."""
     client = _client()
     dep = _find_deployment(client, deployment)
-    body: dict[str, Any] = {"parameters": _parse_kv(param, "--param", dep.get("parameter_schema"))}
-    if idempotency_key:
-        body["idempotency_key"] = idempotency_key
+    parameters = inputs.read_params_file(params_file) if params_file else {}
+    parameters.update(_parse_kv(param, "--param", dep.get("parameter_schema")))
+    body: dict[str, Any] = {"parameters": parameters}
+    when = inputs.start_at(start_in, start_at, datetime.now(UTC))
+    if when is not None:
+        body["scheduled_start"] = when.isoformat()
+    optional = {"idempotency_key": idempotency_key, "tags": tag, "name": name}
+    body.update({k: v for k, v in optional.items() if v})
     flow_run = client.post(f"/deployments/{dep['id']}/runs", json=body)
     if output == Output.json and not watch:
         _print_json(flow_run)
         return
-    console.print(f"Created flow run [bold]{flow_run['id']}[/bold]: {_state(flow_run)}")
+    console.print(
+        f"Created flow run [bold]{flow_run['name']}[/bold] ({flow_run['id']}): {_state(flow_run)}"
+    )
+    if when is not None:
+        console.print(f"starts at {flow_run['expected_start']}")
     if watch:
-        final = _follow(client, flow_run["id"])
+        final = _watch(client, flow_run, cancel_on_interrupt)
         if final["state"]["type"] != "COMPLETED":
             raise typer.Exit(1)
+
+
+deployment_app.command("run", help="Run a deployment (the same as `pushpool run`).")(run)
+
+
+def _watch(client: ApiClient, flow_run: dict[str, Any], cancel: bool) -> dict[str, Any]:
+    """:func:`_follow`; Ctrl-C stops watching (the run goes on) or, with ``cancel``, cancels."""
+    try:
+        return _follow(client, flow_run["id"])
+    except KeyboardInterrupt:
+        if cancel:
+            cancelled = client.post(f"/flow-runs/{flow_run['id']}/cancel")
+            err_console.print(
+                f"Interrupted: cancelling flow run {flow_run['name']}: {_state(cancelled)}"
+            )
+        else:
+            err_console.print(
+                f"Stopped watching. Flow run {flow_run['name']} ({flow_run['id']}) goes on; "
+                f"cancel it with: pushpool runs cancel {flow_run['id']}"
+            )
+        raise typer.Exit(130) from None
 
 
 def _print_log(line: dict[str, Any]) -> None:
     console.out(f"{line['timestamp'][11:19]} {line['level']:<7} {line['message']}", highlight=False)
 
 
-def _follow(client: ApiClient, run_id: str, poll: float = 0.5) -> dict[str, Any]:
-    """Print logs and state changes until the run is final; return the final run."""
-    after, last_state = 0, None
+def _follow(
+    client: ApiClient, run_id: str, poll: float = 0.5, after: int | None = None
+) -> dict[str, Any]:
+    """Print logs (those after log id ``after``; all when None) and state changes until the
+    run is final; return the final run."""
+    after, last_state = after or 0, None
     with console.status("waiting for the run…") as status:
         while True:
             flow_run = client.get(f"/flow-runs/{run_id}")
@@ -506,91 +742,182 @@ def _follow(client: ApiClient, run_id: str, poll: float = 0.5) -> dict[str, Any]
             time.sleep(poll)
 
 
+#: What `runs ls` shows by default: runs that started or finished (not the upcoming).
+_NOT_UPCOMING = ["PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLING", "CANCELLED", "CRASHED"]
+
+
+def _deployment_id(client: ApiClient, ident: str) -> str:
+    """A deployment's id from FLOW/DEPLOYMENT or an id (a deleted deployment's id works)."""
+    if "/" in ident:
+        return str(_find_deployment(client, ident)["id"])
+    return ident
+
+
 @runs_app.command("ls")
 def runs_ls(
-    deployment: Annotated[str | None, typer.Option(help="FLOW/DEPLOYMENT or id")] = None,
-    state: Annotated[list[str] | None, typer.Option(help="Filter by state (repeatable)")] = None,
-    limit: Annotated[int, typer.Option()] = 20,
+    deployment: Annotated[
+        str | None, typer.Option(help="FLOW/DEPLOYMENT, or a deployment id (even if deleted)")
+    ] = None,
+    flow: Annotated[str | None, typer.Option(help="Only runs of this flow")] = None,
+    state: Annotated[
+        list[str] | None, typer.Option(help="Only runs in this state (repeatable)")
+    ] = None,
+    tag: Annotated[str | None, typer.Option(help="Only runs with this tag")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Expected start at or after: 1h, 2d or an ISO time")
+    ] = None,
+    scheduled: Annotated[
+        bool, typer.Option("--scheduled", help="Upcoming (SCHEDULED) runs, soonest first")
+    ] = False,
+    all_: Annotated[
+        bool, typer.Option("--all", help="Runs in every state, upcoming ones included")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="Rows per page")] = 20,
+    cursor: Annotated[
+        str | None, typer.Option(help="Continue where a previous listing stopped")
+    ] = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """List flow runs, newest first."""
+    """List flow runs: by default those that started or finished, most recent first."""
     client = _client()
-    params: dict[str, Any] = {"limit": limit}
+    params: dict[str, Any] = {"limit": limit, "count": output == Output.table}
     if deployment:
-        params["deployment_id"] = _find_deployment(client, deployment)["id"]
-    if state:
+        params["deployment_id"] = _deployment_id(client, deployment)
+    if scheduled:
+        params |= {"state": ["SCHEDULED"], "order": "asc"}
+    elif state:
         params["state"] = [s.upper() for s in state]
+    elif not all_:
+        params["state"] = _NOT_UPCOMING
+    optional = {"flow_name": flow, "tag": tag, "cursor": cursor}
+    params |= {k: v for k, v in optional.items() if v}
+    if since:
+        params["since"] = inputs.since_instant(since, datetime.now(UTC)).isoformat()
     page = client.get("/flow-runs", params=params)
     if output == Output.json:
         _print_json(page)
         return
-    table = Table("id", "flow/deployment", "state", "expected start", "attempts")
-    for r in page["items"]:
+    _runs_table(page["items"], scheduled)
+    _more(page, params)
+
+
+def _runs_table(runs: list[dict[str, Any]], upcoming: bool) -> None:
+    when = "expected start" if upcoming else "started"
+    table = Table("name", "id", "flow/deployment", "state", when, "attempts")
+    for r in runs:
+        start = r["expected_start"] if upcoming else (r["start_time"] or r["expected_start"])
         table.add_row(
-            r["id"],
+            r["name"],
+            r["id"][:8],
             f"{r['flow_name']}/{r['deployment_name']}",
             _state(r),
-            r["expected_start"][:19],
+            start[:19].replace("T", " "),
             str(r["run_count"]),
         )
     console.print(table)
 
 
+def _more(page: dict[str, Any], params: dict[str, Any]) -> None:
+    shown, total = len(page["items"]), page.get("total")
+    if not page["next_cursor"]:
+        if shown == 0:
+            console.print("no runs (--all includes upcoming ones, --scheduled shows them)")
+        return
+    more = "" if total is None else f" of {total}{'+' if total >= 10_000 else ''}"
+    console.print(
+        f"{shown} run(s) shown{more}; next page: pushpool runs ls ... --cursor "
+        f"{page['next_cursor']}",
+        highlight=False,
+    )
+
+
 @runs_app.command("inspect")
-def runs_inspect(run_id: str, output: OutputOpt = Output.table) -> None:
-    """Show a flow run with its state history."""
-    r = _client().get(f"/flow-runs/{run_id}")
+def runs_inspect(
+    run_ref: Annotated[str, typer.Argument(help="Run id, unique id prefix, or name")],
+    output: OutputOpt = Output.table,
+) -> None:
+    """Show a flow run: its state, error and traceback, why it waits, its history."""
+    r = _client().get(f"/flow-runs/{run_ref}")
     if output == Output.json:
         _print_json(r)
         return
-    console.print(f"[bold]{r['id']}[/bold] {r['flow_name']}/{r['deployment_name']}: {_state(r)}")
+    console.print(
+        f"[bold]{r['name']}[/bold] ({r['id']}) {r['flow_name']}/{r['deployment_name']}: {_state(r)}"
+    )
     if r["state"].get("message"):
         console.out(r["state"]["message"], highlight=False)
-    console.print(f"parameters: {json.dumps(r['parameters'])}")
+    for reason in r.get("waiting_reasons") or []:
+        console.out(f"waiting: {reason}", highlight=False)
+    console.print(f"parameters: {json.dumps(r['parameters'])}", highlight=False)
     console.print(
         f"expected start: {r['expected_start']}  start: {r['start_time']}  end: {r['end_time']}"
     )
     console.print(f"attempts: {r['run_count']}  infrastructure: {json.dumps(r['infra'])}")
+    if r.get("tags"):
+        console.out(f"tags: {', '.join(r['tags'])}", highlight=False)
     if r.get("error"):
-        console.out(
-            f"error: {r['error'].get('type')}: {r['error'].get('message')}", highlight=False
-        )
+        error = r["error"]
+        console.out(f"error: {error.get('type')}: {error.get('message')}", highlight=False)
+        if error.get("traceback"):
+            console.out(error["traceback"].rstrip(), highlight=False)
     table = Table("time", "state", "message")
-    for s in r["state_history"]:
-        table.add_row(s["timestamp"][:19], f"{s['type']} ({s['name']})", s.get("message") or "")
+    for h in r["state_history"]:
+        table.add_row(h["timestamp"][:19], f"{h['type']} ({h['name']})", h.get("message") or "")
     console.print(table)
+
+
+def _read_logs(client: ApiClient, run_ref: str) -> list[dict[str, Any]]:
+    after, lines = 0, []
+    while True:
+        page = client.get(f"/flow-runs/{run_ref}/logs", params={"after": after})
+        lines += page["logs"]
+        if not page["logs"]:
+            return lines
+        after = page["next_after"]
 
 
 @runs_app.command("logs")
 def runs_logs(
-    run_id: str,
-    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+    run_ref: Annotated[str, typer.Argument(help="Run id, unique id prefix, or name")],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the run ends")
+    ] = False,
+    tail: Annotated[
+        int | None, typer.Option("--tail", "-n", min=1, help="Only the last N lines")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only lines logged since: 10m, 1h or an ISO time")
+    ] = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Print a flow run's logs."""
     client = _client()
-    if follow:
-        _follow(client, run_id)
-        return
-    after, lines = 0, []
-    while True:
-        page = client.get(f"/flow-runs/{run_id}/logs", params={"after": after})
-        lines += page["logs"]
-        if not page["logs"]:
-            break
-        after = page["next_after"]
-    if output == Output.json:
+    run_id = client.get(f"/flow-runs/{run_ref}")["id"]
+    if tail is not None and not since:  # the server reads the log backwards
+        lines = client.get(f"/flow-runs/{run_id}/logs", params={"tail": tail})["logs"]
+    else:
+        lines = _read_logs(client, run_id)
+    if since:
+        floor = inputs.since_instant(since, datetime.now(UTC))
+        lines = [x for x in lines if datetime.fromisoformat(x["timestamp"]) >= floor]
+    if tail is not None:
+        lines = list(deque(lines, maxlen=tail))
+    if output == Output.json and not follow:
         _print_json(lines)
         return
     for line in lines:
         _print_log(line)
+    if follow:
+        _follow(client, run_id, after=lines[-1]["id"] if lines else None)
 
 
 @runs_app.command("cancel")
-def runs_cancel(run_id: str) -> None:
+def runs_cancel(
+    run_ref: Annotated[str, typer.Argument(help="Run id, unique id prefix, or name")],
+) -> None:
     """Cancel a flow run."""
-    r = _client().post(f"/flow-runs/{run_id}/cancel")
-    console.print(f"Flow run {r['id']}: {_state(r)}")
+    r = _client().post(f"/flow-runs/{run_ref}/cancel")
+    console.print(f"Flow run {r['name']} ({r['id']}): {_state(r)}")
 
 
 # -- scheduler, keys ------------------------------------------------------------------------
@@ -611,7 +938,10 @@ def scheduler_tick(output: OutputOpt = Output.table) -> None:
 
 
 @key_app.command("create")
-def key_create(name: str, output: OutputOpt = Output.table) -> None:
+def key_create(
+    name: Annotated[str, typer.Argument(help="A name to tell the key by")],
+    output: OutputOpt = Output.table,
+) -> None:
     """Create an API key; it is shown once."""
     created = _client().post("/api-keys", json={"name": name})
     if output == Output.json:
@@ -635,7 +965,7 @@ def key_ls(output: OutputOpt = Output.table) -> None:
 
 
 @key_app.command("revoke")
-def key_revoke(key_id: str) -> None:
+def key_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (api-key ls)")]) -> None:
     """Revoke an API key."""
     _client().request("DELETE", f"/api-keys/{key_id}")
     console.print(f"Revoked API key {key_id}")

@@ -14,6 +14,7 @@ writers never both win; the legality of a transition is decided by
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -50,6 +51,13 @@ class RunFilter:
     deployment_id: str | None = None
     states: Sequence[StateType] = ()
     work_pool: str | None = None
+    flow_name: str | None = None
+    tag: str | None = None  # runs carrying this tag
+    since: datetime | None = None  # expected_start >= since
+    before: datetime | None = None  # expected_start < before
+    name: str | None = None  # exact run name
+    id_prefix: str | None = None  # runs whose id starts with this
+    ascending: bool = False  # oldest expected_start first (upcoming runs)
 
 
 @dataclass(frozen=True)
@@ -235,10 +243,25 @@ class Store(ABC):
 
     @abstractmethod
     def list_runs(self, flt: RunFilter, limit: int, cursor: str | None = None) -> Page:
-        """Newest first by ``expected_start`` (then id); ``cursor`` continues a page.
+        """Newest first by ``expected_start`` (then id), oldest first with
+        ``flt.ascending``; ``cursor`` continues a page.
 
         Raises ``InvalidInput('cursor', …)`` for a cursor this store did not issue.
         """
+
+    def count_runs(
+        self, flt: RunFilter, cursor: str | None = None, at_most: int | None = None
+    ) -> int:
+        """How many runs ``list_runs(flt, …, cursor)`` would list in all, counting no further
+        than ``at_most``. This default pages through them; a store that can count in one
+        query overrides it."""
+        total, page = 0, Page([], cursor)
+        while at_most is None or total < at_most:
+            page = self.list_runs(flt, 1000, page.next_cursor)
+            total += len(page.items)
+            if page.next_cursor is None:
+                break
+        return total if at_most is None else min(total, at_most)
 
     @abstractmethod
     def state_history(self, run_id: str) -> list[StateRecord]:
@@ -340,3 +363,13 @@ class Store(ABC):
     @abstractmethod
     def read_logs(self, run_id: str, *, after_id: int = 0, limit: int = 1000) -> list[LogLine]:
         """Lines with ``id > after_id`` in order."""
+
+    def read_logs_tail(self, run_id: str, count: int) -> list[LogLine]:
+        """The last ``count`` lines, in order. This default reads the whole log forward; a
+        store that can read backwards by id overrides it."""
+        tail: deque[LogLine] = deque(maxlen=count)
+        after = 0
+        while page := self.read_logs(run_id, after_id=after, limit=1000):
+            tail.extend(page)
+            after = page[-1].id
+        return list(tail)

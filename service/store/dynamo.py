@@ -1197,25 +1197,32 @@ class DynamoStore(Store):
                 parts.append(f"{e.n('work_pool')} = {e.v(flt.work_pool)}")
             if states and flt.deployment_id is not None:
                 parts.append(f"{e.n('state_type')} IN ({', '.join(e.v(s) for s in states)})")
+            parts += _run_filter_parts(e, flt)
             return " AND ".join(parts)
 
-        has_filter = flt.work_pool is not None or (states and flt.deployment_id is not None)
+        has_filter = bool(filt(_Expr()))
+        floor = None if flt.since is None else _order(flt.since, "")
+        ceiling = None if flt.before is None else _order(flt.before, "")
         iters = [
             self._query(
                 pk_name,
                 pk,
                 index=index,
-                sk=None if after is None else (lambda e, k: f"{e.n(k)} < {e.v(after)}"),
+                sk=_run_sk_condition(flt.ascending, after, floor, ceiling),
                 filt=filt if has_filter else None,
-                forward=False,
+                forward=flt.ascending,
                 page=None if has_filter else limit + 1,
             )
             for pk_name, pk, index in sources
         ]
         sk_name = sources[0][0][:4] + "sk"
-        merged = heapq.merge(*iters, key=lambda i: i[sk_name], reverse=True)
+        merged = heapq.merge(*iters, key=lambda i: i[sk_name], reverse=not flt.ascending)
         rows = []
         for item in merged:
+            if floor is not None and item[sk_name] < floor:
+                break  # newest first: everything from here on started before `since`
+            if ceiling is not None and item[sk_name] >= ceiling:
+                break  # oldest first: everything from here on starts at or after `before`
             rows.append(item)
             if len(rows) > limit:
                 break
@@ -1647,6 +1654,36 @@ class DynamoStore(Store):
             if len(out) >= limit:
                 break
         return out
+
+
+def _run_filter_parts(e: _Expr, flt: RunFilter) -> list[str]:
+    """Filter-expression terms for the run attributes no index is keyed on."""
+    parts = []
+    if flt.flow_name is not None:
+        parts.append(f"{e.n('flow_name')} = {e.v(flt.flow_name)}")
+    if flt.name is not None:
+        parts.append(f"{e.n('name')} = {e.v(flt.name)}")
+    if flt.id_prefix is not None:
+        parts.append(f"begins_with({e.n('id')}, {e.v(flt.id_prefix)})")
+    if flt.tag is not None:  # tags are stored as a JSON list
+        parts.append(f"contains({e.n('tags')}, {e.v(json.dumps(flt.tag))})")
+    return parts
+
+
+def _run_sk_condition(
+    ascending: bool, after: str | None, floor: str | None, ceiling: str | None
+) -> Callable[[_Expr, str], str] | None:
+    """The sort-key condition of a run listing: past the cursor, and from ``since`` on
+    (oldest first) or below ``before`` (newest first); the other bound is where the caller
+    stops reading."""
+    if after is not None:
+        op = ">" if ascending else "<"
+        return lambda e, k: f"{e.n(k)} {op} {e.v(after)}"
+    if ascending and floor is not None:
+        return lambda e, k: f"{e.n(k)} >= {e.v(floor)}"
+    if not ascending and ceiling is not None:
+        return lambda e, k: f"{e.n(k)} < {e.v(ceiling)}"
+    return None
 
 
 def _encode_cursor(run: FlowRun) -> str:

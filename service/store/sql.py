@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -34,10 +35,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
+    Select,
+    Text,
     and_,
     bindparam,
+    cast,
     create_engine,
     delete,
     event,
@@ -625,26 +630,22 @@ class SqlStore(Store):
 
     def list_runs(self, flt: RunFilter, limit: int, cursor: str | None = None) -> Page:
         r = t.flow_runs
-        q = select(r).order_by(r.c.expected_start.desc(), r.c.id.desc()).limit(limit + 1)
-        if flt.deployment_id is not None:
-            q = q.where(r.c.deployment_id == flt.deployment_id)
-        if flt.work_pool is not None:
-            q = q.where(r.c.work_pool == flt.work_pool)
-        if flt.states:
-            q = q.where(r.c.state_type.in_([s.value for s in flt.states]))
-        if cursor is not None:
-            start, run_id = _decode_cursor(cursor)
-            q = q.where(
-                or_(
-                    r.c.expected_start < start,
-                    and_(r.c.expected_start == start, r.c.id < run_id),
-                )
-            )
+        order = (r.c.expected_start, r.c.id)
+        q = _run_filter(select(r), flt, cursor)
+        q = q.order_by(*(order if flt.ascending else (c.desc() for c in order))).limit(limit + 1)
         with self._read() as c:
             rows = c.execute(q).all()
         items = [self._run(row) for row in rows[:limit]]
         more = len(rows) > limit
         return Page(items, _encode_cursor(items[-1]) if more and items else None)
+
+    def count_runs(
+        self, flt: RunFilter, cursor: str | None = None, at_most: int | None = None
+    ) -> int:
+        matching = _run_filter(select(t.flow_runs.c.id), flt, cursor).limit(at_most)
+        q = select(func.count()).select_from(matching.subquery())
+        with self._read() as c:
+            return int(c.execute(q).scalar_one())
 
     def state_history(self, run_id: str) -> list[StateRecord]:
         h = t.state_history
@@ -941,6 +942,50 @@ class SqlStore(Store):
                 .limit(limit)
             ).all()
         return [LogLine(**row._mapping) for row in rows]
+
+    def read_logs_tail(self, run_id: str, count: int) -> list[LogLine]:
+        lg = t.logs
+        with self._read() as c:
+            rows = c.execute(
+                select(lg).where(lg.c.run_id == run_id).order_by(lg.c.id.desc()).limit(count)
+            ).all()
+        return [LogLine(**row._mapping) for row in reversed(rows)]
+
+
+def _run_filter(q: Select[Any], flt: RunFilter, cursor: str | None) -> Select[Any]:
+    """``q`` narrowed to the runs ``flt`` selects, after ``cursor`` in ``flt``'s order."""
+    r = t.flow_runs
+    conditions: list[ColumnElement[bool]] = []
+    if flt.deployment_id is not None:
+        conditions.append(r.c.deployment_id == flt.deployment_id)
+    if flt.work_pool is not None:
+        conditions.append(r.c.work_pool == flt.work_pool)
+    if flt.states:
+        conditions.append(r.c.state_type.in_([s.value for s in flt.states]))
+    if flt.flow_name is not None:
+        conditions.append(r.c.flow_name == flt.flow_name)
+    if flt.name is not None:
+        conditions.append(r.c.name == flt.name)
+    if flt.id_prefix is not None:
+        conditions.append(r.c.id.startswith(flt.id_prefix, autoescape=True))
+    if flt.since is not None:
+        conditions.append(r.c.expected_start >= flt.since)
+    if flt.before is not None:
+        conditions.append(r.c.expected_start < flt.before)
+    if flt.tag is not None:  # tags are a JSON list: match the tag as a JSON string in it
+        conditions.append(cast(r.c.tags, Text).contains(json.dumps(flt.tag), autoescape=True))
+    if cursor is not None:
+        start, run_id = _decode_cursor(cursor)
+        if flt.ascending:
+            after = or_(
+                r.c.expected_start > start, and_(r.c.expected_start == start, r.c.id > run_id)
+            )
+        else:
+            after = or_(
+                r.c.expected_start < start, and_(r.c.expected_start == start, r.c.id < run_id)
+            )
+        conditions.append(after)
+    return q.where(*conditions)
 
 
 def _encode_cursor(run: FlowRun) -> str:

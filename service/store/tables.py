@@ -124,6 +124,8 @@ flow_runs = Table(
     Column("token_hash", String(64)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("name", String(100), nullable=False, server_default=""),
+    Index("ix_runs_name", "name"),
     Index("ix_runs_state_start", "state_type", "expected_start"),
     Index("ix_runs_start_id", "expected_start", "id"),
     Index("ix_runs_deployment_start", "deployment_id", "expected_start", "id"),

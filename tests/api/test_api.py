@@ -80,12 +80,16 @@ def test_deployment_upsert(api: TestClient) -> None:
         ({"entrypoint": "../escape.py:f"}, "entrypoint"),
         ({"entrypoint": "/abs/path.py:f"}, "entrypoint"),
         ({"work_pool": "nope"}, None),
-        ({"schedules": [{"kind": "cron", "cron": "61 * * * *"}]}, "schedules.0.cron.cron"),
+        ({"schedules": [{"kind": "cron", "cron": "61 * * * *"}]}, "schedules.0.cron"),
         (
             {"schedules": [{"kind": "cron", "cron": "0 9 * * *", "timezone": "Mars/Base"}]},
-            "schedules.0.cron.timezone",
+            "schedules.0.timezone",
         ),
-        ({"source": {"type": "local", "path": "relative"}}, "source.local.path"),
+        ({"schedules": [{"kind": "hourly"}]}, "schedules.0"),
+        ({"schedules": [{"interval_seconds": 0}]}, "schedules.0.interval_seconds"),
+        ({"schedules": [{"interval_seconds": 90.7}]}, "schedules.0.interval_seconds"),
+        ({"source": {"type": "image"}}, "source.type"),  # a process pool has no image
+        ({"source": {"type": "local", "path": "relative"}}, "source.path"),
         ({"source": {"type": "ftp"}}, "source"),
         ({"job_variables": {"nope": 1}}, "job_variables.nope"),
         (
@@ -247,3 +251,41 @@ def test_run_token_only_opens_its_own_run(api: TestClient, services: Services) -
     assert services.store.get_run(a).result == 42
     # The token dies with the attempt.
     assert api.post(f"/api/runner/flow-runs/{a}/heartbeat", headers=auth).status_code == 401
+
+
+def test_schedule_kind_defaults_as_the_openapi_document_says(api: TestClient) -> None:
+    body = deployment_body(schedules=[{"cron": "0 9 * * *"}, {"interval_seconds": 600}])
+    r = api.post("/api/deployments", json=body)
+    assert r.status_code == 201, r.text
+    assert [s["kind"] for s in r.json()["schedules"]] == ["cron", "interval"]
+
+
+def test_error_message_names_the_path_as_written(api: TestClient) -> None:
+    r = api.post("/api/deployments", json=deployment_body(schedules=[{"cron": "61 * * * *"}]))
+    assert r.status_code == 422
+    assert r.json()["message"].startswith("schedules[0].cron: ")
+
+
+def test_a_bad_cursor_is_a_query_parameter(api: TestClient) -> None:
+    r = api.get("/api/flow-runs", params={"cursor": "garbage"})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"] == ["query", "cursor"]
+    assert r.json()["message"].startswith("query parameter cursor: ")
+
+
+def test_an_ecs_pool_without_a_cluster_is_refused_at_deploy_time(api: TestClient) -> None:
+    pool = {"name": "aws", "type": "ecs", "config": {"region": "us-east-1"}}
+    assert api.post("/api/work-pools", json=pool).status_code == 201
+    body = deployment_body(work_pool="aws", source={"type": "image"})
+    body["job_variables"] = {"image": "example/flows:1"}
+    r = api.post("/api/deployments", json=body)
+    assert r.status_code == 422, r.text
+    assert "no cluster" in r.json()["message"]
+    assert api.get("/api/deployments").json() == []
+
+
+def test_a_relative_working_dir_is_refused(api: TestClient) -> None:
+    pool = {"name": "rel", "type": "process", "config": {"working_dir": "runs"}}
+    r = api.post("/api/work-pools", json=pool)
+    assert r.status_code == 422
+    assert "absolute" in r.json()["message"]

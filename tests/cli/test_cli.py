@@ -50,7 +50,7 @@ def test_deploy_run_watch_and_inspect(live: LiveServer, cli: CliRunner) -> None:
     assert json.loads(out)["parameters"] == {"name": "5"}
     code, out = invoke(cli, "runs", "logs", runs[0]["id"], "--output", "json")
     assert "Hello, 5!" in [line["message"] for line in json.loads(out)]
-    code, out = invoke(cli, "deployment", "inspect", "hello/cli")
+    code, out = invoke(cli, "deployment", "inspect", "hello/cli", "--output", "json")
     assert json.loads(out)["parameter_schema"]["properties"]["name"]["type"] == "string"
 
 
