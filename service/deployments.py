@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from provisioners.base import provisioner_class
+from provisioners.errors import ProvisionerError
+from service.errors import InvalidInput
 from service.models import CatchupPolicy, Deployment, Name, Source, Strict, check_entrypoint
 from service.schedules import Schedule
 from service.services import Services
@@ -76,6 +78,15 @@ def _validate(svc: Services, body: DeploymentFields) -> dict[str, Any]:
     check_parameters(body.parameter_schema, body.parameters, partial=True)
     model = provisioner_class(pool.type).job_variables_model
     check_model(model, body.job_variables, "job_variables")
+    provisioner = svc.dispatcher.provisioners.for_pool(pool)
+    for field, check, value in (
+        ("job_variables", provisioner.check_job_variables, body.job_variables),
+        ("source", provisioner.check_source, body.source.model_dump()),
+    ):
+        try:
+            check(value)
+        except ProvisionerError as exc:
+            raise InvalidInput(field, str(exc)) from exc
     return body.job_variables
 
 

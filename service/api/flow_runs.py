@@ -69,6 +69,10 @@ async def get_logs(
     after: int = Query(default=0, ge=0),
     limit: int = Query(default=1000, ge=1, le=5000),
 ) -> LogPage:
+    """A page of at most ``limit`` lines and about ``log_read_max_bytes`` of messages;
+    ``next_after`` continues it."""
     svc.store.get_run(run_id)
-    lines = svc.store.read_logs(run_id, after_id=after, limit=limit)
+    lines = svc.store.read_logs(
+        run_id, after_id=after, limit=limit, max_bytes=svc.settings.log_read_max_bytes
+    )
     return LogPage(logs=lines, next_after=lines[-1].id if lines else after)

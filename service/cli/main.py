@@ -19,6 +19,7 @@ from provisioners.errors import PushpoolError
 from service.cli import provision
 from service.cli.client import ApiClient, CliError, client_from_env
 from service.cli.introspect import parameter_schema
+from service.cli.terminal import strip_escapes
 
 
 class _Root(TyperGroup):
@@ -474,7 +475,8 @@ def run(
 
 
 def _print_log(line: dict[str, Any]) -> None:
-    console.out(f"{line['timestamp'][11:19]} {line['level']:<7} {line['message']}", highlight=False)
+    text = f"{line['timestamp'][11:19]} {line['level']:<7} {line['message']}"
+    console.out(strip_escapes(text), highlight=False)
 
 
 def _follow(client: ApiClient, run_id: str, poll: float = 0.5) -> dict[str, Any]:
@@ -495,7 +497,7 @@ def _follow(client: ApiClient, run_id: str, poll: float = 0.5) -> dict[str, Any]
             if flow_run["state"]["type"] in TERMINAL and not page["logs"]:
                 message = flow_run["state"].get("message")
                 if message:
-                    console.out(message, highlight=False)
+                    console.out(strip_escapes(message), highlight=False)
                 return dict(flow_run)
             time.sleep(poll)
 
@@ -569,15 +571,16 @@ def runs_logs(
     after, lines = 0, []
     while True:
         page = client.get(f"/flow-runs/{run_id}/logs", params={"after": after})
-        lines += page["logs"]
+        if output == Output.json:
+            lines += page["logs"]
+        else:
+            for line in page["logs"]:
+                _print_log(line)
         if not page["logs"]:
             break
         after = page["next_after"]
     if output == Output.json:
         _print_json(lines)
-        return
-    for line in lines:
-        _print_log(line)
 
 
 @runs_app.command("cancel")

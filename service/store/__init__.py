@@ -18,7 +18,9 @@ def open_store(settings: Settings) -> Store:
     if settings.dynamodb_table:
         from service.store.dynamo import DynamoStore
 
-        dynamo = DynamoStore(settings.dynamodb_table)
+        days = settings.log_retention_days
+        retention = int(days * 86400) if days > 0 else 100 * 365 * 86400
+        dynamo = DynamoStore(settings.dynamodb_table, log_retention_seconds=retention)
         if settings.dynamodb_create_table:
             dynamo.migrate()
         return dynamo

@@ -130,7 +130,7 @@ def moto() -> Iterator[Moto]:
 
 @pytest.fixture
 def live(moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    with live_server(Settings(home=tmp_path / "home")) as server:
+    with live_server(Settings(home=tmp_path / "home", report_grace_seconds=0)) as server:
         monkeypatch.setenv("PUSHPOOL_API_URL", server.url)
         monkeypatch.setenv("PUSHPOOL_API_KEY", server.api_key)
         yield server
@@ -322,7 +322,7 @@ def test_ecs_pool_end_to_end_against_a_moto_server(moto: Moto, live: LiveServer)
         "taskDefinition"
     ]
     assert (definition["cpu"], definition["memory"]) == ("512", "1024")
-    assert "PUSHPOOL_RUN_TOKEN" not in str(definition)  # per-run values only in overrides
+    assert "PUSHPOOL_BOOTSTRAP_TOKEN" not in str(definition)  # per-run values only in overrides
 
     proc = stand_in_for_the_container(moto, run)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -27,6 +27,7 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
         heartbeat_seconds=1,
         cancel_grace_seconds=3,
         submit_timeout_seconds=5,
+        report_grace_seconds=0,
     )
     with live_server(settings) as server:
         yield server
