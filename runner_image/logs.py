@@ -35,6 +35,8 @@ BATCH_MAX = 500
 #: How long the runner keeps trying to deliver what it has (overridable per run).
 DEFAULT_WINDOW = 15 * 60.0
 CLOSE_MARGIN = 5.0
+#: Pause between tries while closing, when a send failed before the deadline.
+CLOSING_RETRY = 0.5
 CONSOLE_FORMAT = "%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"
 REDACTED = "[REDACTED]"
 
@@ -96,8 +98,10 @@ class LogShipper:
         interval: float = FLUSH_INTERVAL,
         window: float = DEFAULT_WINDOW,
         now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._send = send
+        self._sleep = sleep
         self._spool = spool or Spool(None, make_marker=_marker_entry)
         self._on_unauthorized = on_unauthorized
         self._errors = errors if errors is not None else sys.__stderr__
@@ -162,9 +166,13 @@ class LogShipper:
                     return
             deadline = self._deadline if self._deadline is not None else self._now() + self._window
             if not self._send_pending(deadline):
-                if self._deadline is not None and not self._disabled:
-                    self._give_up()  # the client tried until the deadline
-                return
+                if self._deadline is None or self._disabled:
+                    return  # the loop tries again
+                left = self._deadline - self._now()
+                if left <= 0:
+                    self._give_up()
+                    return
+                self._sleep(min(CLOSING_RETRY, left))
 
     def _send_pending(self, deadline: float) -> bool:
         try:

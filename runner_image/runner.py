@@ -51,7 +51,8 @@ EXIT_BAD_ENVIRONMENT = 2
 EXIT_RUNNER_FAULT = 3
 RUN_TOKEN_PREFIX = "ppr_"
 
-#: The final report gets at least this long, even when the logs took the whole window.
+#: The final report gets at least this long (or the window, if shorter), even when the
+#: logs took the whole window.
 MIN_REPORT_WINDOW = 30.0
 
 logger = logging.getLogger("pushpool.runner")
@@ -129,11 +130,11 @@ def _run(client: RunnerClient, interrupter: Interrupter, config: RunnerConfig) -
     checkout: list[SourceCheckout] = []
     try:
         outcome = _execute(spec, client, interrupter, checkout, setup_deadline)
+        # Heartbeats go on while the outcome is delivered: the run is alive until then.
+        root = checkout[0] if checkout else None
+        return _finish(client, capture, root, outcome, record, config.window, redact)
     finally:
         heartbeat.stop()
-    return _finish(
-        client, capture, checkout[0] if checkout else None, outcome, record, config.window, redact
-    )
 
 
 def _execute(
@@ -256,7 +257,7 @@ def _finish(
                 message=outcome.message,
                 result=outcome.result,
                 error=outcome.error,
-                deadline=max(deadline, time.monotonic() + MIN_REPORT_WINDOW),
+                deadline=max(deadline, time.monotonic() + min(window, MIN_REPORT_WINDOW)),
             )
             reported = True
     except ApiError as exc:

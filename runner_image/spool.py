@@ -63,11 +63,12 @@ class Spool:
         line = json.dumps(entry, allow_nan=False, default=str)
         size = len(line.encode())
         with self._lock:
-            if not self._fits(size):
+            if self._fits(size):
+                self._flush_marker()
+            if not self._fits(size):  # no room, or the marker took it
                 self._dropped_lines += 1
                 self._dropped_bytes += size
                 return
-            self._flush_marker()
             self._store(entry, line, size)
 
     def take(self, limit: int) -> list[LogEntry]:

@@ -1378,13 +1378,18 @@ class DynamoStore(Store):
         item = self._run_item_or_raise(run_id)
         raise IllegalTransition(run_id, item["state_type"], state.type.value)
 
-    def _guarded_update(self, run_id: str, expected: StateType, values: Item) -> bool:
+    def _guarded_update(
+        self, run_id: str, expected: StateType | str, values: Item, field: str = "state_type"
+    ) -> bool:
+        """Set ``values`` on the run if its ``field`` is ``expected`` (the state, or
+        another attribute's value); ``False`` if it is not."""
+        value = expected.value if isinstance(expected, StateType) else expected
         try:
             self._upd(
                 _update(
                     {"pk": f"RUN#{run_id}", "sk": "RUN"},
                     set_=values,
-                    cond=lambda e: f"{e.n('state_type')} = {e.v(expected.value)}",
+                    cond=lambda e: f"{e.n(field)} = {e.v(value)}",
                 )
             )
         except ClientError as exc:
@@ -1402,19 +1407,7 @@ class DynamoStore(Store):
         return self._guarded_update(run_id, expected, {"token_hash": token_hash})
 
     def replace_token(self, run_id: str, old_hash: str, new_hash: str) -> bool:
-        try:
-            self._upd(
-                _update(
-                    {"pk": f"RUN#{run_id}", "sk": "RUN"},
-                    set_={"token_hash": new_hash},
-                    cond=lambda e: f"{e.n('token_hash')} = {e.v(old_hash)}",
-                )
-            )
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._guarded_update(run_id, old_hash, {"token_hash": new_hash}, "token_hash")
 
     def record_heartbeat(self, run_id: str, now: datetime) -> None:
         try:
@@ -1568,10 +1561,20 @@ class DynamoStore(Store):
         ops: list[dict[str, Any]] = []
         if limits is not None:
             ops.append(self._usage_op(run_id, usage, kept, lost, lost_bytes, lines, limits))
-        if batch_key is not None:
-            ops.append({"Update": _update(batch_key, set_={"done": True})})
+        if batch_key is not None:  # only one writer of a batch marks it done (and counts it)
+            done = _update(
+                batch_key,
+                set_={"done": True},
+                cond=lambda e: f"{e.n('done')} = {e.v(False)}",
+            )
+            ops.append({"Update": done})
         if ops:
-            self._transact(ops)
+            try:
+                self._transact(ops)
+            except ClientError as exc:
+                if batch_key is None or "ConditionalCheckFailed" not in _cancelled(exc):
+                    raise
+                return False  # another copy of the batch finished first
         return True
 
     def _claim_batch(self, key: Item, count: int) -> int | None:
