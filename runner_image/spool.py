@@ -1,6 +1,6 @@
 """The log spool: entries waiting to be shipped, in order, within a memory and a disk budget.
 
-Entries are kept in memory up to ``memory_bytes`` (their JSON size); beyond that they go,
+Entries are kept in memory up to ``memory_bytes`` (about their JSON size); beyond that they go,
 in order, to a file in ``directory`` (the run's working directory) up to ``disk_bytes``.
 Once anything is on disk every new entry goes there too, until the file is drained, so
 the order never changes. When both budgets are spent an entry is dropped and counted;
@@ -24,6 +24,16 @@ LogEntry = dict[str, Any]
 DEFAULT_MEMORY_BYTES = 8 * 1024 * 1024
 DEFAULT_DISK_BYTES = 256 * 1024 * 1024
 SPOOL_FILE = ".pushpool-log-spool.jsonl"
+
+
+def entry_size(entry: LogEntry) -> int:
+    """About the entry's JSON size in bytes (its text values, plus the keys and quoting),
+    without encoding it: cheap enough to call for every line."""
+    return ENTRY_OVERHEAD + sum(len(v) for v in entry.values() if isinstance(v, str))
+
+
+#: What an entry's keys, quotes and separators add to its text (see ``make_entry``).
+ENTRY_OVERHEAD = 80
 
 
 class Spool:
@@ -60,8 +70,7 @@ class Spool:
 
     def put(self, entry: LogEntry) -> None:
         """Queue ``entry`` after everything queued before it, or drop it if no room."""
-        line = json.dumps(entry, allow_nan=False, default=str)
-        size = len(line.encode())
+        size = entry_size(entry)
         with self._lock:
             if self._fits(size):
                 self._flush_marker()
@@ -69,7 +78,7 @@ class Spool:
                 self._dropped_lines += 1
                 self._dropped_bytes += size
                 return
-            self._store(entry, line, size)
+            self._store(entry, size)
 
     def take(self, limit: int) -> list[LogEntry]:
         """Remove and return up to ``limit`` of the oldest entries."""
@@ -100,13 +109,13 @@ class Spool:
             return True
         return self._disk_used + size <= self._disk_bytes
 
-    def _store(self, entry: LogEntry, line: str, size: int) -> None:
+    def _store(self, entry: LogEntry, size: int) -> None:
         if not self._on_disk and self._memory_used + size <= self._memory_bytes:
             self._memory.append((entry, size))
             self._memory_used += size
             return
         try:
-            self._write(line)
+            self._write(json.dumps(entry, allow_nan=False, default=str))
         except OSError:
             self._disk_bytes = 0  # the directory is unusable: memory only from now on
             self._dropped_lines += 1

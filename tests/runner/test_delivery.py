@@ -4,7 +4,6 @@ the client's backoff (with ``Retry-After``) over a delivery window, on injected 
 from __future__ import annotations
 
 import http.server
-import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from runner_image.client import ApiError, Backoff, Clock, RunnerClient
 from runner_image.logs import LogShipper
-from runner_image.spool import SPOOL_FILE, Spool
+from runner_image.spool import SPOOL_FILE, Spool, entry_size
 
 
 def entry(i: int, size: int = 10) -> dict[str, Any]:
@@ -46,21 +45,19 @@ def test_spool_keeps_order_across_memory_and_disk(tmp_path: Path) -> None:
 
 
 def test_spool_drops_past_the_disk_budget_and_says_so(tmp_path: Path) -> None:
-    size = len(json.dumps(entry(0))) + 1
-    spool = Spool(tmp_path, memory_bytes=size * 2, disk_bytes=size * 3, make_marker=marker)
+    size = entry_size(entry(0))
+    spool = Spool(tmp_path, memory_bytes=size * 2, disk_bytes=(size + 1) * 3, make_marker=marker)
     for i in range(10):
         spool.put(entry(i))
-    assert spool.dropped == (5, 5 * (size - 1))
+    assert spool.dropped == (5, 5 * size)
     got = drain(spool)
     assert [e["message"] for e in got[:5]] == [f"{i:010d}" for i in range(5)]
-    assert got[5]["marker"] and got[5]["message"].startswith(
-        f"5 log line(s) ({5 * (size - 1)} bytes)"
-    )
+    assert got[5]["marker"] and got[5]["message"].startswith(f"5 log line(s) ({5 * size} bytes)")
     assert len(got) == 6
 
 
 def test_spool_marks_the_gap_where_it_was(tmp_path: Path) -> None:
-    size = len(json.dumps(entry(0)))
+    size = entry_size(entry(0))
     spool = Spool(None, memory_bytes=size * 16, make_marker=marker)  # no disk at all
     for i in range(20):
         spool.put(entry(i))  # 16 kept, 4 dropped
