@@ -176,6 +176,15 @@ class Provisioner(ABC):
     @abstractmethod
     def list_orphans(self, live_run_ids: set[str]) -> list[InfraRef]: ...
 
+    def check_job_variables(self, job_variables: dict[str, Any]) -> None:
+        """Refuse (``ProvisionerError``) job variables this pool's config does not allow
+        (host commands on a process pool, say); called at deploy and at submit."""
+        return None
+
+    def check_source(self, source: dict[str, Any]) -> None:
+        """Refuse (``ProvisionerError``) a code source this pool's config does not allow."""
+        return None
+
     def plan(self) -> ProvisionPlan:
         return ProvisionPlan()
 

@@ -1,7 +1,8 @@
 """``python -m runner_image`` / ``pushpool-runner``: run one flow run and exit.
 
-Exit codes: 0 completed, 1 failed (or could not run / report), 2 bad environment,
-143 cancelled (SIGTERM or cancellation requested by the service), 130 on SIGINT.
+Exit codes (see :mod:`runner_image.runner`): 0 completed (reported or not), 1 the flow
+failed, 2 bad environment, 3 runner fault (the flow did not run or its outcome is
+unknown), 143 cancelled (SIGTERM or cancellation requested by the service), 130 on SIGINT.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-EXIT_BAD_ENVIRONMENT = 2
+EXIT_BAD_ENVIRONMENT = 2  # runner_image.runner.EXIT_BAD_ENVIRONMENT, without importing it
 CANCELLED_EXIT_CODES = (130, 143)
 
 

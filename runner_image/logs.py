@@ -5,9 +5,10 @@
   entries.
 * ``logging``: a handler on the root logger (level INFO) turns records into entries;
   a second handler keeps printing them to the original stderr.
-* :class:`LogShipper` buffers entries and a background thread POSTs them about every
-  second, or as soon as ``FLUSH_AT`` entries are waiting, at most ``BATCH_MAX`` per
-  request. :meth:`LogCapture.stop` restores everything and flushes what is left.
+* :class:`LogShipper` spools entries (:mod:`runner_image.spool`) and a background thread
+  POSTs them about every second, or as soon as ``FLUSH_AT`` entries are waiting, at most
+  ``BATCH_MAX`` per numbered batch. :meth:`LogCapture.stop` restores everything and ships
+  what is left, within the delivery window.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections import deque
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO, cast
 
 from runner_image.client import ApiError, Unauthorized
+from runner_image.spool import Spool
 
 LogEntry = dict[str, Any]
 
@@ -29,8 +32,11 @@ TRUNCATION_MARKER = "... [truncated]"
 FLUSH_INTERVAL = 1.0
 FLUSH_AT = 200
 BATCH_MAX = 500
-MAX_BUFFERED = 20_000
-CLOSE_TIMEOUT = 15.0
+#: How long the runner keeps trying to deliver what it has (overridable per run).
+DEFAULT_WINDOW = 15 * 60.0
+CLOSE_MARGIN = 5.0
+#: Pause between tries while closing, when a send failed before the deadline.
+CLOSING_RETRY = 0.5
 CONSOLE_FORMAT = "%(asctime)s | %(levelname)-7s | %(name)s - %(message)s"
 REDACTED = "[REDACTED]"
 
@@ -73,93 +79,134 @@ class Redactor:
 
 
 class LogShipper:
-    """A buffer of entries plus the thread that sends them."""
+    """The spool of entries plus the thread that ships them, in order, exactly once.
+
+    Batches are numbered from 0 per attempt (``seq``); a batch is resent with its number
+    until the service has it, so the service stores it once. While the flow runs the
+    thread retries a failing batch (with backoff) for as long as it takes, while new
+    entries spool (memory, then disk); :meth:`close` ships what is left until
+    ``deadline`` and gives up after that.
+    """
 
     def __init__(
         self,
-        send: Callable[[list[LogEntry]], None],
+        send: Callable[[list[LogEntry], int, float | None], None],
         *,
+        spool: Spool | None = None,
         on_unauthorized: Callable[[], None] | None = None,
         errors: TextIO | None = None,
         interval: float = FLUSH_INTERVAL,
+        window: float = DEFAULT_WINDOW,
+        now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._send = send
+        self._sleep = sleep
+        self._spool = spool or Spool(None, make_marker=_marker_entry)
         self._on_unauthorized = on_unauthorized
         self._errors = errors if errors is not None else sys.__stderr__
         self._interval = interval
-        self._entries: deque[LogEntry] = deque()
-        self._dropped = 0
+        self._window = window
+        self._now = now
+        self._seq = 0
+        self._pending: list[LogEntry] = []
         self._cond = threading.Condition()
-        self._stopping = False
+        self._deadline: float | None = None  # set by close(): ship until then, then stop
         self._disabled = False
         self._warned = False
+        self.undelivered = 0
         self._thread = threading.Thread(target=self._loop, name="pushpool-logs", daemon=True)
 
     def add(self, entry: LogEntry) -> None:
-        with self._cond:
-            if self._disabled:
-                return
-            if len(self._entries) >= MAX_BUFFERED:
-                self._entries.popleft()
-                self._dropped += 1
-            self._entries.append(entry)
-            if len(self._entries) >= FLUSH_AT:
+        if self._disabled:
+            return
+        self._spool.put(entry)
+        if len(self._spool) >= FLUSH_AT:
+            with self._cond:
                 self._cond.notify()
 
     def start(self) -> None:
         self._thread.start()
 
-    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
-        """Stop the thread and send everything still buffered."""
+    def close(self, deadline: float | None = None) -> None:
+        """Ship everything still spooled, trying until ``deadline`` (default: the window
+        from now); then stop the thread."""
         with self._cond:
-            self._stopping = True
+            self._deadline = self._now() + self._window if deadline is None else deadline
             self._cond.notify()
         if self._thread.is_alive():
-            self._thread.join(timeout)
-        self._ship(self._take())
+            self._thread.join(max(0.0, self._deadline - self._now()) + CLOSE_MARGIN)
+        else:
+            self._ship()
+        self._spool.close()
+
+    @property
+    def all_delivered(self) -> bool:
+        return not self._disabled and self.undelivered == 0 and not self._pending
 
     def _loop(self) -> None:
         while True:
             with self._cond:
                 self._cond.wait_for(self._ready, timeout=self._interval)
-                stopping = self._stopping
-            if stopping:
-                return  # close() ships the rest from the calling thread
-            self._ship(self._take())
+                closing = self._deadline is not None
+            self._ship()
+            if closing:
+                return
 
     def _ready(self) -> bool:
-        return self._stopping or len(self._entries) >= FLUSH_AT
+        return self._deadline is not None or len(self._spool) >= FLUSH_AT
 
-    def _take(self) -> list[LogEntry]:
-        with self._cond:
-            batch = list(self._entries)
-            self._entries.clear()
-            dropped, self._dropped = self._dropped, 0
-        if dropped:
-            note = f"{dropped} log line(s) dropped: the log buffer was full"
-            batch.insert(0, make_entry(note, level="WARNING", stream="logging", logger=__name__))
-        return batch
+    def _ship(self) -> None:
+        """Send batches until the spool is empty, the service refuses us, or (closing)
+        the deadline passes; a batch that could not be sent stays pending."""
+        while not self._disabled:
+            if not self._pending:
+                self._pending = self._spool.take(BATCH_MAX)
+                if not self._pending:
+                    return
+            deadline = self._deadline if self._deadline is not None else self._now() + self._window
+            if not self._send_pending(deadline):
+                if self._deadline is None or self._disabled:
+                    return  # the loop tries again
+                left = self._deadline - self._now()
+                if left <= 0:
+                    self._give_up()
+                    return
+                self._sleep(min(CLOSING_RETRY, left))
 
-    def _ship(self, batch: list[LogEntry]) -> None:
-        for start in range(0, len(batch), BATCH_MAX):
-            if self._disabled:
-                return
-            self._send_batch(batch[start : start + BATCH_MAX])
-
-    def _send_batch(self, batch: list[LogEntry]) -> None:
+    def _send_pending(self, deadline: float) -> bool:
         try:
-            self._send(batch)
+            self._send(self._pending, self._seq, deadline)
         except Unauthorized:
             self._disabled = True
             if self._on_unauthorized is not None:
                 self._on_unauthorized()
+            return False
         except ApiError as exc:
-            self._warn(f"pushpool-runner: could not ship {len(batch)} log line(s): {exc}")
+            self._warn(f"pushpool-runner: could not ship {len(self._pending)} log line(s): {exc}")
+            if exc.status is None or exc.status == 429 or exc.status >= 500:
+                return False  # unreachable: keep the batch for the next try
+            self.undelivered += len(self._pending)  # refused as it is: it never will be
+        self._pending = []
+        self._seq += 1
+        return True
+
+    def _give_up(self) -> None:
+        rest = len(self._pending) + len(self._spool)
+        self._pending = []
+        self.undelivered += rest
+        self._warn(
+            f"pushpool-runner: {rest} log line(s) not delivered: the service was unreachable"
+        )
 
     def _warn(self, message: str) -> None:
         if self._errors is not None and not self._warned:
             self._warned = True  # once: the API is likely down, do not flood the console
             print(message, file=self._errors, flush=True)
+
+
+def _marker_entry(message: str) -> LogEntry:
+    return make_entry(message, level="WARNING", stream="logging", logger="pushpool.runner")
 
 
 class TeeStream:
@@ -267,15 +314,21 @@ class LogCapture:
 
     def __init__(
         self,
-        send: Callable[[list[LogEntry]], None],
+        send: Callable[[list[LogEntry], int, float | None], None],
         *,
         redact: Callable[[str], str],
         on_unauthorized: Callable[[], None] | None = None,
+        spool_dir: Path | None = None,
+        window: float = DEFAULT_WINDOW,
     ) -> None:
         self._original_stdout = sys.stdout
         self._original_stderr = sys.stderr
         self.shipper = LogShipper(
-            send, on_unauthorized=on_unauthorized, errors=self._original_stderr
+            send,
+            spool=Spool(spool_dir, make_marker=_marker_entry),
+            on_unauthorized=on_unauthorized,
+            errors=self._original_stderr,
+            window=window,
         )
         self._redact = redact
         self._stdout = TeeStream(sys.stdout, "stdout", self.shipper.add, redact)
@@ -298,8 +351,9 @@ class LogCapture:
         self._active = True
         self.shipper.start()
 
-    def stop(self) -> None:
-        """Restore streams and logging, then ship every remaining line."""
+    def stop(self, deadline: float | None = None) -> None:
+        """Restore streams and logging, then ship every remaining line (until
+        ``deadline``, a :func:`time.monotonic` instant; default: the window from now)."""
         if not self._active:
             return
         self._active = False
@@ -311,7 +365,7 @@ class LogCapture:
         for handler in self._handlers:
             root.removeHandler(handler)
         root.setLevel(self._previous_level)
-        self.shipper.close()
+        self.shipper.close(deadline)
 
 
 def _console_handler(stream: TextIO, redact: Callable[[str], str]) -> logging.Handler:

@@ -1,10 +1,33 @@
-"""Orchestration of one flow run: spec -> code -> RUNNING -> flow -> terminal state."""
+"""Orchestration of one flow run: credential -> spec -> code -> RUNNING -> flow -> state.
+
+Exit codes (the evidence a platform keeps when no report arrives; the reconciler maps
+them, see ``service/reconcile.py``):
+
+* ``0`` (:data:`EXIT_COMPLETED`): the flow completed, whether or not its result was
+  delivered;
+* ``1`` (:data:`EXIT_FAILED`): the flow failed (it raised, or its code, entrypoint or
+  parameters were unusable);
+* ``2`` (:data:`EXIT_BAD_ENVIRONMENT`): the environment does not describe a run;
+* ``3`` (:data:`EXIT_RUNNER_FAULT`): the runner could not do its part (the credential
+  exchange, the spec, the ``RUNNING`` report, or the service revoked the run): the flow
+  did not run, or its outcome is unknown;
+* ``130``/``143``: cancelled (SIGINT / SIGTERM or a cancellation from the service).
+
+Delivery: every call to the service is retried for the delivery window (default 15
+minutes) with backoff, so a control plane that restarts or is briefly unreachable costs
+nothing; the flow's work is done by then. With ``PUSHPOOL_OUTCOME_FILE`` set (the process
+pool sets it), the runner also leaves a small JSON outcome record there as soon as the
+flow has ended: ``{"state", "exit_code", "reported"}``.
+"""
 
 from __future__ import annotations
 
 import inspect
+import json
 import logging
+import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +47,13 @@ if TYPE_CHECKING:
 
 EXIT_COMPLETED = 0
 EXIT_FAILED = 1
+EXIT_BAD_ENVIRONMENT = 2
+EXIT_RUNNER_FAULT = 3
+RUN_TOKEN_PREFIX = "ppr_"
+
+#: The final report gets at least this long (or the window, if shorter), even when the
+#: logs took the whole window.
+MIN_REPORT_WINDOW = 30.0
 
 logger = logging.getLogger("pushpool.runner")
 
@@ -64,40 +94,57 @@ class FlowRunSpec:
 
 def run(config: RunnerConfig) -> int:
     """Execute the flow run described by ``config``; return the process exit code."""
-    client = RunnerClient(config.api_url, config.flow_run_id, config.token)
+    client = RunnerClient(config.api_url, config.flow_run_id)
     interrupter = Interrupter()
     interrupter.install()
     try:
-        return _run(client, interrupter, Redactor(config.token))
+        return _run(client, interrupter, config)
     finally:
         interrupter.uninstall()
         client.close()
 
 
-def _run(client: RunnerClient, interrupter: Interrupter, redact: Redactor) -> int:
+def new_run_token() -> str:
+    """``ppr_`` + 43 URL-safe characters (256 random bits): the runner's own run token.
+    (``secrets`` costs ~15 ms to import at start-up; this is what it would do.)"""
+    import base64
+
+    return RUN_TOKEN_PREFIX + base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+
+
+def _run(client: RunnerClient, interrupter: Interrupter, config: RunnerConfig) -> int:
+    record = OutcomeRecord(config.outcome_file)
+    token = new_run_token()
+    redact = Redactor(config.bootstrap, token)
+    setup_deadline = time.monotonic() + config.window
     try:
-        data = client.get_spec()
+        client.exchange(config.bootstrap, token, setup_deadline)
+        data = client.get_spec(setup_deadline)
     except ApiError as exc:
-        _console(f"could not fetch the flow run spec: {exc}")
-        return EXIT_FAILED
+        _console(redact(f"could not start the run: {exc}"))
+        return record.write(Outcome(None, EXIT_RUNNER_FAULT), reported=False)
     capture = LogCapture(
         client.send_logs,
         redact=redact,
         on_unauthorized=lambda: interrupter.trigger(Reason.UNAUTHORIZED),
+        spool_dir=Path.cwd(),
+        window=config.window,
     )
     capture.start()
     try:
         spec = FlowRunSpec.from_json(data)
     except SpecError as exc:
-        return _finish(client, capture, None, _failed(exc))
+        return _finish(client, capture, None, _failed(exc), record, config.window, redact)
     heartbeat = Heartbeat(client.heartbeat, spec.heartbeat_seconds, interrupter.trigger)
     heartbeat.start()
     checkout: list[SourceCheckout] = []
     try:
-        outcome = _execute(spec, client, interrupter, checkout)
+        outcome = _execute(spec, client, interrupter, checkout, setup_deadline)
+        # Heartbeats go on while the outcome is delivered: the run is alive until then.
+        root = checkout[0] if checkout else None
+        return _finish(client, capture, root, outcome, record, config.window, redact)
     finally:
         heartbeat.stop()
-    return _finish(client, capture, checkout[0] if checkout else None, outcome)
 
 
 def _execute(
@@ -105,6 +152,7 @@ def _execute(
     client: RunnerClient,
     interrupter: Interrupter,
     checkout: list[SourceCheckout],
+    deadline: float,
 ) -> Outcome:
     try:
         with interrupter.armed():
@@ -114,7 +162,7 @@ def _execute(
     if interrupter.reason is not None:  # stopped while setting up: never start
         return _cancelled(interrupter.reason)
     try:
-        client.set_state("RUNNING")
+        client.set_state("RUNNING", deadline=deadline)
     except Conflict as exc:
         return _not_started(f"the service refused RUNNING: {exc}")
     except ApiError as exc:
@@ -184,7 +232,7 @@ def _failed(exc: BaseException) -> Outcome:
 def _cancelled(reason: Reason) -> Outcome:
     if reason is Reason.UNAUTHORIZED:
         _console("the service revoked this run's token (401); stopping without reporting")
-        return Outcome(None, EXIT_FAILED)
+        return Outcome(None, EXIT_RUNNER_FAULT)
     message = (
         "Flow run cancelled by the service"
         if reason is Reason.CANCELLING
@@ -196,7 +244,7 @@ def _cancelled(reason: Reason) -> Outcome:
 
 def _not_started(message: str) -> Outcome:
     _console(f"{message}; the flow was not run")
-    return Outcome(None, EXIT_FAILED)
+    return Outcome(None, EXIT_RUNNER_FAULT)
 
 
 def _finish(
@@ -204,22 +252,62 @@ def _finish(
     capture: LogCapture,
     checkout: SourceCheckout | None,
     outcome: Outcome,
+    record: OutcomeRecord,
+    window: float,
+    redact: Redactor,
 ) -> int:
-    """Flush logs, report the terminal state, clean up; return the exit code."""
-    capture.stop()
+    """Leave the outcome record, ship the logs, report the terminal state (each kept
+    trying for ``window`` seconds), clean up; return the exit code, which says what
+    the flow did whether or not the report got through."""
+    outcome = redact_outcome(outcome, redact)
+    record.write(outcome, reported=False)
+    deadline = time.monotonic() + window
+    capture.stop(deadline)
+    reported = outcome.state is None
     try:
         if outcome.state is not None:
             client.set_state(
-                outcome.state, message=outcome.message, result=outcome.result, error=outcome.error
+                outcome.state,
+                message=outcome.message,
+                result=outcome.result,
+                error=outcome.error,
+                deadline=max(deadline, time.monotonic() + min(window, MIN_REPORT_WINDOW)),
             )
+            reported = True
     except ApiError as exc:
-        _console(f"could not report {outcome.state}: {exc}")
-        if outcome.state != "CANCELLED":
-            return EXIT_FAILED
+        _console(redact(f"could not report {outcome.state}: {exc}"))
     finally:
         if checkout is not None:
             checkout.cleanup()
+    if reported and outcome.state is not None:
+        record.write(outcome, reported=True)
     return outcome.exit_code
+
+
+def redact_outcome(outcome: Outcome, redact: Redactor) -> Outcome:
+    """The outcome with the run's secrets removed from its message and error."""
+    error = None if outcome.error is None else {k: redact(v) for k, v in outcome.error.items()}
+    message = None if outcome.message is None else redact(outcome.message)
+    return Outcome(outcome.state, outcome.exit_code, message, outcome.result, error)
+
+
+class OutcomeRecord:
+    """The small JSON file the process pool's reconciler reads when no report came."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def write(self, outcome: Outcome, *, reported: bool) -> int:
+        """Write (atomically) and return ``outcome.exit_code``; never raises."""
+        if self.path is not None:
+            data = {"state": outcome.state, "exit_code": outcome.exit_code, "reported": reported}
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            try:
+                tmp.write_text(json.dumps(data))
+                os.replace(tmp, self.path)
+            except OSError as exc:
+                _console(f"could not write the outcome record: {exc}")
+        return outcome.exit_code
 
 
 def _console(message: str) -> None:

@@ -50,10 +50,19 @@ def prepare_source(source: Mapping[str, Any] | None, workdir: Path | None = None
     raise SourceError(f"unknown source type {kind!r} (expected 'local', 'git' or 'image')")
 
 
+#: Set by the process pool when its config limits where a ``local`` source may be.
+SOURCE_ROOTS_ENV = "PUSHPOOL_ALLOWED_SOURCE_ROOTS"
+
+
 def _local_root(path: object, workdir: Path) -> Path:
     if not isinstance(path, str) or not path:
         raise SourceError("local source has no 'path'")
     root = (workdir / path).resolve()
+    allowed = os.environ.get(SOURCE_ROOTS_ENV)
+    if allowed is not None:
+        roots = [Path(r).resolve() for r in allowed.split(os.pathsep) if r]
+        if not any(root.is_relative_to(r) for r in roots):
+            raise SourceError(f"local source path {path!r} is not under the pool's allowed roots")
     if not root.is_dir():
         raise SourceError(f"local source path {path!r} is not a directory")
     return root

@@ -40,15 +40,36 @@ def seconds_until_next_tick(svc: Services) -> float:
 
 async def tick_loop(svc: Services) -> None:
     """The in-process scheduler: a tick every ``tick_interval_seconds``, and one as soon
-    as a scheduled run falls due."""
+    as a scheduled run falls due - also one that became due sooner while the loop slept
+    (a retry after ``retry_delay_seconds``): ``svc.wake()`` makes it look again."""
+    loop = asyncio.get_running_loop()
+    woken = asyncio.Event()
+
+    def wake() -> None:
+        loop.call_soon_threadsafe(woken.set)
+
+    svc.wake = wake
     while True:
+        woken.clear()  # what the tick sees needs no wake-up
         delay = svc.settings.tick_interval_seconds
         try:
             await run_in_threadpool(svc.scheduler.tick, svc.clock())
             delay = await run_in_threadpool(seconds_until_next_tick, svc)
         except Exception:
             log.exception("tick failed; trying again next interval")
-        await asyncio.sleep(delay)
+        await _sleep_or_wake(svc, woken, delay)
+
+
+async def _sleep_or_wake(svc: Services, woken: asyncio.Event, delay: float) -> None:
+    """Sleep ``delay`` seconds; on a wake-up, sleep only until the next run is due."""
+    clock = asyncio.get_running_loop().time
+    deadline = clock() + delay
+    while (left := deadline - clock()) > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), left)
+            woken.clear()
+            sooner = await run_in_threadpool(seconds_until_next_tick, svc)
+            deadline = min(deadline, asyncio.get_running_loop().time() + sooner)
 
 
 def create_app(

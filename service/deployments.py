@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from provisioners.base import provisioner_class
+from provisioners.errors import ProvisionerError
 from service.errors import InvalidInput
 from service.models import CatchupPolicy, Deployment, Name, Source, Strict, check_entrypoint
 from service.schedules import Schedule
@@ -83,11 +84,20 @@ def _validate(svc: Services, body: DeploymentFields) -> dict[str, Any]:
     if body.parameter_schema is not None:
         check_json_schema(body.parameter_schema)
     check_parameters(body.parameter_schema, body.parameters, partial=True)
-    provisioner = provisioner_class(pool.type)
-    check_model(provisioner.job_variables_model, body.job_variables, "job_variables")
-    problems = provisioner.deployment_problems(pool.config, body.source.type)
+    cls = provisioner_class(pool.type)
+    check_model(cls.job_variables_model, body.job_variables, "job_variables")
+    problems = cls.deployment_problems(pool.config, body.source.type)
     if problems:
         raise InvalidInput(*problems[0])
+    provisioner = svc.dispatcher.provisioners.for_pool(pool)
+    for field, check, value in (
+        ("job_variables", provisioner.check_job_variables, body.job_variables),
+        ("source", provisioner.check_source, body.source.model_dump()),
+    ):
+        try:
+            check(value)
+        except ProvisionerError as exc:
+            raise InvalidInput(field, str(exc)) from exc
     return body.job_variables
 
 

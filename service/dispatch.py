@@ -10,14 +10,14 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from provisioners.base import InfraRef, Provisioner, SubmitRequest, get_provisioner
 from provisioners.errors import CapacityUnavailable
 from service.clock import Clock
 from service.errors import DeploymentNotFound, IllegalTransition, ProvisionerError
 from service.models import Deployment, FlowRun, WorkPool
-from service.security import new_run_token
+from service.security import new_bootstrap_credential
 from service.states import StateType, requeue_for_capacity, set_state
 from service.store.base import Store
 
@@ -27,28 +27,41 @@ if TYPE_CHECKING:
 log = logging.getLogger("pushpool.dispatch")
 
 
+#: The runner's environment: where the service is, which run, the single-use credential.
+API_URL_ENV = "PUSHPOOL_API_URL"
+RUN_ID_ENV = "PUSHPOOL_FLOW_RUN_ID"
+BOOTSTRAP_ENV = "PUSHPOOL_BOOTSTRAP_TOKEN"
+WINDOW_ENV = "PUSHPOOL_DELIVERY_WINDOW_SECONDS"
+
+
 @dataclass(frozen=True)
 class Claim:
     run: FlowRun
-    #: The attempt's run token, in the clear: it goes to the infrastructure only.
+    #: The attempt's single-use bootstrap credential, in the clear: it goes to the
+    #: infrastructure only, and the runner exchanges it for its run token at start.
     token: str = field(repr=False)
 
 
 class Provisioners:
-    """Provisioner instances per pool, rebuilt when the pool's type or config changes."""
+    """Provisioner instances per pool, rebuilt when the pool's type or config changes.
 
-    def __init__(self) -> None:
+    ``defaults`` gives per pool type config values a pool's own config may override
+    (the process pool's run root under ``PUSHPOOL_HOME``, say)."""
+
+    def __init__(self, defaults: dict[str, dict[str, Any]] | None = None) -> None:
         self._cache: dict[str, tuple[str, Provisioner]] = {}
         self._lock = threading.Lock()
+        self._defaults = defaults or {}
 
     def for_pool(self, pool: WorkPool) -> Provisioner:
+        config = {**self._defaults.get(pool.type, {}), **pool.config}
         fingerprint = hashlib.sha256(
-            json.dumps([pool.type, pool.config], sort_keys=True, default=str).encode()
+            json.dumps([pool.type, config], sort_keys=True, default=str).encode()
         ).hexdigest()
         with self._lock:
             cached = self._cache.get(pool.name)
             if cached is None or cached[0] != fingerprint:
-                cached = (fingerprint, get_provisioner(pool.type, pool.name, pool.config))
+                cached = (fingerprint, get_provisioner(pool.type, pool.name, config))
                 self._cache[pool.name] = cached
             return cached[1]
 
@@ -103,7 +116,7 @@ class Dispatcher:
         tokens: dict[str, str] = {}
 
         def issue(run_id: str) -> str:
-            tokens[run_id], digest = new_run_token()
+            tokens[run_id], digest = new_bootstrap_credential()
             return digest
 
         claimed = self.store.claim_due_runs(self.clock(), limit, issue, run_ids=run_ids)
@@ -127,9 +140,10 @@ class Dispatcher:
             flow_name=run.flow_name,
             deployment_name=run.deployment_name,
             env={
-                "PUSHPOOL_API_URL": self.settings.resolved_public_api_url(),
-                "PUSHPOOL_FLOW_RUN_ID": run.id,
-                "PUSHPOOL_RUN_TOKEN": token,
+                API_URL_ENV: self.settings.resolved_public_api_url(),
+                RUN_ID_ENV: run.id,
+                BOOTSTRAP_ENV: token,
+                WINDOW_ENV: f"{self.settings.delivery_window_seconds:g}",
             },
             job_variables=job_variables,
             tags=list(run.tags),
@@ -187,8 +201,9 @@ class Dispatcher:
     def resubmit(self, run: FlowRun) -> None:
         """Finish the submission of a run left ``PENDING`` with no infrastructure.
 
-        Adopt what an earlier dispatcher started for this attempt if there is one;
-        otherwise issue a fresh token and submit again with the same idempotency key.
+        Adopt what an earlier dispatcher started for this attempt if there is one (its
+        runner holds the credential already stored); otherwise issue a fresh bootstrap
+        credential and submit again with the same idempotency key.
         """
         provisioner = self.provisioner(run.work_pool)
         probe = self._request(run, token="")
@@ -196,7 +211,7 @@ class Dispatcher:
         if existing is not None:
             self._record(run, provisioner, existing)
             return
-        token, digest = new_run_token()
+        token, digest = new_bootstrap_credential()
         if self.store.set_token(run.id, StateType.PENDING, digest):
             self._submit(run, token)
 

@@ -1,9 +1,15 @@
 """The reconciler: every run reaches a final state and nothing is left behind.
 
-Runs as part of each tick. It turns runs whose infrastructure stopped without a final
-report into ``CRASHED`` (or ``CANCELLED`` when a cancel was asked for), resolves runs
-stuck in ``PENDING``, crashes runs whose heartbeat went stale, tears down the
-infrastructure of finished attempts and sweeps orphans.
+Runs as part of each tick. It judges runs whose infrastructure stopped without a final
+report by the infrastructure's evidence (:func:`judge_exit`: the runner's exit code says
+what the flow did), resolves runs stuck in ``PENDING``, crashes runs whose heartbeat went
+stale, tears down the infrastructure of finished attempts and sweeps orphans.
+
+Nothing is judged in haste: a run whose infrastructure just exited gets
+``report_grace_seconds`` for a report in flight; after the control plane itself was
+down (a gap of ``outage_gap_seconds`` between passes) every run gets a full heartbeat
+window from the first pass after it. A run ended ``CRASHED`` or ``FAILED`` here gets the
+tail of the platform's own log of the attempt appended to its logs ("last words").
 """
 
 from __future__ import annotations
@@ -15,10 +21,54 @@ from datetime import datetime, timedelta
 from provisioners.base import InfraRef, InfraStatus, Provisioner
 from service.dispatch import Dispatcher, Lookups
 from service.errors import IllegalTransition, NotFound, PushpoolError
-from service.models import FlowRun, WorkPool
+from service.models import FlowRun, LogLine, WorkPool
+from service.security import redact_secrets
 from service.states import ACTIVE, StateType, set_state
 
 log = logging.getLogger("pushpool.reconcile")
+
+#: The runner's exit codes (``runner_image/runner.py``; the runner imports nothing of ours).
+EXIT_COMPLETED = 0
+EXIT_FAILED = 1
+CANCELLED_EXIT_CODES = frozenset({130, 143})
+LAST_WORDS_LINES = 200
+_LAST_PASS = "reconcile.last_pass"
+_RESUMED = "reconcile.resumed_at"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: StateType
+    message: str
+    error: dict[str, object] | None = None
+
+
+def judge_exit(run_state: StateType, status: InfraStatus) -> Verdict:
+    """What a run whose infrastructure stopped without a final report ended as.
+
+    Exit 0: the flow completed (its result was not delivered) - ``COMPLETED``, never
+    retried. Exit 1: the flow failed - ``FAILED`` (retries apply). A cancelled run stays
+    cancelled; anything else (a runner fault, a signal, no exit code) is ``CRASHED``.
+    """
+    code = status.exit_code
+    reason = status.reason or f"infrastructure is {status.state.value.lower()}"
+    if run_state == StateType.CANCELLING:
+        return Verdict(StateType.CANCELLED, "infrastructure stopped")
+    if code == EXIT_COMPLETED and run_state != StateType.PENDING:
+        return Verdict(
+            StateType.COMPLETED,
+            f"the flow completed ({reason}) but its result was not delivered",
+        )
+    error: dict[str, object] = {
+        "type": "InfrastructureExited",
+        "message": reason,
+        "exit_code": code,
+    }
+    if code == EXIT_FAILED and run_state != StateType.PENDING:
+        return Verdict(
+            StateType.FAILED, f"the flow failed ({reason}); its error was not delivered", error
+        )
+    return Verdict(StateType.CRASHED, f"{reason} without reporting a final state", error)
 
 
 @dataclass
@@ -26,6 +76,9 @@ class ReconcileReport:
     checked: int = 0
     crashed: int = 0
     cancelled: int = 0
+    #: Judged from the infrastructure's evidence (exit 0 / exit 1) when no report came.
+    completed: int = 0
+    failed: int = 0
     resubmitted: int = 0
     torn_down: int = 0
     orphans: int = 0
@@ -39,6 +92,22 @@ class Reconciler:
         #: Where the next pass goes on: ``(expected_start, id)`` of the last run checked,
         #: or ``None`` to start again from the oldest.
         self._resume_after: tuple[datetime, str] | None = None
+        #: When this reconciler first saw an attempt's infrastructure finished, by infra id.
+        self._seen_exited: dict[str, datetime] = {}
+        #: Heartbeats are judged from no earlier than this (the end of an outage).
+        self._resumed_at: datetime | None = None
+
+    def _note_pass(self, now: datetime) -> None:
+        """Record this pass; after a gap longer than ``outage_gap_seconds`` (the control
+        plane was down), runs get a fresh heartbeat window from now."""
+        last = self.store.get_meta(_LAST_PASS)
+        gap = timedelta(seconds=self.settings.outage_gap_seconds)
+        if last is not None and now - datetime.fromisoformat(last) > gap:
+            self.store.set_meta(_RESUMED, now.isoformat())
+            log.warning("the control plane was down since %s: heartbeats judged from now", last)
+        self.store.set_meta(_LAST_PASS, now.isoformat())
+        resumed = self.store.get_meta(_RESUMED)
+        self._resumed_at = datetime.fromisoformat(resumed) if resumed else None
 
     def run(
         self, now: datetime, limit: int = 1000, *, deadline: datetime | None = None
@@ -49,6 +118,7 @@ class Reconciler:
         each pass goes on where the previous one stopped and wraps round to the oldest,
         so every active run is checked within a few ticks, however many there are."""
         report = ReconcileReport()
+        self._note_pass(now)
         lookups = self.dispatcher.lookups()
         page = self.store.runs_in_states(sorted(ACTIVE), limit, after=self._resume_after)
         if not page and self._resume_after is not None:  # the last pass ended the list
@@ -88,13 +158,15 @@ class Reconciler:
             outcome = "already final"
         else:
             try:
-                self._check(run, now, report, self.dispatcher.lookups())
+                # The platform's stop event comes after its own stop delay: that is the grace.
+                self._check(run, now, report, self.dispatcher.lookups(), grace=False)
             except (IllegalTransition, NotFound):
                 outcome = "moved on"
         self._teardown(report)
-        if report.crashed:
-            return "crashed"
-        return "cancelled" if report.cancelled else outcome
+        for name in ("crashed", "cancelled", "completed", "failed"):
+            if getattr(report, name):
+                return name
+        return outcome
 
     def _finish(
         self, run: FlowRun, now: datetime, target: StateType, message: str, **fields: object
@@ -133,8 +205,11 @@ class Reconciler:
         report: ReconcileReport,
         lookups: Lookups,
         status: InfraStatus | None = None,
+        *,
+        grace: bool = True,
     ) -> None:
-        """``status`` is the run's infrastructure status if the caller has it already."""
+        """``status`` is the run's infrastructure status if the caller has it already;
+        ``grace=False`` judges an exited attempt without waiting for a report in flight."""
         age = now - run.state.timestamp
         if run.infra is None:
             if run.state.type == StateType.CANCELLING:
@@ -148,13 +223,52 @@ class Reconciler:
         if status is None:
             status = provisioner.status(run.infra)
         if status.finished:
-            self._stopped(run, now, status, report)
+            if grace and self._in_grace(run.infra, now):
+                return  # a report may be on its way
+            self._stopped(run, now, status, report, provisioner)
             return
         reason = self._gave_up(run, now, age)
         if reason is not None:
+            self._last_words(run, provisioner, now)
             self._finish(run, now, StateType.CRASHED, reason)
             provisioner.cancel(run.infra, self.settings.cancel_grace_seconds)
             report.crashed += 1
+
+    def _in_grace(self, ref: InfraRef, now: datetime) -> bool:
+        """Whether the attempt's end was first seen less than ``report_grace_seconds`` ago."""
+        grace = timedelta(seconds=self.settings.report_grace_seconds)
+        if not grace:
+            return False
+        if len(self._seen_exited) > 10_000:
+            self._seen_exited.clear()  # only ever a delay, never a wrong verdict
+        first = self._seen_exited.setdefault(ref.id, now)
+        return now - first < grace
+
+    def _last_words(self, run: FlowRun, provisioner: Provisioner, now: datetime) -> None:
+        """Append the tail of the platform's own log of the attempt, marked as such."""
+        if run.infra is None:
+            return
+        try:
+            tail = provisioner.log_tail(run.infra, LAST_WORDS_LINES)
+        except PushpoolError as exc:
+            log.warning("last words of %s: %s", run.id, exc)
+            return
+        if not tail:
+            return
+        source = f"{provisioner.type} platform log"
+        header = f"--- the last {len(tail)} line(s) of the {source} of attempt {run.run_count} ---"
+        lines = [
+            LogLine(
+                run_id=run.id,
+                timestamp=now,
+                level="INFO",
+                message=redact_secrets(text),
+                stream="platform",
+                logger=source,
+            )
+            for text in [header, *tail]
+        ]
+        self.store.append_logs(run.id, lines)
 
     def _gave_up(self, run: FlowRun, now: datetime, age: timedelta) -> str | None:
         """Why a run whose infrastructure still lives should be crashed, if it should."""
@@ -167,25 +281,25 @@ class Reconciler:
 
     def _stale(self, run: FlowRun, now: datetime) -> bool:
         last = run.heartbeat_at or run.state.timestamp
+        if self._resumed_at is not None:
+            last = max(last, self._resumed_at)
         return now - last > timedelta(seconds=self.settings.heartbeat_timeout_seconds)
 
     def _stopped(
-        self, run: FlowRun, now: datetime, status: InfraStatus, report: ReconcileReport
+        self,
+        run: FlowRun,
+        now: datetime,
+        status: InfraStatus,
+        report: ReconcileReport,
+        provisioner: Provisioner,
     ) -> None:
-        if run.state.type == StateType.CANCELLING:
-            self._finish(run, now, StateType.CANCELLED, "infrastructure stopped")
-            report.cancelled += 1
-            return
-        reason = status.reason or f"infrastructure is {status.state.value.lower()}"
-        error = {"type": "InfrastructureExited", "message": reason, "exit_code": status.exit_code}
-        self._finish(
-            run,
-            now,
-            StateType.CRASHED,
-            f"{reason} without reporting a final state",
-            error=error,
-        )
-        report.crashed += 1
+        verdict = judge_exit(run.state.type, status)
+        if verdict.state in (StateType.CRASHED, StateType.FAILED):
+            self._last_words(run, provisioner, now)
+        fields = {} if verdict.error is None else {"error": verdict.error}
+        self._finish(run, now, verdict.state, verdict.message, **fields)
+        counter = verdict.state.value.lower()
+        setattr(report, counter, getattr(report, counter) + 1)
 
     def _teardown(self, report: ReconcileReport, deadline: datetime | None = None) -> None:
         for item in self.store.pending_teardowns(100):

@@ -9,10 +9,12 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from service.errors import Conflict
+from service.errors import Conflict, InvalidInput
 from service.models import FlowRun, LogLine, RunName, StateRecord, Strict
+from service.security import hash_secret, is_run_token, matches, redact_secrets
 from service.services import Services
 from service.states import StateType, is_terminal, set_state
+from service.store.base import LogLimits
 from service.validation import check_parameters
 
 
@@ -74,6 +76,8 @@ def create_run(
             f"idempotency key {body.idempotency_key!r} was already used for run {run.id} "
             "with different parameters; use a new key to start another run"
         )
+    if created and run.expected_start > now:
+        svc.wake()
     due = push and created and run.expected_start <= now
     if due and svc.dispatcher.dispatch_due(1, run_ids=[run.id]):
         run = svc.store.get_run(run.id)
@@ -145,27 +149,73 @@ class LogIn(Strict):
 
 
 class LogBatch(Strict):
+    #: The batch's number in this attempt (from 0): a resent batch is stored once.
+    seq: int | None = Field(default=None, ge=0, le=2**31 - 1)
     logs: list[LogIn] = Field(max_length=1000)
 
 
+class TokenExchange(Strict):
+    """The run token the runner made for itself, given for the bootstrap credential."""
+
+    token: str = Field(min_length=1, max_length=200)
+
+
+def exchange_token(svc: Services, run: FlowRun, bootstrap: str, body: TokenExchange) -> bool:
+    """Replace the run's bootstrap credential (already checked by the caller against
+    ``run.token_hash``, or spent) with the runner's own token; only hashes are stored.
+
+    ``True`` if the exchange happened now, or had happened with this very token (the
+    runner retrying after a lost answer); ``False`` if the credential was spent on
+    another token, so a second exchange gets nothing.
+    """
+    if not is_run_token(body.token):
+        raise InvalidInput("token", "must be 'ppr_' followed by 43 URL-safe characters")
+    if matches(body.token, run.token_hash):
+        return True
+    if run.token_hash is None or not matches(bootstrap, run.token_hash):
+        return False
+    return svc.store.replace_token(run.id, run.token_hash, hash_secret(body.token))
+
+
 def report_state(svc: Services, run: FlowRun, report: StateReport) -> FlowRun:
+    """Apply the runner's report. ``RUNNING`` again (the runner retrying after a lost
+    answer: the token is this attempt's) changes nothing and succeeds."""
     target = StateType(report.state)
+    if target == StateType.RUNNING and run.state.type == StateType.RUNNING:
+        return run
     fields: dict[str, Any] = {}
     if target == StateType.COMPLETED:
         fields["result"] = report.result
     if report.error is not None:
-        fields["error"] = report.error.model_dump()
+        fields["error"] = {k: _redact(v) for k, v in report.error.model_dump().items()}
     message = report.message
     if message is None and report.error is not None:
         message = f"{report.error.type}: {report.error.message}"[:2000]
-    return set_state(svc.store, run.id, target, now=svc.clock(), message=message, fields=fields)
+    message = None if message is None else redact_secrets(message)
+    updated = set_state(svc.store, run.id, target, now=svc.clock(), message=message, fields=fields)
+    if updated.state.type == StateType.SCHEDULED:
+        svc.wake()  # a retry: the server loop wakes for it, not on its next poll
+    return updated
 
 
-def append_logs(svc: Services, run: FlowRun, batch: LogBatch) -> None:
-    svc.store.append_logs(
-        run.id,
-        [LogLine(run_id=run.id, **line.model_dump()) for line in batch.logs],
-    )
+def _redact(value: Any) -> Any:
+    return redact_secrets(value) if isinstance(value, str) else value
+
+
+def log_limits(svc: Services) -> LogLimits:
+    s = svc.settings
+    return LogLimits(max_lines=s.log_max_lines_per_run, max_bytes=s.log_max_bytes_per_run)
+
+
+def append_logs(svc: Services, run: FlowRun, batch: LogBatch) -> bool:
+    """Store the batch (once per ``(attempt, seq)``), secrets redacted, within the run's
+    caps; ``False`` if this batch was stored before."""
+    lines = [
+        LogLine(run_id=run.id, **(line.model_dump() | {"message": redact_secrets(line.message)}))
+        for line in batch.logs
+    ]
+    key = None if batch.seq is None else (run.run_count, batch.seq)
+    return svc.store.append_logs(run.id, lines, batch=key, limits=log_limits(svc))
 
 
 def heartbeat(svc: Services, run: FlowRun) -> FlowRun:

@@ -95,7 +95,16 @@ class Scheduler:
             report.reconcile = self.reconciler.run(now, deadline=deadline)
         if in_time() and self._sweep_due(now):
             report.reconcile.orphans = self.reconciler.sweep_orphans()
+            self._expire_logs(now)
         return report
+
+    def _expire_logs(self, now: datetime) -> None:
+        """Delete log lines older than ``log_retention_days`` (0 keeps them)."""
+        days = self.settings.log_retention_days
+        if days > 0 and not self.store.expires_logs:
+            deleted = self.store.delete_logs(before=now - timedelta(days=days))
+            if deleted:
+                log.info("deleted %d log line(s) older than %g day(s)", deleted, days)
 
     def _sweep_due(self, now: datetime) -> bool:
         """Whether this tick sweeps orphans (and prunes shared resources): one tick per

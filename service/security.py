@@ -7,6 +7,7 @@ salt or slow hash is needed for non-guessable secrets).
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
 from datetime import datetime
@@ -16,6 +17,11 @@ from service.store.base import Store
 
 API_KEY_PREFIX = "pp_"
 RUN_TOKEN_PREFIX = "ppr_"
+#: The single-use credential a run's infrastructure carries in its environment.
+BOOTSTRAP_PREFIX = "ppb_"
+#: Anything shaped like one of our secrets (API key, run token, bootstrap credential).
+_SECRET_SHAPE = re.compile(r"pp[rb]?_[A-Za-z0-9_-]{43}")
+REDACTED = "[REDACTED]"
 
 
 def hash_secret(secret: str) -> str:
@@ -26,6 +32,23 @@ def new_run_token() -> tuple[str, str]:
     """``(token, hash)`` for one attempt of one run."""
     token = RUN_TOKEN_PREFIX + secrets.token_urlsafe(32)
     return token, hash_secret(token)
+
+
+def new_bootstrap_credential() -> tuple[str, str]:
+    """``(credential, hash)``: what a run's environment carries; exchanged once, at the
+    runner's start, for the run token (see ``service.runs.exchange_token``)."""
+    credential = BOOTSTRAP_PREFIX + secrets.token_urlsafe(32)
+    return credential, hash_secret(credential)
+
+
+def is_run_token(secret: str) -> bool:
+    """Shaped like a run token the runner made (``ppr_`` + 43 URL-safe characters)."""
+    return secret.startswith(RUN_TOKEN_PREFIX) and _SECRET_SHAPE.fullmatch(secret) is not None
+
+
+def redact_secrets(text: str) -> str:
+    """``text`` with every API key, run token and bootstrap credential replaced."""
+    return _SECRET_SHAPE.sub(REDACTED, text) if "pp" in text else text
 
 
 def matches(secret: str, stored_hash: str | None) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from service.clock import Clock, utcnow
@@ -22,6 +23,9 @@ class Services:
     provisioners: Provisioners
     dispatcher: Dispatcher
     scheduler: Scheduler
+    #: Tells the server loop to recompute when to tick (a retry or a run became due
+    #: sooner); set by the loop, a no-op where there is none (Lambda, the CLI).
+    wake: Callable[[], None] = field(default=lambda: None)
 
 
 def build_services(
@@ -34,6 +38,6 @@ def build_services(
         from service.store import open_store
 
         store = open_store(settings)
-    provisioners = Provisioners()
+    provisioners = Provisioners({"process": {"working_dir": str(settings.home / "runs")}})
     dispatcher = Dispatcher(store, settings, clock, provisioners)
     return Services(settings, store, clock, provisioners, dispatcher, Scheduler(dispatcher))

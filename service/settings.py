@@ -47,6 +47,21 @@ class Settings(BaseSettings):
     dispatch_batch_size: int = 100
     max_body_bytes: int = 1_048_576
     max_log_lines_per_batch: int = 1000
+    #: A run's log is capped: lines beyond either limit are dropped (one marker says so).
+    log_max_lines_per_run: int = 100_000
+    log_max_bytes_per_run: int = 50 * 1024 * 1024
+    #: Log lines older than this are deleted (by the orphan sweep); 0 keeps them.
+    log_retention_days: float = 30.0
+    #: One page of a log read holds at most this many message bytes.
+    log_read_max_bytes: int = 1_048_576
+    #: How long a runner keeps trying to deliver its reports and logs.
+    delivery_window_seconds: float = 900.0
+    #: A run whose infrastructure exited is judged only this long after it was seen gone,
+    #: so a report in flight wins.
+    report_grace_seconds: float = 10.0
+    #: A gap this long between reconcile passes means the control plane was down: every
+    #: running run then gets a full heartbeat window from the pass after it.
+    outage_gap_seconds: float = 90.0
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'pushpool.db'}"

@@ -26,6 +26,15 @@ from service.states import StateType, set_state
 SLEEP = [sys.executable, "-c", "import time; time.sleep(30)"]
 
 
+@pytest.fixture(autouse=True)
+def _job_commands_allowed(services: Services) -> None:
+    """These tests run plain commands as "flows": the pool's admin allows that."""
+    config = services.store.get_pool("local").config
+    services.store.update_pool(
+        "local", {"config": {**config, "allow_job_commands": True}}, services.clock()
+    )
+
+
 @pytest.fixture
 def sleeper(services: Services) -> Iterator[Deployment]:
     """A deployment whose 'flow' is a plain sleeping process (no runner, no API calls)."""
@@ -137,16 +146,40 @@ def test_stale_heartbeat_crashes_the_run(
 ) -> None:
     run, _ = create_run(services, sleeper.id, RunCreate())
     set_state(services.store, run.id, StateType.RUNNING, now=clock())
-    clock.advance(services.settings.heartbeat_timeout_seconds - 5)
+    _ticking(services, clock, services.settings.heartbeat_timeout_seconds - 5)
     services.store.record_heartbeat(run.id, clock())
-    clock.advance(10)
-    services.scheduler.tick(clock())
+    _ticking(services, clock, 10)
     assert services.store.get_run(run.id).state.type == StateType.RUNNING
-    clock.advance(services.settings.heartbeat_timeout_seconds + 1)
-    services.scheduler.tick(clock())
+    _ticking(services, clock, services.settings.heartbeat_timeout_seconds + 1)
     after = services.store.get_run(run.id)
     assert after.state.type == StateType.CRASHED
     assert "heartbeat" in (after.state.message or "")
+
+
+def _ticking(services: Services, clock: FakeClock, seconds: float, every: float = 5) -> None:
+    """Let ``seconds`` pass with the server's loop ticking every ``every`` seconds."""
+    while seconds > 0:
+        step = min(every, seconds)
+        clock.advance(step)
+        seconds -= step
+        services.scheduler.tick(clock())
+
+
+def test_after_an_outage_runs_get_a_full_heartbeat_window(
+    services: Services, clock: FakeClock, sleeper: Deployment
+) -> None:
+    """Heartbeats missed while the control plane was down do not crash a live run."""
+    run, _ = create_run(services, sleeper.id, RunCreate())
+    set_state(services.store, run.id, StateType.RUNNING, now=clock())
+    services.scheduler.tick(clock())
+    timeout = services.settings.heartbeat_timeout_seconds
+    clock.advance(timeout + 60)  # down: no tick, no heartbeat reached us
+    services.scheduler.tick(clock())
+    assert services.store.get_run(run.id).state.type == StateType.RUNNING
+    _ticking(services, clock, timeout - 5)
+    assert services.store.get_run(run.id).state.type == StateType.RUNNING
+    _ticking(services, clock, 10)  # a whole window since we are back, and still silent
+    assert services.store.get_run(run.id).state.type == StateType.CRASHED
 
 
 def test_cancel_pending_without_infra_and_late_submit_is_undone(
@@ -287,7 +320,10 @@ def test_no_capacity_requeues_the_run_instead_of_failing_it(
 ) -> None:
     monkeypatch.setitem(REGISTRY, "full", f"{__name__}:FullProcess")
     monkeypatch.setattr(FullProcess, "refusals", [2])
-    create_pool(services, WorkPoolCreate(name="tight", type="full"))
+    create_pool(
+        services,
+        WorkPoolCreate(name="tight", type="full", config={"allow_job_commands": True}),
+    )
     body = deployment_body(work_pool="tight", job_variables={"command": SLEEP})
     dep = deploy(services, DeploymentCreate.model_validate(body))[0]
     run, _ = create_run(services, dep.id, RunCreate())

@@ -51,7 +51,8 @@ log = logging.getLogger("pushpool.ecs")
 TYPE = "ecs"
 CANCEL_REASON = "Cancelled by pushpool"
 TEARDOWN_REASON = "Stopped by pushpool: the run is over"
-RUN_TOKEN_ENV = "PUSHPOOL_RUN_TOKEN"
+#: The runner's single-use credential in a task's environment (masked in errors).
+RUN_TOKEN_ENV = "PUSHPOOL_BOOTSTRAP_TOKEN"
 
 
 def _scrubbed(exc: ProvisionerError, secret: str | None) -> ProvisionerError | None:
@@ -249,6 +250,27 @@ class EcsProvisioner(Provisioner):
         if group and stream:
             found["logs"] = links.log_stream_url(region, str(group), str(stream))
         return found
+
+    def log_tail(self, ref: InfraRef, max_lines: int = 200) -> list[str]:
+        """The last lines of the task's CloudWatch log stream (``logs:GetLogEvents``), or
+        ``[]`` when the task had no log configuration or its stream never appeared."""
+        group, stream = ref.data.get("log_group"), ref.data.get("log_stream")
+        if not group or not stream:
+            return []
+        try:
+            page = self.aws.call(
+                "logs",
+                "get_log_events",
+                logGroupName=str(group),
+                logStreamName=str(stream),
+                limit=max(1, min(max_lines, 10_000)),
+                startFromHead=False,
+            )
+        except AwsError as exc:
+            if exc.code == "ResourceNotFoundException":
+                return []
+            raise
+        return [str(event.get("message", "")) for event in page.get("events", [])]
 
     # -- task definitions --------------------------------------------------------------
     def task_definition_family(self, job: dict[str, Any]) -> str:

@@ -115,9 +115,13 @@ async def get_logs(
         default=None, ge=1, le=5000, description="Only the last N lines (then follow with after)"
     ),
 ) -> LogPage:
+    """A page of at most ``limit`` lines and about ``log_read_max_bytes`` of messages;
+    ``next_after`` continues it. ``tail`` gives the last lines instead."""
     run_id = resolve_run(svc.store, run_id).id
     if tail is not None:
         lines = svc.store.read_logs_tail(run_id, tail)
         return LogPage(logs=lines, next_after=lines[-1].id if lines else after)
-    lines = svc.store.read_logs(run_id, after_id=after, limit=limit)
+    lines = svc.store.read_logs(
+        run_id, after_id=after, limit=limit, max_bytes=svc.settings.log_read_max_bytes
+    )
     return LogPage(logs=lines, next_after=lines[-1].id if lines else after)

@@ -1,16 +1,23 @@
 """Endpoints for the runner inside a flow run's infrastructure; a run token authorises
-exactly its own run, and only while that attempt is live."""
+exactly its own run, and only while that attempt is live.
+
+The infrastructure carries only a single-use bootstrap credential; the runner's first
+call, ``POST …/exchange``, trades it for a run token the runner made and keeps in memory.
+The bootstrap credential opens nothing else, and nothing once spent.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 from pydantic import BaseModel
 
 from service import runs
-from service.api.deps import RunnerRunDep, ServicesDep
-from service.errors import DeploymentNotFound
+from service.api.deps import Credentials, ServicesDep, require_run_token
+from service.errors import DeploymentNotFound, RunNotFound
+from service.models import FlowRun
+from service.security import BOOTSTRAP_PREFIX
 
 router = APIRouter(prefix="/runner/flow-runs/{run_id}", tags=["runner"])
 # The handlers are async: each is a few local store calls, cheaper inline than a
@@ -33,6 +40,39 @@ class RunSpec(BaseModel):
 class RunnerState(BaseModel):
     state: str
     name: str
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def require_runner(run_id: str, svc: ServicesDep, creds: Credentials) -> FlowRun:
+    """:func:`require_run_token`, refusing a bootstrap credential (it opens only the
+    exchange)."""
+    if creds is not None and creds.credentials.startswith(BOOTSTRAP_PREFIX):
+        raise _unauthorized("a bootstrap credential only opens POST .../exchange")
+    return await require_run_token(run_id, svc, creds)
+
+
+RunnerRunDep = Annotated[FlowRun, Depends(require_runner)]
+
+
+@router.post("/exchange", status_code=status.HTTP_204_NO_CONTENT)
+async def exchange(
+    run_id: str, body: runs.TokenExchange, svc: ServicesDep, creds: Credentials
+) -> Response:
+    """Trade the bootstrap credential for the runner's own run token (once)."""
+    if creds is None or not creds.credentials.startswith(BOOTSTRAP_PREFIX):
+        raise _unauthorized("missing bootstrap credential")
+    try:
+        run = svc.store.get_run(run_id)
+    except RunNotFound:
+        run = None
+    if run is None or not runs.runner_may_act(run):
+        raise _unauthorized("invalid bootstrap credential for this flow run")
+    if not runs.exchange_token(svc, run, creds.credentials, body):
+        raise _unauthorized("invalid or already used bootstrap credential")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/spec")

@@ -21,6 +21,7 @@ from provisioners.errors import PushpoolError
 from service.cli import db, helpstyle, inputs, provision
 from service.cli.client import ApiClient, CliError, client_from_env
 from service.cli.introspect import parameter_schema
+from service.cli.terminal import strip_escapes
 
 helpstyle.install()
 
@@ -713,7 +714,8 @@ def _watch(client: ApiClient, flow_run: dict[str, Any], cancel: bool) -> dict[st
 
 
 def _print_log(line: dict[str, Any]) -> None:
-    console.out(f"{line['timestamp'][11:19]} {line['level']:<7} {line['message']}", highlight=False)
+    text = f"{line['timestamp'][11:19]} {line['level']:<7} {line['message']}"
+    console.out(strip_escapes(text), highlight=False)
 
 
 def _follow(
@@ -737,7 +739,7 @@ def _follow(
             if flow_run["state"]["type"] in TERMINAL and not page["logs"]:
                 message = flow_run["state"].get("message")
                 if message:
-                    console.out(message, highlight=False)
+                    console.out(strip_escapes(message), highlight=False)
                 return dict(flow_run)
             time.sleep(poll)
 

@@ -25,7 +25,9 @@ def open_store(settings: Settings, *, schema: SchemaAction = "migrate") -> Store
     if settings.dynamodb_table:
         from service.store.dynamo import DynamoStore
 
-        store = DynamoStore(settings.dynamodb_table)
+        days = settings.log_retention_days
+        retention = int(days * 86400) if days > 0 else 100 * 365 * 86400
+        store = DynamoStore(settings.dynamodb_table, log_retention_seconds=retention)
         if not settings.dynamodb_create_table:
             return store
     else:

@@ -47,6 +47,53 @@ def check_pool_changes(changes: dict[str, Any]) -> None:
 
 
 @dataclass(frozen=True)
+class LogLimits:
+    """The most a run's log may hold; lines past either cap are dropped and counted."""
+
+    max_lines: int
+    max_bytes: int
+
+
+def log_cap_message(limits: LogLimits, lines: int, size: int) -> str:
+    """The one marker line a capped run's log ends with."""
+    return (
+        f"{lines} log line(s) ({size} bytes) dropped: this run's log is limited to "
+        f"{limits.max_lines} lines and {limits.max_bytes} bytes"
+    )
+
+
+def fit_lines(
+    lines: Sequence[LogLine], used_lines: int, used_bytes: int, limits: LogLimits | None
+) -> tuple[list[LogLine], int, int]:
+    """``(kept, dropped lines, dropped bytes)``: the leading lines that fit under the caps
+    (once one does not fit, none after it is kept, so the log has no holes)."""
+    if limits is None:
+        return list(lines), 0, 0
+    kept: list[LogLine] = []
+    for index, line in enumerate(lines):
+        size = len(line.message.encode())
+        if used_lines + 1 > limits.max_lines or used_bytes + size > limits.max_bytes:
+            rest = lines[index:]
+            return kept, len(rest), sum(len(x.message.encode()) for x in rest)
+        kept.append(line)
+        used_lines += 1
+        used_bytes += size
+    return kept, 0, 0
+
+
+def take_within(lines: Iterable[LogLine], max_bytes: int | None) -> list[LogLine]:
+    """Lines in order while their messages fit in ``max_bytes`` (at least one)."""
+    out: list[LogLine] = []
+    used = 0
+    for line in lines:
+        used += len(line.message.encode())
+        if out and max_bytes is not None and used > max_bytes:
+            break
+        out.append(line)
+    return out
+
+
+@dataclass(frozen=True)
 class RunFilter:
     deployment_id: str | None = None
     states: Sequence[StateType] = ()
@@ -88,6 +135,10 @@ class TransitionEffects:
 
 class Store(ABC):
     """Domain storage for pools, deployments, schedules, runs, logs and API keys."""
+
+    #: True where the database itself expires old log lines (DynamoDB's TTL), so the
+    #: tick need not call ``delete_logs(before=...)``.
+    expires_logs: bool = False
 
     # -- lifecycle ---------------------------------------------------------
     @abstractmethod
@@ -310,6 +361,12 @@ class Store(ABC):
         """Replace the token hash if the run is still in ``expected``."""
 
     @abstractmethod
+    def replace_token(self, run_id: str, old_hash: str, new_hash: str) -> bool:
+        """Compare-and-set the token hash from ``old_hash`` to ``new_hash`` (the
+        bootstrap exchange); ``False`` if it is no longer ``old_hash``. Never raises for
+        an unknown run (``False``)."""
+
+    @abstractmethod
     def record_heartbeat(self, run_id: str, now: datetime) -> None:
         """Set ``heartbeat_at``. Raises ``RunNotFound``."""
 
@@ -357,12 +414,41 @@ class Store(ABC):
 
     # -- logs ------------------------------------------------------------------
     @abstractmethod
-    def append_logs(self, run_id: str, lines: Sequence[LogLine]) -> None:
-        """Append lines to the run's log; ids are assigned increasing per store."""
+    def append_logs(
+        self,
+        run_id: str,
+        lines: Sequence[LogLine],
+        *,
+        batch: tuple[int, int] | None = None,
+        limits: LogLimits | None = None,
+    ) -> bool:
+        """Append lines to the run's log; ids are assigned increasing per store.
+
+        ``batch`` = ``(attempt, seq)`` names a runner's batch: one already stored is not
+        stored again (returns ``False``), also when two copies arrive at once. With
+        ``limits``, lines beyond the run's caps (see :func:`fit_lines`) are dropped and
+        the run's log ends with one marker line (:func:`log_cap_message`) whose counts
+        grow with later drops. Returns ``True`` when the batch was taken.
+        """
 
     @abstractmethod
-    def read_logs(self, run_id: str, *, after_id: int = 0, limit: int = 1000) -> list[LogLine]:
-        """Lines with ``id > after_id`` in order."""
+    def read_logs(
+        self,
+        run_id: str,
+        *,
+        after_id: int = 0,
+        limit: int = 1000,
+        max_bytes: int | None = None,
+    ) -> list[LogLine]:
+        """Lines with ``id > after_id`` in order: at most ``limit`` lines and, with
+        ``max_bytes``, no more lines than fit in that many message bytes (always at
+        least one, so a reader makes progress)."""
+
+    @abstractmethod
+    def delete_logs(self, *, run_ids: Sequence[str] = (), before: datetime | None = None) -> int:
+        """Delete the logs (and their batch and cap records) of the given runs, and every
+        line with a timestamp before ``before`` (a store that :attr:`expires_logs` by
+        itself ignores ``before``). Returns the number of lines deleted."""
 
     def read_logs_tail(self, run_id: str, count: int) -> list[LogLine]:
         """The last ``count`` lines, in order. This default reads the whole log forward; a

@@ -37,6 +37,9 @@ idempotency key     ``IDEM#<dep>#<key>``      ``IDEM``    run_id
 teardown            ``TEARDOWN``              ``<id:020>`` run_id, work_pool, infra J, created_at
 log line            ``LOG#<run id>``          ``<id:020>`` timestamp, level, message, stream,
                                                           logger, ``expires_at`` (TTL, epoch s)
+log batch           ``LOGBATCH#<run id>``     ``<attempt:010>#<seq:010>`` first (id), done
+log usage           ``LOGUSE#<run id>``       ``USE``     lines, bytes, dropped_lines,
+                                                          dropped_bytes, marker_id
 id sequence         ``SEQ``                   name        n (teardown and log ids)
 ==================  ========================  ==========  =======================================
 
@@ -118,12 +121,16 @@ from service.models import (
     WorkPool,
 )
 from service.store.base import (
+    LogLimits,
     Materialisation,
     Page,
     RunFilter,
     Store,
     TransitionEffects,
     check_pool_changes,
+    fit_lines,
+    log_cap_message,
+    take_within,
 )
 from service.vocabulary import ACTIVE, StateType
 
@@ -304,6 +311,8 @@ def _dep_guard(old: Item | None) -> Callable[[_Expr], str]:
 
 
 class DynamoStore(Store):
+    expires_logs = True  # each line carries ``expires_at`` (TTL); reads skip expired ones
+
     def __init__(
         self,
         table: str,
@@ -878,6 +887,7 @@ class DynamoStore(Store):
             raise
         for h in self._query("pk", f"RUN#{run_id}", consistent=True):
             self._delete(h["pk"], h["sk"])
+        self.delete_logs(run_ids=[run_id])
         return 1
 
     def _deployment_doc(self, deployment_id: str) -> Item | None:
@@ -957,6 +967,9 @@ class DynamoStore(Store):
         else:
             raise Conflict(f"deployment {deployment_id} is contended")
         self._delete_scheduled_runs(deployment_id, auto_only=False)
+        # The deployment's logs go with it (its other runs stay, as records).
+        runs = self._query("gsi2pk", f"RUNDEP#{deployment_id}", index="by_deployment")
+        self.delete_logs(run_ids=[item["id"] for item in runs])
 
     def get_schedules(self, deployment_id: str) -> list[ScheduleRecord]:
         return [self._schedule(i) for i in self._schedule_items(deployment_id)]
@@ -1453,13 +1466,18 @@ class DynamoStore(Store):
         item = self._run_item_or_raise(run_id)
         raise IllegalTransition(run_id, item["state_type"], state.type.value)
 
-    def _guarded_update(self, run_id: str, expected: StateType, values: Item) -> bool:
+    def _guarded_update(
+        self, run_id: str, expected: StateType | str, values: Item, field: str = "state_type"
+    ) -> bool:
+        """Set ``values`` on the run if its ``field`` is ``expected`` (the state, or
+        another attribute's value); ``False`` if it is not."""
+        value = expected.value if isinstance(expected, StateType) else expected
         try:
             self._upd(
                 _update(
                     {"pk": f"RUN#{run_id}", "sk": "RUN"},
                     set_=values,
-                    cond=lambda e: f"{e.n('state_type')} = {e.v(expected.value)}",
+                    cond=lambda e: f"{e.n(field)} = {e.v(value)}",
                 )
             )
         except ClientError as exc:
@@ -1475,6 +1493,9 @@ class DynamoStore(Store):
 
     def set_token(self, run_id: str, expected: StateType, token_hash: str) -> bool:
         return self._guarded_update(run_id, expected, {"token_hash": token_hash})
+
+    def replace_token(self, run_id: str, old_hash: str, new_hash: str) -> bool:
+        return self._guarded_update(run_id, old_hash, {"token_hash": new_hash}, "token_hash")
 
     def record_heartbeat(self, run_id: str, now: datetime) -> None:
         try:
@@ -1595,10 +1616,101 @@ class DynamoStore(Store):
         self._delete("TEARDOWN", f"{teardown_id:020d}")
 
     # -- logs ----------------------------------------------------------------------------
-    def append_logs(self, run_id: str, lines: Sequence[LogLine]) -> None:
-        if not lines:
-            return
-        ids = self._next_ids("log", len(lines))
+    # A runner's batch is recorded by a ``LOGBATCH#<run>`` / ``<attempt>#<seq>`` item that
+    # holds the ids given to its lines and is marked ``done`` once they are written, with
+    # the run's usage (``LOGUSE#<run>``), in one transaction. A resent batch finds it:
+    # done, nothing is written; not done (a writer died half-way), its lines are written
+    # again under the same ids, so each is stored once.
+    def append_logs(
+        self,
+        run_id: str,
+        lines: Sequence[LogLine],
+        *,
+        batch: tuple[int, int] | None = None,
+        limits: LogLimits | None = None,
+    ) -> bool:
+        batch_key = None
+        first: int | None = None
+        if batch is not None:
+            batch_key = {"pk": f"LOGBATCH#{run_id}", "sk": f"{batch[0]:010d}#{batch[1]:010d}"}
+            first = self._claim_batch(batch_key, len(lines))
+            if first is None:
+                return False
+        usage = self._get(f"LOGUSE#{run_id}", "USE") or {}
+        used = (int(usage.get("lines", 0)), int(usage.get("bytes", 0)))
+        if usage.get("dropped_lines") and limits is not None:
+            kept: list[LogLine] = []
+            lost, lost_bytes = len(lines), sum(len(x.message.encode()) for x in lines)
+        else:
+            kept, lost, lost_bytes = fit_lines(lines, *used, limits)
+        if first is None:
+            first = self._next_ids("log", len(kept))[0] if kept else 0
+        self._put_lines(run_id, first, kept)
+        ops: list[dict[str, Any]] = []
+        if limits is not None:
+            ops.append(self._usage_op(run_id, usage, kept, lost, lost_bytes, lines, limits))
+        if batch_key is not None:  # only one writer of a batch marks it done (and counts it)
+            done = _update(
+                batch_key,
+                set_={"done": True},
+                cond=lambda e: f"{e.n('done')} = {e.v(False)}",
+            )
+            ops.append({"Update": done})
+        if ops:
+            try:
+                self._transact(ops)
+            except ClientError as exc:
+                if batch_key is None or "ConditionalCheckFailed" not in _cancelled(exc):
+                    raise
+                return False  # another copy of the batch finished first
+        return True
+
+    def _claim_batch(self, key: Item, count: int) -> int | None:
+        """The first id of the batch's lines (new or reused), or ``None`` if it is stored."""
+        found = self._get(key["pk"], key["sk"])
+        if found is None:
+            first = self._next_ids("log", max(count, 1))[0]
+            try:
+                self._put({**key, "first": first, "done": False}, "attribute_not_exists(pk)")
+                return first
+            except ClientError as exc:
+                if _code(exc) != "ConditionalCheckFailedException":
+                    raise
+            found = self._get(key["pk"], key["sk"]) or {}
+        return None if found.get("done", True) else int(found["first"])
+
+    def _usage_op(
+        self,
+        run_id: str,
+        usage: Item,
+        kept: list[LogLine],
+        lost: int,
+        lost_bytes: int,
+        lines: Sequence[LogLine],
+        limits: LogLimits,
+    ) -> dict[str, Any]:
+        values: Item = {
+            "lines": int(usage.get("lines", 0)) + len(kept),
+            "bytes": int(usage.get("bytes", 0)) + sum(len(x.message.encode()) for x in kept),
+            "dropped_lines": int(usage.get("dropped_lines", 0)) + lost,
+            "dropped_bytes": int(usage.get("dropped_bytes", 0)) + lost_bytes,
+            "marker_id": usage.get("marker_id"),
+        }
+        if lost:
+            if values["marker_id"] is None:
+                values["marker_id"] = self._next_ids("log", 1)[0]
+            marker = LogLine(
+                run_id=run_id,
+                timestamp=lines[-1].timestamp,
+                level="WARNING",
+                message=log_cap_message(limits, values["dropped_lines"], values["dropped_bytes"]),
+                stream="logging",
+                logger="pushpool",
+            )
+            self._put_lines(run_id, int(values["marker_id"]), [marker])
+        return {"Update": _update({"pk": f"LOGUSE#{run_id}", "sk": "USE"}, set_=values)}
+
+    def _put_lines(self, run_id: str, first: int, lines: Sequence[LogLine]) -> None:
         expires = int(self._now()) + self.log_retention_seconds
         requests = [
             {
@@ -1618,8 +1730,11 @@ class DynamoStore(Store):
                     )
                 }
             }
-            for i, line in zip(ids, lines, strict=True)
+            for i, line in enumerate(lines, start=first)
         ]
+        self._batch_write(requests)
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         for start in range(0, len(requests), 25):
             pending = {self.table: requests[start : start + 25]}
             for attempt in range(_RETRIES):
@@ -1629,7 +1744,14 @@ class DynamoStore(Store):
                     break
                 time.sleep(0.01 * (attempt + 1))
 
-    def read_logs(self, run_id: str, *, after_id: int = 0, limit: int = 1000) -> list[LogLine]:
+    def read_logs(
+        self,
+        run_id: str,
+        *,
+        after_id: int = 0,
+        limit: int = 1000,
+        max_bytes: int | None = None,
+    ) -> list[LogLine]:
         now = int(self._now())
         out: list[LogLine] = []
         for item in self._query(
@@ -1653,7 +1775,23 @@ class DynamoStore(Store):
             )
             if len(out) >= limit:
                 break
-        return out
+        return take_within(out, max_bytes)
+
+    def delete_logs(self, *, run_ids: Sequence[str] = (), before: datetime | None = None) -> int:
+        """Per run: a ``Query`` of each of its partitions. ``before`` is not needed here
+        (:attr:`expires_logs`): every line expires by its TTL ``expires_at``, and reads
+        skip expired lines at once."""
+        deleted = 0
+        for run_id in run_ids:
+            for prefix in ("LOG", "LOGBATCH"):
+                keys = [
+                    {"pk": i["pk"], "sk": i["sk"]}
+                    for i in self._query("pk", f"{prefix}#{run_id}", consistent=True)
+                ]
+                self._batch_write([{"DeleteRequest": {"Key": _enc(k)}} for k in keys])
+                deleted += len(keys) if prefix == "LOG" else 0
+            self._delete(f"LOGUSE#{run_id}", "USE")
+        return deleted
 
 
 def _run_filter_parts(e: _Expr, flt: RunFilter) -> list[str]:

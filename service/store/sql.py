@@ -79,12 +79,16 @@ from service.models import (
 )
 from service.store import tables as t
 from service.store.base import (
+    LogLimits,
     Materialisation,
     Page,
     RunFilter,
     Store,
     TransitionEffects,
     check_pool_changes,
+    fit_lines,
+    log_cap_message,
+    take_within,
 )
 from service.vocabulary import ACTIVE, StateType
 
@@ -448,6 +452,7 @@ class SqlStore(Store):
         )
         if ids:
             c.execute(delete(t.state_history).where(t.state_history.c.run_id.in_(ids)))
+            _delete_run_logs(c, ids)
         return len(ids)
 
     def get_deployment(self, deployment_id: str) -> Deployment:
@@ -483,6 +488,13 @@ class SqlStore(Store):
                 raise DeploymentNotFound(deployment_id)
             c.execute(delete(t.schedules).where(t.schedules.c.deployment_id == deployment_id))
             self._delete_scheduled_runs(c, t.flow_runs.c.deployment_id == deployment_id)
+            # The deployment's logs go with it (its other runs stay, as records).
+            r = t.flow_runs
+            kept = [
+                row.id
+                for row in c.execute(select(r.c.id).where(r.c.deployment_id == deployment_id))
+            ]
+            _delete_run_logs(c, kept)
 
     def get_schedules(self, deployment_id: str) -> list[ScheduleRecord]:
         with self._read() as c:
@@ -843,6 +855,16 @@ class SqlStore(Store):
     def set_token(self, run_id: str, expected: StateType, token_hash: str) -> bool:
         return self._guarded_update(run_id, expected, token_hash=token_hash)
 
+    def replace_token(self, run_id: str, old_hash: str, new_hash: str) -> bool:
+        r = t.flow_runs
+        with self._write() as c:
+            n = c.execute(
+                update(r)
+                .where(r.c.id == run_id, r.c.token_hash == old_hash)
+                .values(token_hash=new_hash)
+            ).rowcount
+        return bool(n)
+
     def record_heartbeat(self, run_id: str, now: datetime) -> None:
         with self._write() as c:
             n = c.execute(
@@ -925,14 +947,87 @@ class SqlStore(Store):
             c.execute(delete(t.teardowns).where(t.teardowns.c.id == teardown_id))
 
     # -- logs ----------------------------------------------------------------------------------
-    def append_logs(self, run_id: str, lines: Sequence[LogLine]) -> None:
-        if not lines:
-            return
-        rows = [line.model_dump(exclude={"id"}) | {"run_id": run_id} for line in lines]
-        with self._write() as c:
-            c.execute(insert(t.logs), rows)
+    def append_logs(
+        self,
+        run_id: str,
+        lines: Sequence[LogLine],
+        *,
+        batch: tuple[int, int] | None = None,
+        limits: LogLimits | None = None,
+    ) -> bool:
+        try:
+            with self._write() as c:
+                if batch is not None:  # a resent batch fails here, and nothing is written
+                    c.execute(
+                        insert(t.log_batches).values(run_id=run_id, attempt=batch[0], seq=batch[1])
+                    )
+                self._append_capped(c, run_id, lines, limits)
+        except IntegrityError:
+            if batch is None:
+                raise
+            return False
+        return True
 
-    def read_logs(self, run_id: str, *, after_id: int = 0, limit: int = 1000) -> list[LogLine]:
+    def _append_capped(
+        self, c: Connection, run_id: str, lines: Sequence[LogLine], limits: LogLimits | None
+    ) -> None:
+        u = t.log_usage
+        usage = c.execute(select(u).where(u.c.run_id == run_id)).one_or_none()
+        used: tuple[int, int] = (usage.lines, usage.bytes) if usage is not None else (0, 0)
+        kept: list[LogLine] = []
+        if usage is not None and usage.dropped_lines and limits is not None:
+            lost, lost_bytes = len(lines), sum(len(x.message.encode()) for x in lines)
+        else:
+            kept, lost, lost_bytes = fit_lines(lines, used[0], used[1], limits)
+        if kept:
+            rows = [line.model_dump(exclude={"id"}) | {"run_id": run_id} for line in kept]
+            c.execute(insert(t.logs), rows)
+        if limits is None:
+            return
+        values = {
+            "lines": used[0] + len(kept),
+            "bytes": used[1] + sum(len(x.message.encode()) for x in kept),
+            "dropped_lines": (usage.dropped_lines if usage is not None else 0) + lost,
+            "dropped_bytes": (usage.dropped_bytes if usage is not None else 0) + lost_bytes,
+            "marker_id": usage.marker_id if usage is not None else None,
+        }
+        if lost:
+            values["marker_id"] = self._write_marker(c, run_id, lines[-1], values, limits)
+        if usage is None:
+            c.execute(insert(u).values(run_id=run_id, **values))
+        else:
+            c.execute(update(u).where(u.c.run_id == run_id).values(**values))
+
+    @staticmethod
+    def _write_marker(
+        c: Connection, run_id: str, last: LogLine, usage: dict[str, Any], limits: LogLimits
+    ) -> int:
+        message = log_cap_message(limits, usage["dropped_lines"], usage["dropped_bytes"])
+        if usage["marker_id"] is not None:
+            c.execute(
+                update(t.logs).where(t.logs.c.id == usage["marker_id"]).values(message=message)
+            )
+            return int(usage["marker_id"])
+        marker = LogLine(
+            run_id=run_id,
+            timestamp=last.timestamp,
+            level="WARNING",
+            message=message,
+            stream="logging",
+            logger="pushpool",
+        )
+        result = c.execute(insert(t.logs).values(**marker.model_dump(exclude={"id"})))
+        assert result.inserted_primary_key is not None
+        return int(result.inserted_primary_key[0])
+
+    def read_logs(
+        self,
+        run_id: str,
+        *,
+        after_id: int = 0,
+        limit: int = 1000,
+        max_bytes: int | None = None,
+    ) -> list[LogLine]:
         lg = t.logs
         with self._read() as c:
             rows = c.execute(
@@ -940,8 +1035,26 @@ class SqlStore(Store):
                 .where(lg.c.run_id == run_id, lg.c.id > after_id)
                 .order_by(lg.c.id)
                 .limit(limit)
-            ).all()
-        return [LogLine(**row._mapping) for row in rows]
+            )
+            return take_within((LogLine(**row._mapping) for row in rows), max_bytes)
+
+    def delete_logs(self, *, run_ids: Sequence[str] = (), before: datetime | None = None) -> int:
+        with self._write() as c:
+            deleted = _delete_run_logs(c, list(run_ids))
+            if before is not None:
+                deleted += c.execute(delete(t.logs).where(t.logs.c.timestamp < before)).rowcount
+        return deleted
+
+
+def _delete_run_logs(c: Connection, run_ids: list[str]) -> int:
+    """Delete the runs' log lines, batch records and cap records; returns lines deleted."""
+    deleted = 0
+    for start in range(0, len(run_ids), 500):
+        chunk = run_ids[start : start + 500]
+        deleted += c.execute(delete(t.logs).where(t.logs.c.run_id.in_(chunk))).rowcount
+        c.execute(delete(t.log_batches).where(t.log_batches.c.run_id.in_(chunk)))
+        c.execute(delete(t.log_usage).where(t.log_usage.c.run_id.in_(chunk)))
+    return deleted
 
     def read_logs_tail(self, run_id: str, count: int) -> list[LogLine]:
         lg = t.logs

@@ -166,4 +166,26 @@ logs = Table(
     Column("stream", String(20), nullable=False),
     Column("logger", String(200)),
     Index("ix_logs_run", "run_id", "id"),
+    Index("ix_logs_time", "timestamp"),
+)
+
+#: Log batches stored, by (run, attempt, seq): a resent batch is not stored twice.
+log_batches = Table(
+    "log_batches",
+    metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("seq", Integer, primary_key=True),
+)
+
+#: Per run: how much of its log is stored and dropped (the caps), and the marker line.
+log_usage = Table(
+    "log_usage",
+    metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("lines", Integer, nullable=False),
+    Column("bytes", Integer, nullable=False),
+    Column("dropped_lines", Integer, nullable=False),
+    Column("dropped_bytes", Integer, nullable=False),
+    Column("marker_id", Integer),
 )

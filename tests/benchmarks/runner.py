@@ -215,6 +215,43 @@ def summarise(label: str, timings: list[RunTiming]) -> list[list[Any]]:
     return rows
 
 
+def spool_cost(base: Path, lines: int = 20_000) -> None:
+    """What the log spool adds per line over the plain deque it replaced (put + take of a
+    typical entry): in memory, and once spilled to disk (the service unreachable)."""
+    from collections import deque
+
+    from runner_image.logs import make_entry
+    from runner_image.spool import Spool
+
+    entry = make_entry(
+        "a typical line of flow output, " * 2, level="INFO", stream="stdout", logger=None
+    )
+
+    def per_line(put: Any, take: Any) -> float:
+        t0 = time.perf_counter()
+        for _ in range(lines):
+            put(entry)
+        while take(500):
+            pass
+        return (time.perf_counter() - t0) / lines * 1e6
+
+    plain: deque[Any] = deque()
+
+    def take_plain(n: int) -> list[Any]:
+        return [plain.popleft() for _ in range(min(n, len(plain)))]
+
+    memory = Spool(base, memory_bytes=1 << 30, make_marker=lambda m: {"message": m})
+    disk = Spool(base, memory_bytes=0, disk_bytes=1 << 30, make_marker=lambda m: {"message": m})
+    rows = [
+        ["deque (before)", f"{per_line(plain.append, take_plain):.2f}"],
+        ["spool, in memory", f"{per_line(memory.put, memory.take):.2f}"],
+        ["spool, on disk", f"{per_line(disk.put, disk.take):.2f}"],
+    ]
+    print()
+    print(f"Log spool: put + take per line, {lines} lines (microseconds)")
+    print(table(["buffer", "us per line"], rows))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--runs", type=int, default=10, help="measured runs per case")
@@ -248,6 +285,12 @@ def main() -> None:
         settings = Settings(home=base / "home", heartbeat_seconds=10)
         results: dict[str, list[RunTiming]] = {}
         with live_server(settings) as live:
+            # The "cached" case sets PYTHON* variables: host settings the pool must allow.
+            config = live.client.get("/work-pools/local").json()["config"]
+            r = live.client.patch(
+                "/work-pools/local", json={"config": config | {"allow_job_commands": True}}
+            )
+            assert r.status_code == 200, r.text
             deployments = {
                 label: deploy(live, f"bench-{label}", env) for label, env in cases.items()
             }
@@ -273,6 +316,7 @@ def main() -> None:
 
         envs = {label: clean_env() | env for label, env in cases.items()}
         startup(envs, args.startup_runs)
+        spool_cost(base)
 
         print()
         print("Budget: create -> COMPLETED well under 1 s (the established peer: about 4 s)")

@@ -150,3 +150,25 @@ def test_parameter_schema_from_signature(tmp_path: Path) -> None:
     assert props["e"]["enum"] == ["x", "y"]
     assert props["g"]["type"] == "boolean"
     assert props["h"] == {"title": "h", "default": 3}
+
+
+def test_runs_logs_strips_terminal_escapes(live: LiveServer, cli: CliRunner) -> None:
+    from service.models import LogLine
+
+    code, out = invoke(cli, "deploy", "examples/hello.py:hello", "--name", "esc")
+    code, out = invoke(cli, "run", "hello/esc", "--watch")
+    run_id = json.loads(invoke(cli, "runs", "ls", "--output", "json")[1])["items"][0]["id"]
+    hostile = "\x1b]0;owned\x07\x1b[2J\x1b[1A\rclean\x1b[31m red\x1b[0m\x9b2K\x07"
+    line = LogLine(run_id=run_id, timestamp=live.services.clock(), message=hostile)
+    live.services.store.append_logs(run_id, [line])
+    code, out = invoke(cli, "runs", "logs", run_id)
+    assert code == 0
+    assert "clean red" in out
+    assert not any(c in out for c in "\x1b\x07\x9b\r")
+
+
+def test_strip_escapes_keeps_text_and_tabs() -> None:
+    from service.cli.terminal import strip_escapes
+
+    assert strip_escapes("a\tb \x1b[1;31mc\x1b[0m") == "a\tb c"
+    assert strip_escapes("x\x1bPdevice\x1b\\y\x1b7z") == "xyz"

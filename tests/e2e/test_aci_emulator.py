@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from emulators.azure.server import SUBSCRIPTION, Emulator, emulated
-from support.cli import cli_server, invoke
+from support.e2e import cli_server, invoke
 from support.factories import EXAMPLES, deployment_body
 from support.server import LiveServer
 

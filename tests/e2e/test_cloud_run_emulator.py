@@ -56,7 +56,8 @@ def emulator() -> Iterator[GcpEmulator]:
 def live(
     emulator: GcpEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LiveServer]:
-    yield from cli_server(tmp_path, monkeypatch)
+    with cli_server(tmp_path / "home", monkeypatch) as server:
+        yield server
 
 
 def start_run(live: LiveServer, emulator: GcpEmulator, deployment_id: str) -> dict[str, Any]:

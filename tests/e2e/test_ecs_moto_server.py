@@ -28,6 +28,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import ip_network
@@ -40,6 +41,13 @@ import pytest
 from moto.server import ThreadedMotoServer
 from support.e2e import cli_server, get_run, invoke
 from support.factories import EXAMPLES
+from support.process_server import (
+    DOWN_SECONDS,
+    OUTAGE_SETTINGS,
+    all_logs,
+    server_process,
+    wait_until,
+)
 from support.server import LiveServer
 
 import provisioners.ecs.aws as product_aws
@@ -128,7 +136,8 @@ def moto() -> Iterator[Moto]:
 
 @pytest.fixture
 def live(moto: Moto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    yield from cli_server(tmp_path, monkeypatch)
+    with cli_server(tmp_path / "home", monkeypatch, report_grace_seconds=0) as server:
+        yield server
 
 
 def delete_default_vpc(moto: Moto) -> None:
@@ -305,7 +314,7 @@ def test_ecs_pool_end_to_end_against_a_moto_server(moto: Moto, live: LiveServer)
         "taskDefinition"
     ]
     assert (definition["cpu"], definition["memory"]) == ("512", "1024")
-    assert "PUSHPOOL_RUN_TOKEN" not in str(definition)  # per-run values only in overrides
+    assert "PUSHPOOL_BOOTSTRAP_TOKEN" not in str(definition)  # per-run values only in overrides
 
     proc = stand_in_for_the_container(moto, run)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -353,3 +362,130 @@ def test_ecs_pool_end_to_end_against_a_moto_server(moto: Moto, live: LiveServer)
         assert f"removed {resource}\n" in out, (resource, out)
     assert live.client.get(f"/work-pools/{POOL}").status_code == 404
     assert listing(moto) == before
+
+
+OUTAGE_FLOW = """
+import os, time
+from pathlib import Path
+
+
+def finish(name: str, gates: str) -> str:
+    print(f"{name} line 0", flush=True)
+    (Path(gates) / f"at-{name}").touch()
+    while not (Path(gates) / f"go-{name}").exists():
+        time.sleep(0.05)
+    print(f"{name} line 1", flush=True)
+    return f"{name} done"
+"""
+
+
+def test_ecs_runs_survive_a_control_plane_outage(moto: Moto, tmp_path: Path) -> None:
+    """kill -9 of the server (its own process) while two ECS "containers" (played by the
+    test) finish their flows: one runner delivers after the restart (COMPLETED, each log
+    line once); the other gives up (a 1 s delivery window) and exits 0, and its task stops
+    with exit code 0: COMPLETED with "not delivered", never run again."""
+    code, flows = tmp_path / "code", tmp_path / "gates"
+    code.mkdir()
+    flows.mkdir()
+    (code / "outage_flow.py").write_text(OUTAGE_FLOW)
+    containers: dict[str, subprocess.Popen[str]] = {}
+    try:
+        _outage(moto, tmp_path, code, flows, containers)
+    finally:
+        for proc in containers.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+def _outage(
+    moto: Moto, tmp_path: Path, code: Path, flows: Path, containers: dict[str, Any]
+) -> None:
+    with server_process(tmp_path / "home", OUTAGE_SETTINGS) as server:
+        with pytest.MonkeyPatch.context() as env, server.client() as client:
+            env.setenv("PUSHPOOL_API_URL", f"http://127.0.0.1:{server.port}")
+            env.setenv("PUSHPOOL_API_KEY", client.headers["Authorization"].split()[1])
+            status, out = invoke(
+                "work-pool", "create", "gone", "--type", "ecs", "--provision-infra", "--yes"
+            )
+            assert status == 0, out
+            body = {
+                "name": "outage",
+                "flow_name": "finish",
+                "entrypoint": "outage_flow.py:finish",
+                "work_pool": "gone",
+                "source": {"type": "image"},
+                "job_variables": {"cpu": 512, "memory": 1024},
+                "retries": 2,
+            }
+            r = client.post("/deployments", json=body)
+            assert r.status_code == 201, r.text
+            runs = {}
+            for name, window in (("delivers", None), ("gives-up", "1")):
+                params = {"name": name, "gates": str(flows)}
+                run = client.post(
+                    f"/deployments/{r.json()['id']}/runs", json={"parameters": params}
+                ).json()
+                runs[name] = run
+                containers[name] = _container(moto, run, code, window)
+            wait_until(lambda: all((flows / f"at-{n}").exists() for n in runs), 30, "the gates")
+            time.sleep(1.5)
+        server.kill()
+        for name in runs:
+            (flows / f"go-{name}").touch()
+        assert containers["gives-up"].wait(30) == 0  # gave up delivering: exit 0 all the same
+        set_exit_code(runs["gives-up"]["infra"]["id"], 0)
+        moto.client("ecs").stop_task(
+            cluster=runs["gives-up"]["infra"]["data"]["cluster"],
+            task=runs["gives-up"]["infra"]["id"],
+            reason="Essential container in task exited",
+        )
+        time.sleep(DOWN_SECONDS)
+        server.start()
+        with server.client() as client:
+            assert containers["delivers"].wait(60) == 0
+            wait_until(
+                lambda: all(
+                    client.get(f"/flow-runs/{run['id']}").json()["state"]["type"] == "COMPLETED"
+                    for run in runs.values()
+                ),
+                60,
+                "COMPLETED",
+            )
+            time.sleep(2)  # the ticks go on: no retry may follow
+            delivered = client.get(f"/flow-runs/{runs['delivers']['id']}").json()
+            assert delivered["result"] == "delivers done" and delivered["run_count"] == 1
+            lines = [m for m in all_logs(client, runs["delivers"]["id"]) if " line " in m]
+            assert lines == ["delivers line 0", "delivers line 1"]
+            judged = client.get(f"/flow-runs/{runs['gives-up']['id']}").json()
+            assert "not delivered" in judged["state"]["message"]
+            assert judged["run_count"] == 1
+            for name in runs:
+                assert (flows / f"at-{name}").exists()
+            client.delete(f"/deployments/{r.json()['id']}")
+            with pytest.MonkeyPatch.context() as env:
+                env.setenv("PUSHPOOL_API_URL", f"http://127.0.0.1:{server.port}")
+                env.setenv("PUSHPOOL_API_KEY", client.headers["Authorization"].split()[1])
+                status, out = invoke("work-pool", "delete", "gone", "--deprovision", "--yes")
+                assert status == 0, out
+
+
+def _container(
+    moto: Moto, run: dict[str, Any], code: Path, window: str | None
+) -> subprocess.Popen[str]:
+    """Start what ECS would run for the run's task, in the background (the test plays the
+    container; the code is "baked in" at ``code``)."""
+    task = describe_task(moto, run["infra"]["data"]["cluster"], run["infra"]["id"])
+    override = next(o for o in task["overrides"]["containerOverrides"] if o["name"] == CONTAINER)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHPOOL_")}
+    env |= {v["name"]: v["value"] for v in override.get("environment", [])}
+    if window is not None:
+        env["PUSHPOOL_DELIVERY_WINDOW_SECONDS"] = window
+    return subprocess.Popen(
+        IMAGE_ENTRYPOINT,
+        cwd=code,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
         heartbeat_seconds=1,
         cancel_grace_seconds=3,
         submit_timeout_seconds=5,
+        report_grace_seconds=0,
     )
     with live_server(settings) as server:
         yield server
@@ -167,3 +170,82 @@ def test_run_token_never_in_logs_or_responses(live: LiveServer) -> None:
     done = wait_for(live, run["id"], TERMINAL)
     blob = str(done) + str(logs(live, run["id"]))
     assert "ppr_" not in blob
+
+
+def test_last_words_of_a_runner_that_dies_are_kept(live: LiveServer, tmp_path: Path) -> None:
+    """A flow prints (flushed), then the process dies at once: the line lives on in the
+    platform's own log (``output.log``), which the reconciler keeps before teardown."""
+    (tmp_path / "dies.py").write_text(
+        "import os\n\ndef dies() -> None:\n    print('last words', flush=True)\n    os._exit(3)\n"
+    )
+    dep = deploy(live.client, "dies.py:dies", source={"type": "local", "path": str(tmp_path)})
+    run = start(live.client, dep)
+    done = wait_for(live, run["id"], TERMINAL, tick=True)
+    assert done["state"]["type"] == "CRASHED"
+    assert done["error"]["exit_code"] == 3
+    lines = live.client.get(f"/flow-runs/{run['id']}/logs").json()["logs"]
+    platform = [line for line in lines if line["stream"] == "platform"]
+    assert platform and "process platform log" in platform[0]["message"]
+    assert "last words" in [line["message"] for line in platform]
+
+
+def test_a_retry_delay_is_honoured_to_within_a_second(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home", tick_interval_seconds=10, report_grace_seconds=0)
+    with live_server(settings, run_scheduler=True) as server:
+        dep = deploy(server.client, "failing.py:fail", retries=1, retry_delay_seconds=1)
+        run = start(server.client, dep)
+        deadline = time.monotonic() + 30
+        while True:
+            done = server.client.get(f"/flow-runs/{run['id']}").json()
+            if done["run_count"] == 2 and done["state"]["type"] in TERMINAL:
+                break
+            assert time.monotonic() < deadline, done["state_history"]
+            time.sleep(0.1)
+    history = done["state_history"]
+    failed = next(s for s in history if s["type"] == "FAILED")["timestamp"]
+    again = [s for s in history if s["type"] == "PENDING"][1]["timestamp"]
+    waited = (datetime.fromisoformat(again) - datetime.fromisoformat(failed)).total_seconds()
+    assert 1 <= waited < 2, history  # the loop woke for it, not on its 10 s tick
+
+
+LEAK = """
+import gc, json, os, urllib.request
+
+
+def leak() -> None:
+    env = open("/proc/self/environ", "rb").read().decode().split("\\0")
+    boot = next(v.split("=", 1)[1] for v in env if v.startswith("PUSHPOOL_BOOTSTRAP_TOKEN="))
+    from runner_image.client import RunnerClient
+
+    token = next(o for o in gc.get_objects() if isinstance(o, RunnerClient))._token
+    url = os.environ["PUSHPOOL_API_URL"] + "/api/runner/flow-runs/"
+    url += os.environ["PUSHPOOL_FLOW_RUN_ID"] + "/exchange"
+    body = json.dumps({"token": "ppr_" + "x" * 43}).encode()
+    request = urllib.request.Request(url, body, {"Authorization": f"Bearer {boot}",
+        "Content-Type": "application/json"})
+    try:
+        urllib.request.urlopen(request)
+        print("second exchange: accepted", flush=True)
+    except urllib.error.HTTPError as exc:
+        print(f"second exchange: {exc.code}", flush=True)
+    print("leaking", boot, token, flush=True)
+    raise RuntimeError(f"{boot} {token}")
+"""
+
+
+def test_the_credentials_never_surface(live: LiveServer, tmp_path: Path) -> None:
+    """A hostile flow finds the bootstrap credential (in /proc/self/environ) and the run
+    token (in the runner's memory): the credential is spent, and neither is stored or
+    written anywhere - state, error, traceback, history, logs, ``output.log``."""
+    (tmp_path / "leak.py").write_text(LEAK)
+    dep = deploy(live.client, "leak.py:leak", source={"type": "local", "path": str(tmp_path)})
+    run = start(live.client, dep)
+    done = wait_for(live, run["id"], TERMINAL)
+    assert done["state"]["type"] == "FAILED", done
+    messages = logs(live, run["id"])
+    assert "second exchange: 401" in messages
+    output = (Path(done["infra"]["data"]["dir"]) / "output.log").read_text()
+    everything = json.dumps(done) + json.dumps(messages) + output
+    assert "leaking [REDACTED] [REDACTED]" in messages
+    assert done["error"]["message"] == "[REDACTED] [REDACTED]"
+    assert "ppb_" not in everything and "ppr_" not in everything

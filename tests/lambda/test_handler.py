@@ -116,6 +116,8 @@ def _due_run(sleep: float = 0) -> str:
     from service.bootstrap import ensure_default_pool
 
     ensure_default_pool(svc)
+    config = svc.store.get_pool("local").config | {"allow_job_commands": True}
+    svc.store.update_pool("local", {"config": config}, svc.clock())
     command = [sys.executable, "-c", f"import time, sys; time.sleep({sleep}); sys.exit(3)"]
     dep, _ = deploy(
         svc, DeploymentCreate.model_validate(deployment_body(job_variables={"command": command}))

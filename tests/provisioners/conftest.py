@@ -21,7 +21,9 @@ from provisioners.ecs import EcsProvisioner
 
 
 def _process(tmp_path: Path) -> Iterator[Harness]:
-    provisioner = get_provisioner("process", "conf", {"working_dir": str(tmp_path / "runs")})
+    provisioner = get_provisioner(
+        "process", "conf", {"working_dir": str(tmp_path / "runs"), "allow_job_commands": True}
+    )
     py = sys.executable
     yield Harness(
         provisioner=provisioner,

@@ -41,7 +41,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples"
 
 RUN_ID = "run-123"
-TOKEN = "s3cr3t-run-token-4f9a8c1d"
+#: The single-use credential in the runner's environment (the fake service's bootstrap).
+TOKEN = "ppb_s3cr3t-bootstrap-4f9a8c1d"
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "CRASHED"}
 
 
@@ -63,6 +64,11 @@ class FakeService:
     #: endpoint name -> how many of the next requests to fail with 503
     fail_next: dict[str, int] = field(default_factory=dict)
     auth_headers: set[str] = field(default_factory=set)
+    #: The run token the runner made and exchanged the bootstrap credential for.
+    run_token: str | None = None
+    exchanges: int = 0
+    #: (seq, batch) as received, duplicates included.
+    received: list[tuple[int | None, list[dict[str, Any]]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self, **spec: Any) -> None:
@@ -87,6 +93,9 @@ class FakeService:
             self.refuse_running = False
             self.fail_next = {}
             self.auth_headers = set()
+            self.run_token = None
+            self.exchanges = 0
+            self.received = []
 
     @property
     def state_names(self) -> list[str]:
@@ -109,6 +118,7 @@ class FakeService:
         base = f"/api/runner/flow-runs/{RUN_ID}"
         return Starlette(
             routes=[
+                Route(f"{base}/exchange", self._exchange, methods=["POST"]),
                 Route(f"{base}/spec", self._guard("spec", self._spec), methods=["GET"]),
                 Route(f"{base}/state", self._guard("state", self._state), methods=["POST"]),
                 Route(f"{base}/logs", self._guard("logs", self._logs), methods=["POST"]),
@@ -116,13 +126,31 @@ class FakeService:
             ]
         )
 
+    async def _exchange(self, request: Request) -> Response:
+        header = request.headers.get("authorization", "")
+        body = await request.json()
+        with self.lock:
+            self.auth_headers.add(header)
+            if self.fail_next.get("exchange", 0) > 0:
+                self.fail_next["exchange"] -= 1
+                return JSONResponse({"detail": "try again"}, status_code=503)
+            if header != f"Bearer {TOKEN}" or self.run_token not in (None, body["token"]):
+                return JSONResponse({"detail": "invalid bootstrap credential"}, status_code=401)
+            self.run_token = body["token"]
+            self.exchanges += 1
+            return Response(status_code=204)
+
     def _guard(self, name: str, handler: Callable[[Any], Response]) -> Any:
         async def endpoint(request: Request) -> Response:
             header = request.headers.get("authorization", "")
             body = await request.json() if request.method == "POST" else None
             with self.lock:
                 self.auth_headers.add(header)
-                if header != f"Bearer {TOKEN}" or (name != "spec" and self.state in TERMINAL):
+                if (
+                    self.run_token is None
+                    or header != f"Bearer {self.run_token}"
+                    or (name != "spec" and self.state in TERMINAL)
+                ):
                     return JSONResponse({"detail": "invalid run token"}, status_code=401)
                 if self.fail_next.get(name, 0) > 0:
                     self.fail_next[name] -= 1
@@ -143,7 +171,10 @@ class FakeService:
         return JSONResponse({"state": target, "name": target.capitalize()})
 
     def _logs(self, body: Any) -> Response:
-        self.log_batches.append(body["logs"])
+        seq = body.get("seq")
+        self.received.append((seq, body["logs"]))
+        if seq is None or seq not in {s for s, _ in self.received[:-1]}:
+            self.log_batches.append(body["logs"])
         return Response(status_code=204)
 
     def _beat(self, body: Any) -> Response:
@@ -206,7 +237,8 @@ def runner_env(service: FakeService, **overrides: str | None) -> dict[str, str]:
     env.update(
         PUSHPOOL_API_URL=service.url,
         PUSHPOOL_FLOW_RUN_ID=RUN_ID,
-        PUSHPOOL_RUN_TOKEN=TOKEN,
+        PUSHPOOL_BOOTSTRAP_TOKEN=TOKEN,
+        PUSHPOOL_DELIVERY_WINDOW_SECONDS="10",
     )
     for key, value in overrides.items():
         if value is None:
@@ -235,16 +267,19 @@ def finish(proc: subprocess.Popen[str], started: float, timeout: float = 20) -> 
         stdout, stderr = proc.communicate()
         pytest.fail(f"runner timed out\nstdout:\n{stdout}\nstderr:\n{stderr}")
     result = Result(proc.returncode, stdout, stderr, time.monotonic() - started)
-    assert TOKEN not in stdout + stderr, "the run token was printed"
+    assert TOKEN not in stdout + stderr, "the bootstrap credential was printed"
+    assert "ppr_" not in stdout + stderr, "the run token was printed"
     return result
 
 
 def run_runner(service: FakeService, cwd: Path, **env: str | None) -> Result:
     started = time.monotonic()
     result = finish(start_runner(cwd, runner_env(service, **env)), started)
-    assert TOKEN not in json.dumps(service.logs), "the run token was shipped in the logs"
-    if "PUSHPOOL_RUN_TOKEN" not in env:
-        assert service.auth_headers == {f"Bearer {TOKEN}"}
+    shipped = json.dumps(service.logs) + json.dumps(service.states)
+    assert TOKEN not in shipped and "ppr_" not in shipped, "a secret was shipped"
+    if "PUSHPOOL_BOOTSTRAP_TOKEN" not in env:
+        assert service.auth_headers == {f"Bearer {TOKEN}", f"Bearer {service.run_token}"}
+        assert service.exchanges == 1
     return result
 
 
@@ -481,28 +516,28 @@ def test_running_refused_does_not_run_the_flow(service: FakeService, tmp_path: P
 
 @pytest.mark.slow
 def test_invalid_token_stops_the_runner(service: FakeService, tmp_path: Path) -> None:
-    result = run_runner(service, tmp_path, PUSHPOOL_RUN_TOKEN="wrong-token")
+    result = run_runner(service, tmp_path, PUSHPOOL_BOOTSTRAP_TOKEN="ppb_wrong-token")
 
-    assert result.returncode == 1
+    assert result.returncode == 3  # a runner fault: the flow did not run
     assert "401" in result.stderr
     assert service.state_names == []
 
 
 @pytest.mark.slow
 def test_missing_environment_exits_2(service: FakeService, tmp_path: Path) -> None:
-    env = runner_env(service, PUSHPOOL_FLOW_RUN_ID=None, PUSHPOOL_RUN_TOKEN=None)
+    env = runner_env(service, PUSHPOOL_FLOW_RUN_ID=None, PUSHPOOL_BOOTSTRAP_TOKEN=None)
 
     result = finish(start_runner(tmp_path, env), time.monotonic())
 
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
-    assert "PUSHPOOL_FLOW_RUN_ID" in result.stderr and "PUSHPOOL_RUN_TOKEN" in result.stderr
+    assert "PUSHPOOL_FLOW_RUN_ID" in result.stderr and "PUSHPOOL_BOOTSTRAP_TOKEN" in result.stderr
 
 
 @pytest.mark.slow
 def test_transient_errors_are_retried(service: FakeService, tmp_path: Path) -> None:
     service.reset()
-    service.fail_next = {"spec": 1, "state": 2, "logs": 1}
+    service.fail_next = {"exchange": 1, "spec": 1, "state": 2, "logs": 1}
 
     result = run_runner(service, tmp_path)
 
@@ -516,7 +551,7 @@ def test_token_is_hidden_from_the_flow(service: FakeService, tmp_path: Path) -> 
     code = (
         "import os\n\n"
         "def peek():\n"
-        "    print('token:', os.environ.get('PUSHPOOL_RUN_TOKEN'))\n"
+        "    print('token:', os.environ.get('PUSHPOOL_BOOTSTRAP_TOKEN'))\n"
         "    return sorted(k for k in os.environ if k.startswith('PUSHPOOL_'))\n"
     )
     write_flow(tmp_path, "peek.py", code)
@@ -526,7 +561,11 @@ def test_token_is_hidden_from_the_flow(service: FakeService, tmp_path: Path) -> 
 
     assert result.returncode == 0, result.stderr
     assert "token: None" in service.messages("stdout")
-    assert service.final()["result"] == ["PUSHPOOL_API_URL", "PUSHPOOL_FLOW_RUN_ID"]
+    assert service.final()["result"] == [
+        "PUSHPOOL_API_URL",
+        "PUSHPOOL_DELIVERY_WINDOW_SECONDS",
+        "PUSHPOOL_FLOW_RUN_ID",
+    ]
 
 
 @pytest.mark.slow
@@ -605,7 +644,13 @@ def test_tee_stream_splits_lines_and_writes_through() -> None:
 
 def test_log_shipper_batches_and_flushes_on_close() -> None:
     sent: list[list[dict[str, Any]]] = []
-    shipper = LogShipper(sent.append, interval=60)
+    seqs: list[int] = []
+
+    def send(batch: list[dict[str, Any]], seq: int, deadline: float | None) -> None:
+        sent.append(batch)
+        seqs.append(seq)
+
+    shipper = LogShipper(send, interval=60)
     shipper.start()
     for i in range(1234):
         shipper.add({"message": str(i)})
@@ -613,6 +658,7 @@ def test_log_shipper_batches_and_flushes_on_close() -> None:
 
     assert [len(b) for b in sent if b] and all(len(b) <= BATCH_MAX for b in sent)
     assert [e["message"] for b in sent for e in b] == [str(i) for i in range(1234)]
+    assert seqs == list(range(len(sent)))
 
 
 def test_serialize_result() -> None:

@@ -359,7 +359,9 @@ def test_db_commands_and_server_start_without_migrations(
     empty.close()
     monkeypatch.setenv("PUSHPOOL_DATABASE_URL", url)
     result = cli.invoke(app, ["db", "current"])
-    assert result.exit_code == 0 and result.output.startswith(f"0001 (behind: head is {head}"), result.output
+    assert result.exit_code == 0 and result.output.startswith(f"0001 (behind: head is {head}"), (
+        result.output
+    )
     result = cli.invoke(app, ["db", "history"])
     assert result.exit_code == 0 and "0001  baseline" in result.output, result.output
     result = cli.invoke(app, ["db", "upgrade"])

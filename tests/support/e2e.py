@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,13 @@ from service.settings import Settings
 from support.server import LiveServer, live_server
 
 
-def cli_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    """A live server, with the environment pointing the CLI at it."""
-    with live_server(Settings(home=tmp_path / "home")) as server:
+@contextmanager
+def cli_server(
+    home: Path, monkeypatch: pytest.MonkeyPatch, **settings: Any
+) -> Iterator[LiveServer]:
+    """A live server (``PUSHPOOL_HOME`` at ``home``, other settings as given), with the
+    environment pointing the CLI at it and its admin key."""
+    with live_server(Settings(home=home, **settings)) as server:
         monkeypatch.setenv("PUSHPOOL_API_URL", server.url)
         monkeypatch.setenv("PUSHPOOL_API_KEY", server.api_key)
         yield server

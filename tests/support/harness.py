@@ -33,6 +33,6 @@ class Harness:
             attempt=attempt,
             flow_name="flow",
             deployment_name="dep",
-            env={"PUSHPOOL_FLOW_RUN_ID": run_id, "PUSHPOOL_RUN_TOKEN": "secret-token"},
+            env={"PUSHPOOL_FLOW_RUN_ID": run_id, "PUSHPOOL_BOOTSTRAP_TOKEN": "secret-token"},
             job_variables=job,
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from emulators.azure.server import SUBSCRIPTION, Emulator
-from support.cli import cli_server, invoke
+from support.e2e import cli_server, invoke
 from support.server import LiveServer
 
 from provisioners.aci import AciProvisioner

@@ -295,7 +295,7 @@ def submit_request(
         env={
             "PUSHPOOL_API_URL": "https://pushpool.example.com/api",
             "PUSHPOOL_FLOW_RUN_ID": run_id,
-            "PUSHPOOL_RUN_TOKEN": TOKEN,
+            "PUSHPOOL_BOOTSTRAP_TOKEN": TOKEN,
         },
         job_variables=job or {},
     )
