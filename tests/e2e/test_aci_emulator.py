@@ -43,7 +43,7 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
 def live(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LiveServer]:
-    with cli_server(tmp_path / "home", monkeypatch) as server:
+    with cli_server(tmp_path / "home", monkeypatch, report_grace_seconds=0) as server:
         yield server
 
 

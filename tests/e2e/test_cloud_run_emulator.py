@@ -56,7 +56,7 @@ def emulator() -> Iterator[GcpEmulator]:
 def live(
     emulator: GcpEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[LiveServer]:
-    with cli_server(tmp_path / "home", monkeypatch) as server:
+    with cli_server(tmp_path / "home", monkeypatch, report_grace_seconds=0) as server:
         yield server
 
 
