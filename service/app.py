@@ -23,6 +23,7 @@ from service.api import (
     work_pools,
 )
 from service.api.limits import BodySizeLimit
+from service.api.responses import errors as error_responses
 from service.services import Services
 
 log = logging.getLogger("pushpool.server")
@@ -49,6 +50,9 @@ async def tick_loop(svc: Services) -> None:
         except Exception:
             log.exception("tick failed; trying again next interval")
         await asyncio.sleep(delay)
+
+
+RUNNER_ERRORS = error_responses(401, 404, 409, 413, 422)
 
 
 def create_app(
@@ -81,14 +85,18 @@ def create_app(
         title="pushpool",
         version="0.1.0",
         description="Push flow runs to serverless infrastructure. Authenticate with "
-        "`Authorization: Bearer <api key>`.",
+        "`Authorization: Bearer <api key>`; a key's role (viewer, deployer, admin) decides "
+        "what it may do. This document (`/openapi.json`, `/docs`) and `/api/health` are "
+        "public.",
         lifespan=lifespan,
     )
     app.state.services = svc
     app.state.services_factory = services
     # With a prefix FastAPI builds an included route on first use, not at include time.
-    for module in (health, work_pools, deployments, flow_runs, runner, api_keys, scheduler):
+    for module in (health, work_pools, deployments, flow_runs, api_keys, scheduler):
         app.include_router(module.router, prefix="/api")
+    # The runner's routes take a run token; what they answer besides success:
+    app.include_router(runner.router, prefix="/api", responses=RUNNER_ERRORS)
     errors.install(app)
     limit = max_body_bytes or (svc.settings.max_body_bytes if svc else 1_048_576)
     app.add_middleware(BodySizeLimit, max_bytes=limit)

@@ -9,7 +9,16 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from provisioners.base import provisioner_class
-from service.models import CatchupPolicy, Deployment, Name, Source, Strict, check_entrypoint
+from service.models import (
+    BoundedDict,
+    CatchupPolicy,
+    Deployment,
+    Name,
+    Patch,
+    Source,
+    Strict,
+    check_entrypoint,
+)
 from service.schedules import Schedule
 from service.services import Services
 from service.validation import check_json_schema, check_model, check_parameters
@@ -23,9 +32,9 @@ class DeploymentFields(Strict):
     entrypoint: str = Field(examples=["flows/etl.py:main"])
     work_pool: Name
     source: Source
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    parameter_schema: dict[str, Any] | None = None
-    job_variables: dict[str, Any] = Field(default_factory=dict)
+    parameters: BoundedDict = Field(default_factory=dict)
+    parameter_schema: BoundedDict | None = None
+    job_variables: BoundedDict = Field(default_factory=dict)
     schedules: list[Schedule] = Field(default_factory=list, max_length=20)
     catchup: CatchupPolicy = CatchupPolicy.LATEST
     paused: bool = False
@@ -45,15 +54,17 @@ class DeploymentCreate(DeploymentFields):
     flow_name: Name
 
 
-class DeploymentUpdate(Strict):
+class DeploymentUpdate(Patch):
     """PATCH: only the fields given change."""
+
+    nullable = frozenset({"parameter_schema", "concurrency_limit"})
 
     entrypoint: str | None = None
     work_pool: Name | None = None
     source: Source | None = None
-    parameters: dict[str, Any] | None = None
-    parameter_schema: dict[str, Any] | None = None
-    job_variables: dict[str, Any] | None = None
+    parameters: BoundedDict | None = None
+    parameter_schema: BoundedDict | None = None
+    job_variables: BoundedDict | None = None
     schedules: list[Schedule] | None = Field(default=None, max_length=20)
     catchup: CatchupPolicy | None = None
     paused: bool | None = None
@@ -114,8 +125,6 @@ def _store(svc: Services, deployment: Deployment) -> tuple[Deployment, bool]:
 def update(svc: Services, deployment_id: str, body: DeploymentUpdate) -> Deployment:
     current = svc.store.get_deployment(deployment_id)
     changes = body.model_dump(exclude_unset=True)
-    nullable = {"parameter_schema", "concurrency_limit"}
-    changes = {k: v for k, v in changes.items() if v is not None or k in nullable}
     merged = DeploymentCreate.model_validate(
         {**current.model_dump(mode="json", exclude={"id", "created_at", "updated_at"}), **changes}
     )

@@ -9,14 +9,14 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from service.models import FlowRun, LogLine, StateRecord, Strict
+from service.models import BoundedDict, BoundedJson, FlowRun, LogLine, StateRecord, Strict
 from service.services import Services
 from service.states import StateType, is_terminal, set_state
 from service.validation import check_parameters
 
 
 class RunCreate(Strict):
-    parameters: dict[str, Any] | None = None
+    parameters: BoundedDict | None = None
     scheduled_start: datetime | None = None
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     tags: list[str] | None = Field(default=None, max_length=50)
@@ -112,7 +112,7 @@ class RunnerError(Strict):
 class StateReport(Strict):
     state: Literal["RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
     message: str | None = Field(default=None, max_length=20_000)
-    result: Any = None
+    result: BoundedJson = None
     error: RunnerError | None = None
 
 

@@ -4,12 +4,14 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from service import runs
-from service.api.deps import ApiKeyDep, ServicesDep
+from service.api.deps import DeployerKey, ServicesDep, ViewerKey
+from service.api.responses import AUTHENTICATED, errors
 from service.models import FlowRun, LogLine, StateRecord
+from service.security import require_pool
 from service.states import StateType
 from service.store.base import RunFilter
 
-router = APIRouter(prefix="/flow-runs", tags=["flow runs"])
+router = APIRouter(prefix="/flow-runs", tags=["flow runs"], responses=AUTHENTICATED)
 
 
 class FlowRunPage(BaseModel):
@@ -27,10 +29,10 @@ class LogPage(BaseModel):
     next_after: int
 
 
-@router.get("")
+@router.get("", responses=errors(422))
 async def list_runs(
     svc: ServicesDep,
-    _: ApiKeyDep,
+    _: ViewerKey,
     deployment_id: str | None = Query(default=None, max_length=100),
     state: list[StateType] = Query(default=[]),
     work_pool: str | None = Query(default=None, max_length=100),
@@ -42,8 +44,8 @@ async def list_runs(
     return FlowRunPage(items=page.items, next_cursor=page.next_cursor)
 
 
-@router.get("/{run_id}")
-def get_run(run_id: str, svc: ServicesDep, _: ApiKeyDep) -> FlowRunDetail:
+@router.get("/{run_id}", responses=errors(404))
+def get_run(run_id: str, svc: ServicesDep, _: ViewerKey) -> FlowRunDetail:
     run = svc.store.get_run(run_id)
     links: dict[str, str] = {}
     if run.infra is not None:
@@ -56,16 +58,17 @@ def get_run(run_id: str, svc: ServicesDep, _: ApiKeyDep) -> FlowRunDetail:
     )
 
 
-@router.post("/{run_id}/cancel")
-def cancel_run(run_id: str, svc: ServicesDep, _: ApiKeyDep) -> FlowRun:
+@router.post("/{run_id}/cancel", responses=errors(403, 404, 409, 502))
+def cancel_run(run_id: str, svc: ServicesDep, key: DeployerKey) -> FlowRun:
+    require_pool(key, svc.store.get_run(run_id).work_pool)
     return runs.cancel_run(svc, run_id)
 
 
-@router.get("/{run_id}/logs")
+@router.get("/{run_id}/logs", responses=errors(404, 422))
 async def get_logs(
     run_id: str,
     svc: ServicesDep,
-    _: ApiKeyDep,
+    _: ViewerKey,
     after: int = Query(default=0, ge=0),
     limit: int = Query(default=1000, ge=1, le=5000),
 ) -> LogPage:

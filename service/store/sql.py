@@ -25,6 +25,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    inspect,
     or_,
     select,
     update,
@@ -39,6 +40,7 @@ from service.errors import (
     DeploymentNotFound,
     IllegalTransition,
     InvalidInput,
+    LastAdminKey,
     PoolNotFound,
     RunNotFound,
 )
@@ -48,6 +50,7 @@ from service.models import (
     FlowRun,
     InfraRef,
     LogLine,
+    Role,
     ScheduleRecord,
     StateRecord,
     Teardown,
@@ -139,6 +142,15 @@ class SqlStore(Store):
     def migrate(self) -> None:
         with self._write_lock:
             t.metadata.create_all(self.engine)
+            self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Upgrade a database made by an earlier version: add the columns it lacks."""
+        inspector = inspect(self.engine)
+        with self.engine.begin() as c:
+            for table, column, ddl in t.ADDED_COLUMNS:
+                if column not in {col["name"] for col in inspector.get_columns(table)}:
+                    c.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -183,12 +195,26 @@ class SqlStore(Store):
             row = c.execute(select(t.api_keys).where(t.api_keys.c.id == key_id)).first()
             if row is None:
                 raise ApiKeyNotFound(key_id)
+            if row.revoked_at is None and row.role == Role.ADMIN:
+                self._keep_an_admin(c, key_id)
             if row.revoked_at is None:
                 c.execute(
                     update(t.api_keys).where(t.api_keys.c.id == key_id).values(revoked_at=now)
                 )
             row = c.execute(select(t.api_keys).where(t.api_keys.c.id == key_id)).one()
         return ApiKey(**row._mapping)
+
+    @staticmethod
+    def _keep_an_admin(c: Connection, key_id: str) -> None:
+        keys = t.api_keys.c
+        others = c.execute(
+            select(keys.id)
+            .where(keys.role == Role.ADMIN, keys.revoked_at.is_(None), keys.id != key_id)
+            .limit(1)
+            .with_for_update()
+        ).first()
+        if others is None:
+            raise LastAdminKey(key_id)
 
     # -- work pools ------------------------------------------------------------------
     def create_pool(self, pool: WorkPool) -> WorkPool:

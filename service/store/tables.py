@@ -55,7 +55,16 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
+    Column("role", String(20), nullable=False, server_default="admin"),
+    Column("pools", JSON),
 )
+
+#: Columns added to tables that existing databases already have, with the DDL type
+#: ``migrate`` adds them with: ``(table, column, DDL)``. A stand-in for Alembic.
+ADDED_COLUMNS: list[tuple[str, str, str]] = [
+    ("api_keys", "role", "VARCHAR(20) NOT NULL DEFAULT 'admin'"),
+    ("api_keys", "pools", "JSON"),
+]
 
 work_pools = Table(
     "work_pools",
