@@ -24,6 +24,7 @@ from service.api import (
 )
 from service.api.limits import BodySizeLimit
 from service.api.responses import errors as error_responses
+from service.api.responses import exact_openapi
 from service.services import Services
 
 log = logging.getLogger("pushpool.server")
@@ -52,7 +53,20 @@ async def tick_loop(svc: Services) -> None:
         await asyncio.sleep(delay)
 
 
-RUNNER_ERRORS = error_responses(401, 404, 409, 413, 422)
+#: (A 422 is added to those that take a body.)
+RUNNER_ERRORS = error_responses(401, 404, 409, 413)
+
+
+def _document_exactly(app: FastAPI) -> None:
+    """``/openapi.json`` lists exactly what each operation answers (built once, cached)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            app.openapi_schema = exact_openapi(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(
@@ -98,6 +112,7 @@ def create_app(
     # The runner's routes take a run token; what they answer besides success:
     app.include_router(runner.router, prefix="/api", responses=RUNNER_ERRORS)
     errors.install(app)
+    _document_exactly(app)
     limit = max_body_bytes or (svc.settings.max_body_bytes if svc else 1_048_576)
     app.add_middleware(BodySizeLimit, max_bytes=limit)
     return app

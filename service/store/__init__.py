@@ -22,9 +22,10 @@ def open_store(settings: Settings) -> Store:
         if settings.dynamodb_create_table:
             dynamo.migrate()
         return dynamo
+    from service.bootstrap import secure_home
     from service.store.sql import SqlStore
 
-    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secure_home(settings)
     store = SqlStore(settings.resolved_database_url())
     store.migrate()
     return store
