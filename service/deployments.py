@@ -9,6 +9,8 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from provisioners.base import provisioner_class
+from provisioners.errors import NotAllowed
+from service.errors import InvalidInput
 from service.models import (
     BoundedDict,
     CatchupPolicy,
@@ -85,8 +87,15 @@ def _validate(svc: Services, body: DeploymentFields) -> dict[str, Any]:
     if body.parameter_schema is not None:
         check_json_schema(body.parameter_schema)
     check_parameters(body.parameter_schema, body.parameters, partial=True)
-    model = provisioner_class(pool.type).job_variables_model
-    check_model(model, body.job_variables, "job_variables")
+    provisioner = provisioner_class(pool.type)
+    job_variables = check_model(
+        provisioner.job_variables_model, body.job_variables, "job_variables"
+    )
+    config = provisioner.config_model.model_validate(pool.config)
+    try:
+        config.check_job_variables(job_variables)  # type: ignore[arg-type]
+    except NotAllowed as exc:
+        raise InvalidInput(f"job_variables.{exc.field}", exc.message) from exc
     return body.job_variables
 
 

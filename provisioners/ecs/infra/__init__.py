@@ -42,7 +42,7 @@ class Infrastructure:
     def _core(self) -> list[Resource]:
         names = self.ctx.names
         return [
-            execution_role(names.execution_role),
+            execution_role(names.execution_role, names.log_group),
             task_role(names.task_role),
             LogGroup(names.log_group),
             Repository(names.repository),
