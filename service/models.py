@@ -254,9 +254,14 @@ class ApiKey(Strict):
     created_at: datetime
     revoked_at: datetime | None = None
 
+    @property
+    def limited(self) -> bool:
+        """Whether this key may use some pools only (a deployer with a pool list)."""
+        return self.role == Role.DEPLOYER and self.pools is not None
+
     def may_use_pool(self, pool: str) -> bool:
         """Whether this key may deploy to, run in and cancel runs of ``pool``."""
-        return self.role == Role.ADMIN or self.pools is None or pool in self.pools
+        return not self.limited or pool in (self.pools or [])
 
 
 class Teardown(Strict):

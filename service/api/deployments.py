@@ -28,9 +28,10 @@ def upsert_deployment(
     body: deployments.DeploymentCreate, response: Response, svc: ServicesDep, key: DeployerKey
 ) -> Deployment:
     """Create, or update the deployment with the same (flow_name, name)."""
-    require_pool(key, body.work_pool)
-    with contextlib.suppress(LookupError):
-        require_pool(key, svc.store.find_deployment(body.flow_name, body.name).work_pool)
+    if key.limited:
+        require_pool(key, body.work_pool)
+        with contextlib.suppress(LookupError):
+            require_pool(key, svc.store.find_deployment(body.flow_name, body.name).work_pool)
     deployment, created = deployments.deploy(svc, body)
     if not created:
         response.status_code = status.HTTP_200_OK
@@ -67,9 +68,10 @@ def get_deployment(deployment_id: str, svc: ServicesDep, _: ViewerKey) -> Deploy
 def update_deployment(
     deployment_id: str, body: deployments.DeploymentUpdate, svc: ServicesDep, key: DeployerKey
 ) -> Deployment:
-    require_pool(key, svc.store.get_deployment(deployment_id).work_pool)
-    if body.work_pool is not None:
-        require_pool(key, body.work_pool)
+    if key.limited:
+        current = svc.store.get_deployment(deployment_id).work_pool
+        for pool in (current, body.work_pool or current):
+            require_pool(key, pool)
     return deployments.update(svc, deployment_id, body)
 
 
@@ -77,7 +79,8 @@ def update_deployment(
     "/{deployment_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(403, 404, 409)
 )
 def delete_deployment(deployment_id: str, svc: ServicesDep, key: DeployerKey) -> Response:
-    require_pool(key, svc.store.get_deployment(deployment_id).work_pool)
+    if key.limited:
+        require_pool(key, svc.store.get_deployment(deployment_id).work_pool)
     svc.store.delete_deployment(deployment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -98,7 +101,8 @@ async def create_run(
     body: runs.RunCreate | None = None,
 ) -> FlowRun:
     """Create a flow run; one due now is pushed to its pool before this returns."""
-    require_pool(key, svc.store.get_deployment(deployment_id).work_pool)
+    if key.limited:  # (a read only for keys limited to some pools)
+        require_pool(key, svc.store.get_deployment(deployment_id).work_pool)
     run, created = await runs.create_and_push(svc, deployment_id, body or runs.RunCreate())
     if not created:
         response.status_code = status.HTTP_200_OK
