@@ -40,6 +40,10 @@ class PoolConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    def check_job_variables(self, job_variables: JobVariables) -> None:
+        """Raise :class:`~provisioners.errors.NotAllowed` for a job variable this pool's
+        config does not allow (checked at deploy and again at submit)."""
+
 
 class JobVariables(BaseModel):
     """Base for a pool type's job variables: per deployment, validated at deploy time."""

@@ -39,3 +39,11 @@ class UnknownPoolType(PushpoolError, ValueError):
         self.field = "type"
         self.message = f"unknown work pool type {pool_type!r}; known: {', '.join(known)}"
         super().__init__(self.message)
+
+
+class NotAllowed(PushpoolError, ValueError):
+    """A job variable the pool's config (set by an admin) does not allow; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field, self.message = field, message
+        super().__init__(f"{field}: {message}")

@@ -23,6 +23,8 @@ from service.api import (
     work_pools,
 )
 from service.api.limits import BodySizeLimit
+from service.api.responses import errors as error_responses
+from service.api.responses import exact_openapi
 from service.services import Services
 
 log = logging.getLogger("pushpool.server")
@@ -72,6 +74,22 @@ async def _sleep_or_wake(svc: Services, woken: asyncio.Event, delay: float) -> N
             deadline = min(deadline, asyncio.get_running_loop().time() + sooner)
 
 
+#: (A 422 is added to those that take a body.)
+RUNNER_ERRORS = error_responses(401, 404, 409, 413)
+
+
+def _document_exactly(app: FastAPI) -> None:
+    """``/openapi.json`` lists exactly what each operation answers (built once, cached)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            app.openapi_schema = exact_openapi(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     svc: Services | None = None,
     *,
@@ -102,15 +120,20 @@ def create_app(
         title="pushpool",
         version="0.1.0",
         description="Push flow runs to serverless infrastructure. Authenticate with "
-        "`Authorization: Bearer <api key>`.",
+        "`Authorization: Bearer <api key>`; a key's role (viewer, deployer, admin) decides "
+        "what it may do. This document (`/openapi.json`, `/docs`) and `/api/health` are "
+        "public.",
         lifespan=lifespan,
     )
     app.state.services = svc
     app.state.services_factory = services
     # With a prefix FastAPI builds an included route on first use, not at include time.
-    for module in (health, work_pools, deployments, flow_runs, runner, api_keys, scheduler):
+    for module in (health, work_pools, deployments, flow_runs, api_keys, scheduler):
         app.include_router(module.router, prefix="/api")
+    # The runner's routes take a run token; what they answer besides success:
+    app.include_router(runner.router, prefix="/api", responses=RUNNER_ERRORS)
     errors.install(app)
+    _document_exactly(app)
     limit = max_body_bytes or (svc.settings.max_body_bytes if svc else 1_048_576)
     app.add_middleware(BodySizeLimit, max_bytes=limit)
     return app

@@ -3,17 +3,54 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from service.models import Role
 from service.security import create_api_key
 from service.services import Services
+
+if TYPE_CHECKING:
+    from service.settings import Settings
+
+log = logging.getLogger("pushpool.bootstrap")
 
 DEFAULT_POOL = "local"
 
 
 def credentials_path(home: Path) -> Path:
     return home / "credentials"
+
+
+def sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite database file the settings name, if they name one."""
+    from sqlalchemy.engine import make_url  # only SQL setups come here
+
+    url = make_url(settings.resolved_database_url())
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def secure_home(settings: Settings) -> None:
+    """``PUSHPOOL_HOME`` 0700 and the SQLite database (and its WAL files) 0600, whatever
+    their modes were: they hold the key hashes, run tokens' hashes and the credentials.
+
+    A missing database file is created 0600 before SQLite opens it, so it never exists
+    with looser permissions (SQLite gives its -wal/-shm files the database's mode)."""
+    home = settings.home
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    database = sqlite_file(settings)
+    if database is None:
+        return
+    database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(database, os.O_CREAT | os.O_RDWR, 0o600))
+    for path in (database, *(Path(f"{database}{suffix}") for suffix in ("-wal", "-shm"))):
+        if path.exists():
+            os.chmod(path, 0o600)
 
 
 def write_credentials(home: Path, api_url: str, api_key: str) -> Path:
@@ -28,12 +65,24 @@ def write_credentials(home: Path, api_url: str, api_key: str) -> Path:
 
 
 def ensure_admin_key(svc: Services) -> str | None:
-    """Create the admin key on first start; return it (once) or ``None`` if it exists."""
+    """Create the admin key on first start and save it to the credentials file; return it
+    (once, for the caller to use, never to print) or ``None`` if it exists."""
     if not svc.store.set_meta_if_absent("bootstrap.admin_key", "created"):
         return None
-    _, secret = create_api_key(svc.store, "admin", svc.clock())
-    write_credentials(svc.settings.home, svc.settings.resolved_public_api_url(), secret)
+    record, secret = create_api_key(svc.store, "admin", svc.clock())
+    path = write_credentials(svc.settings.home, svc.settings.resolved_public_api_url(), secret)
+    log.info("created admin API key %s; saved to %s (mode 0600)", record.id, path)
     return secret
+
+
+def recover_admin_key(svc: Services, name: str = "recovered-admin") -> tuple[str, Path]:
+    """Mint a new admin key straight in the store (no API, no other key needed: for the
+    server's own machine when every admin key is lost) and save it to the credentials
+    file. Returns the new key's id and where the key was saved."""
+    record, secret = create_api_key(svc.store, name, svc.clock(), Role.ADMIN)
+    path = write_credentials(svc.settings.home, svc.settings.resolved_public_api_url(), secret)
+    log.info("recovered: admin API key %s saved to %s (mode 0600)", record.id, path)
+    return record.id, path
 
 
 def ensure_key_from_secret(svc: Services, secret_arn: str) -> bool:

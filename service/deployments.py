@@ -9,9 +9,18 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from provisioners.base import provisioner_class
-from provisioners.errors import ProvisionerError
+from provisioners.errors import NotAllowed, ProvisionerError
 from service.errors import InvalidInput
-from service.models import CatchupPolicy, Deployment, Name, Source, Strict, check_entrypoint
+from service.models import (
+    BoundedDict,
+    CatchupPolicy,
+    Deployment,
+    Name,
+    Patch,
+    Source,
+    Strict,
+    check_entrypoint,
+)
 from service.schedules import Schedule
 from service.services import Services
 from service.validation import check_json_schema, check_model, check_parameters
@@ -26,9 +35,9 @@ class DeploymentFields(Strict):
     entrypoint: str = Field(examples=["flows/etl.py:main"])
     work_pool: Name
     source: Source
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    parameter_schema: dict[str, Any] | None = None
-    job_variables: dict[str, Any] = Field(default_factory=dict)
+    parameters: BoundedDict = Field(default_factory=dict)
+    parameter_schema: BoundedDict | None = None
+    job_variables: BoundedDict = Field(default_factory=dict)
     schedules: list[Schedule] = Field(default_factory=list, max_length=20)
     catchup: CatchupPolicy = CatchupPolicy.LATEST
     paused: bool = False
@@ -54,15 +63,17 @@ class DeploymentCreate(DeploymentFields):
     flow_name: Name
 
 
-class DeploymentUpdate(Strict):
+class DeploymentUpdate(Patch):
     """PATCH: only the fields given change."""
+
+    nullable = frozenset({"parameter_schema", "concurrency_limit"})
 
     entrypoint: str | None = None
     work_pool: Name | None = None
     source: Source | None = None
-    parameters: dict[str, Any] | None = None
-    parameter_schema: dict[str, Any] | None = None
-    job_variables: dict[str, Any] | None = None
+    parameters: BoundedDict | None = None
+    parameter_schema: BoundedDict | None = None
+    job_variables: BoundedDict | None = None
     schedules: list[Schedule] | None = Field(default=None, max_length=20)
     catchup: CatchupPolicy | None = None
     paused: bool | None = None
@@ -85,7 +96,12 @@ def _validate(svc: Services, body: DeploymentFields) -> dict[str, Any]:
         check_json_schema(body.parameter_schema)
     check_parameters(body.parameter_schema, body.parameters, partial=True)
     cls = provisioner_class(pool.type)
-    check_model(cls.job_variables_model, body.job_variables, "job_variables")
+    job_variables = check_model(cls.job_variables_model, body.job_variables, "job_variables")
+    config = cls.config_model.model_validate(pool.config)
+    try:
+        config.check_job_variables(job_variables)  # type: ignore[arg-type]
+    except NotAllowed as exc:
+        raise InvalidInput(f"job_variables.{exc.field}", exc.message) from exc
     problems = cls.deployment_problems(pool.config, body.source.type)
     if problems:
         raise InvalidInput(*problems[0])
@@ -136,8 +152,6 @@ def _store(svc: Services, deployment: Deployment) -> tuple[Deployment, bool]:
 def update(svc: Services, deployment_id: str, body: DeploymentUpdate) -> Deployment:
     current = svc.store.get_deployment(deployment_id)
     changes = body.model_dump(exclude_unset=True)
-    nullable = {"parameter_schema", "concurrency_limit", "timeout_seconds"}
-    changes = {k: v for k, v in changes.items() if v is not None or k in nullable}
     merged = DeploymentCreate.model_validate(
         {**current.model_dump(mode="json", exclude={"id", "created_at", "updated_at"}), **changes}
     )

@@ -12,8 +12,10 @@ __all__ = [
     "ApiKeyNotFound",
     "Conflict",
     "DeploymentNotFound",
+    "Forbidden",
     "IllegalTransition",
     "InvalidInput",
+    "LastAdminKey",
     "NotFound",
     "PoolNotFound",
     "ProvisionerError",
@@ -62,6 +64,21 @@ class IllegalTransition(Conflict):
     def __init__(self, run_id: str, current: str, target: str) -> None:
         self.run_id, self.current, self.target = run_id, current, target
         super().__init__(f"flow run {run_id} is {current}; it cannot move to {target}")
+
+
+class LastAdminKey(Conflict):
+    """Revoking this key would leave no admin key (``pushpool admin recover-key`` mints one
+    on the server's machine, but nobody could manage keys or pools over the API)."""
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__(
+            f"api key {key_id!r} is the last admin key: create another admin key before revoking it"
+        )
+
+
+class Forbidden(PushpoolError):
+    """The caller is known but its API key's role (or pool list) does not allow this."""
 
 
 class InvalidInput(PushpoolError, ValueError):

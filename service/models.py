@@ -6,13 +6,48 @@ import re
 from datetime import datetime
 from enum import StrEnum
 from pathlib import PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from provisioners.base import InfraRef
 from service.schedules import Schedule
 from service.vocabulary import StateType
+
+#: How deeply user JSON (parameters, schemas, job variables, pool config) may nest. Far
+#: below where serialising it would fail (pydantic stops at 255 levels).
+MAX_JSON_DEPTH = 64
+
+
+def json_depth(value: Any) -> int:
+    """How many containers deep ``value`` nests (iterative: safe on any depth)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _shallow(value: Any) -> Any:
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
+
+
+#: User JSON on the way in: nested at most ``MAX_JSON_DEPTH`` levels.
+BoundedJson = Annotated[Any, AfterValidator(_shallow)]
+BoundedDict = Annotated[dict[str, Any], AfterValidator(_shallow)]
 
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 JsonDict = dict[str, Any]
@@ -20,6 +55,37 @@ JsonDict = dict[str, Any]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _drop_null(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """In a PATCH model's JSON Schema, a field that may not be null is not nullable."""
+    nullable: frozenset[str] = getattr(model, "nullable", frozenset())
+    for name, prop in schema.get("properties", {}).items():
+        options = prop.get("anyOf")
+        if name in nullable or not options:
+            continue
+        rest = [o for o in options if o != {"type": "null"}]
+        prop.pop("anyOf")
+        prop.pop("default", None)
+        if len(rest) == 1:
+            prop.update(rest[0])
+        else:
+            prop["anyOf"] = rest
+
+
+class Patch(Strict):
+    """A PATCH body: fields left out stay as they are; ``null`` clears only the fields in
+    ``nullable`` and is refused (422 naming the field) on every other one."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_drop_null)
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.nullable:
+            raise ValueError("may not be null; leave it out to keep it as it is")
+        return value
 
 
 class CatchupPolicy(StrEnum):
@@ -176,12 +242,43 @@ class LogLine(Strict):
     logger: str | None = None
 
 
+class Role(StrEnum):
+    """What an API key may do; each role includes everything the weaker ones may."""
+
+    VIEWER = "viewer"  # read everything
+    DEPLOYER = "deployer"  # + deployments and runs (in its pools, if it has a list)
+    ADMIN = "admin"  # + work pools (their config runs host commands) and every key
+
+    @property
+    def rank(self) -> int:
+        return _ROLE_RANK[self]
+
+    def includes(self, other: Role) -> bool:
+        return self.rank >= other.rank
+
+
+_ROLE_RANK = {Role.VIEWER: 0, Role.DEPLOYER: 1, Role.ADMIN: 2}
+
+
 class ApiKey(Strict):
     id: str
     name: str
     key_hash: str = Field(exclude=True, repr=False)
+    #: Keys stored before roles existed read back as admin: they could do everything.
+    role: Role = Role.ADMIN
+    #: A deployer's pools; ``None``: every pool. Only deployers carry a list.
+    pools: list[str] | None = None
     created_at: datetime
     revoked_at: datetime | None = None
+
+    @property
+    def limited(self) -> bool:
+        """Whether this key may use some pools only (a deployer with a pool list)."""
+        return self.role == Role.DEPLOYER and self.pools is not None
+
+    def may_use_pool(self, pool: str) -> bool:
+        """Whether this key may deploy to, run in and cancel runs of ``pool``."""
+        return not self.limited or pool in (self.pools or [])
 
 
 class Teardown(Strict):

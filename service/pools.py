@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from provisioners.base import provisioner_class
-from service.models import Name, Strict, WorkPool
+from service.models import BoundedDict, Name, Patch, Strict, WorkPool
 from service.services import Services
 from service.validation import check_model
 
@@ -15,13 +15,15 @@ from service.validation import check_model
 class WorkPoolCreate(Strict):
     name: Name
     type: str = Field(min_length=1, max_length=50)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: BoundedDict = Field(default_factory=dict)
     concurrency_limit: int | None = Field(default=None, ge=0)
     paused: bool = False
 
 
-class WorkPoolUpdate(Strict):
-    config: dict[str, Any] | None = None
+class WorkPoolUpdate(Patch):
+    nullable = frozenset({"concurrency_limit"})
+
+    config: BoundedDict | None = None
     concurrency_limit: int | None = Field(default=None, ge=0)
     paused: bool | None = None
 
@@ -48,8 +50,6 @@ def create_pool(svc: Services, body: WorkPoolCreate) -> WorkPool:
 def update_pool(svc: Services, name: str, body: WorkPoolUpdate) -> WorkPool:
     pool = svc.store.get_pool(name)
     changes = body.model_dump(exclude_unset=True)
-    if changes.get("config") is not None:
+    if "config" in changes:
         changes["config"] = validated_config(pool.type, changes["config"])
-    elif "config" in changes:
-        del changes["config"]
     return svc.store.update_pool(name, changes, svc.clock())

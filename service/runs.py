@@ -10,7 +10,15 @@ from pydantic import Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from service.errors import Conflict, InvalidInput
-from service.models import FlowRun, LogLine, RunName, StateRecord, Strict
+from service.models import (
+    BoundedDict,
+    BoundedJson,
+    FlowRun,
+    LogLine,
+    RunName,
+    StateRecord,
+    Strict,
+)
 from service.security import hash_secret, is_run_token, matches, redact_secrets
 from service.services import Services
 from service.states import StateType, is_terminal, set_state
@@ -20,7 +28,7 @@ from service.validation import check_parameters
 
 class RunCreate(Strict):
     name: RunName | None = Field(default=None, description="Default: one chosen from the id")
-    parameters: dict[str, Any] | None = None
+    parameters: BoundedDict | None = None
     scheduled_start: datetime | None = None
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     tags: list[str] | None = Field(default=None, max_length=50)
@@ -124,7 +132,7 @@ class RunnerError(Strict):
 class StateReport(Strict):
     state: Literal["RUNNING", "COMPLETED", "FAILED", "CANCELLED"]
     message: str | None = Field(default=None, max_length=20_000)
-    result: Any = None
+    result: BoundedJson = None
     error: RunnerError | None = None
 
 

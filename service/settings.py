@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     orphan_sweep_seconds: int = 600
     dispatch_batch_size: int = 100
     max_body_bytes: int = 1_048_576
+    #: Requests a second each API key may make (a token bucket; 0 turns the limit off),
+    #: and the burst it may make at once. Per process: on Lambda, per execution
+    #: environment (the stack also throttles the API stage).
+    rate_limit_per_second: float = Field(default=50.0, ge=0)
+    rate_limit_burst: int = Field(default=200, ge=1)
     max_log_lines_per_batch: int = 1000
     #: A run's log is capped: lines beyond either limit are dropped (one marker says so).
     log_max_lines_per_run: int = 100_000

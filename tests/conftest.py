@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -17,6 +18,11 @@ from service.bootstrap import ensure_admin_key, ensure_default_pool
 from service.services import Services, build_services
 from service.settings import Settings
 from service.store.base import Store
+
+# The suite sets what it needs itself: whatever PUSHPOOL_* the user's shell exports (a
+# home, a database, a key) must not leak into it (cleared before any test module loads).
+for _name in [n for n in os.environ if n.startswith("PUSHPOOL_")]:
+    del os.environ[_name]
 
 
 @pytest.fixture

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from provisioners.base import JobVariables, PoolConfig
 from provisioners.ecs import sizes
+from provisioners.errors import NotAllowed
 from provisioners.infra import ProvisionedResource
 
 #: Retention periods CloudWatch Logs accepts, in days.
@@ -20,6 +21,9 @@ RESERVED_TAG_PREFIXES = ("pushpool:", "aws:")
 MAX_USER_TAGS = 40
 
 ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$"
+RoleArn = Annotated[str, Field(pattern=ROLE_ARN_PATTERN)]
+#: Job variables naming an IAM role the task gets (passed with ``iam:PassRole``).
+ROLE_JOB_VARIABLES = ("execution_role_arn", "task_role_arn")
 #: A container's ``stopTimeout`` on Fargate, in seconds.
 STOP_TIMEOUT_RANGE = (2, 120)
 
@@ -39,6 +43,31 @@ class EcsPoolConfig(PoolConfig):
     provisioned: list[ProvisionedResource] = Field(
         default_factory=list, description="What provisioning created; deprovision removes it"
     )
+    allowed_role_arns: list[RoleArn] = Field(
+        default_factory=list,
+        max_length=50,
+        description=(
+            "Roles a deployment may name in its task_role_arn / execution_role_arn job"
+            " variables, besides the pool's own; the control plane must be allowed to"
+            " iam:PassRole them (the rendered policy includes them)"
+        ),
+    )
+
+    def allowed_roles(self) -> list[str]:
+        """The roles a run of this pool may be given: the pool's own, then the allowlist."""
+        own = [r for r in (self.execution_role_arn, self.task_role_arn) if r]
+        return own + [r for r in self.allowed_role_arns if r not in own]
+
+    def check_job_variables(self, job_variables: JobVariables) -> None:
+        allowed = set(self.allowed_roles())
+        for name in ROLE_JOB_VARIABLES:
+            arn = getattr(job_variables, name, None)
+            if arn is not None and arn not in allowed:
+                raise NotAllowed(
+                    name,
+                    f"role {arn} is not allowed on this pool: an admin adds it to the pool"
+                    " config's allowed_role_arns",
+                )
 
     @field_validator("log_retention_days")
     @classmethod

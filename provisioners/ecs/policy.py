@@ -62,6 +62,8 @@ def scope_for(config: EcsPoolConfig, names: Names) -> PolicyScope:
     def role(arn: str | None, name: str) -> str:
         return arn or f"arn:{partition}:iam::{account}:role/{name}"
 
+    own = (config.execution_role_arn, config.task_role_arn)
+
     return PolicyScope(
         partition=partition,
         region=region,
@@ -71,6 +73,7 @@ def scope_for(config: EcsPoolConfig, names: Names) -> PolicyScope:
         roles=(
             role(config.execution_role_arn, names.execution_role),
             role(config.task_role_arn, names.task_role),
+            *(r for r in config.allowed_role_arns if r not in own),
         ),
         log_group=config.log_group or names.log_group,
     )

@@ -17,7 +17,7 @@ from provisioners.base import SubmitRequest
 from provisioners.ecs.models import EcsJobVariables, EcsPoolConfig
 from provisioners.ecs.names import ATTEMPT_TAG, POOL_TAG, RUN_TAG, Names
 from provisioners.ecs.taskdef import CONTAINER, Logs, TaskDefinitionContent
-from provisioners.errors import ProvisionerError
+from provisioners.errors import NotAllowed, ProvisionerError
 
 #: ECS limits: ``startedBy`` 36 characters, ``clientToken`` 64.
 STARTED_BY_MAX = 36
@@ -71,6 +71,10 @@ def _required(value: Any, what: str, pool: str) -> Any:
 def task_definition_content(
     config: EcsPoolConfig, job: EcsJobVariables, names: Names, region: str
 ) -> TaskDefinitionContent:
+    try:
+        config.check_job_variables(job)  # the pool's config may have changed since deploy
+    except NotAllowed as exc:
+        raise ProvisionerError(str(exc)) from exc
     image = job.image or config.image
     if not image:
         raise ProvisionerError("no image: set the job variable `image` or the pool's `image`")

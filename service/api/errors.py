@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from service.errors import (
     AlreadyExists,
     Conflict,
+    Forbidden,
     InvalidInput,
     NotFound,
     ProvisionerError,
@@ -21,6 +24,7 @@ from service.errors import (
 log = logging.getLogger("pushpool.api")
 
 STATUS: list[tuple[type[Exception], int]] = [
+    (Forbidden, 403),
     (NotFound, 404),
     (AlreadyExists, 409),
     (Conflict, 409),
@@ -88,6 +92,22 @@ async def _request_validation(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": errors, "message": summary}, status_code=422)
 
 
+async def _http_error(request: Request, exc: Exception) -> JSONResponse | Response:
+    """FastAPI answers a body it cannot parse (not JSON, or nested too deeply for the
+    parser) with a bare 400: make it the 422 every other bad input gets."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:
+        message = "not valid JSON, or nested too deeply to read"
+        return JSONResponse(
+            {
+                "detail": [{"loc": ["body"], "msg": message, "type": "json_invalid"}],
+                "message": f"body: {message}",
+            },
+            status_code=422,
+        )
+    return await http_exception_handler(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse({"detail": "internal error"}, status_code=500)
@@ -96,4 +116,5 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(PushpoolError, _pushpool_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -6,14 +6,16 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime, BaseModel, Field
 
 from service import runs
-from service.api.deps import ApiKeyDep, ServicesDep
+from service.api.deps import DeployerKey, ServicesDep, ViewerKey
+from service.api.responses import AUTHENTICATED, errors
 from service.errors import InvalidInput
 from service.models import FlowRun, LogLine, StateRecord
 from service.run_queries import resolve_run, waiting_reasons
+from service.security import require_pool
 from service.states import StateType
 from service.store.base import RunFilter
 
-router = APIRouter(prefix="/flow-runs", tags=["flow runs"])
+router = APIRouter(prefix="/flow-runs", tags=["flow runs"], responses=AUTHENTICATED)
 #: ``count=true`` counts this many matching runs at most.
 COUNT_AT_MOST = 10_000
 
@@ -43,10 +45,10 @@ class LogPage(BaseModel):
     next_after: int
 
 
-@router.get("")
+@router.get("", responses=errors(422))
 async def list_runs(
     svc: ServicesDep,
-    _: ApiKeyDep,
+    _: ViewerKey,
     deployment_id: str | None = Query(default=None, max_length=100),
     state: list[StateType] = Query(default=[]),
     work_pool: str | None = Query(default=None, max_length=100),
@@ -81,8 +83,8 @@ async def list_runs(
     return FlowRunPage(items=page.items, next_cursor=page.next_cursor, total=total)
 
 
-@router.get("/{run_id}")
-def get_run(run_id: str, svc: ServicesDep, _: ApiKeyDep) -> FlowRunDetail:
+@router.get("/{run_id}", responses=errors(404, 422))
+def get_run(run_id: str, svc: ServicesDep, _: ViewerKey) -> FlowRunDetail:
     """A run by id, unique id prefix or name, with its history and why it waits."""
     run = resolve_run(svc.store, run_id)
     links: dict[str, str] = {}
@@ -99,16 +101,19 @@ def get_run(run_id: str, svc: ServicesDep, _: ApiKeyDep) -> FlowRunDetail:
     )
 
 
-@router.post("/{run_id}/cancel")
-def cancel_run(run_id: str, svc: ServicesDep, _: ApiKeyDep) -> FlowRun:
-    return runs.cancel_run(svc, resolve_run(svc.store, run_id).id)
+@router.post("/{run_id}/cancel", responses=errors(403, 404, 409, 422, 502))
+def cancel_run(run_id: str, svc: ServicesDep, key: DeployerKey) -> FlowRun:
+    run = resolve_run(svc.store, run_id)
+    if key.limited:
+        require_pool(key, run.work_pool)
+    return runs.cancel_run(svc, run.id)
 
 
-@router.get("/{run_id}/logs")
+@router.get("/{run_id}/logs", responses=errors(404, 422))
 async def get_logs(
     run_id: str,
     svc: ServicesDep,
-    _: ApiKeyDep,
+    _: ViewerKey,
     after: int = Query(default=0, ge=0),
     limit: int = Query(default=1000, ge=1, le=5000),
     tail: int | None = Query(

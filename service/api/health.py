@@ -7,5 +7,5 @@ router = APIRouter(tags=["health"])
 
 @router.get("/health")
 async def health() -> dict[str, str]:
-    """Liveness; the only endpoint that needs no API key."""
+    """Liveness. Public, like the API description at ``/openapi.json`` and ``/docs``."""
     return {"status": "ok"}

@@ -5,13 +5,14 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from service.api.deps import ApiKeyDep, ServicesDep
+from service.api.deps import DeployerKey, ServicesDep
+from service.api.responses import PRIVILEGED
 
-router = APIRouter(prefix="/scheduler", tags=["scheduler"])
+router = APIRouter(prefix="/scheduler", tags=["scheduler"], responses=PRIVILEGED)
 
 
 @router.post("/tick")
-def tick(svc: ServicesDep, _: ApiKeyDep) -> dict[str, Any]:
+def tick(svc: ServicesDep, _: DeployerKey) -> dict[str, Any]:
     """Run one tick now: materialise, skip missed, dispatch, reconcile."""
     report = svc.scheduler.tick(svc.clock())
     return dataclasses.asdict(report)

@@ -50,6 +50,9 @@ deployment_app = typer.Typer(help="Deployments.", no_args_is_help=True)
 runs_app = typer.Typer(help="Flow runs.", no_args_is_help=True)
 scheduler_app = typer.Typer(help="The scheduler.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+admin_app = typer.Typer(
+    help="Work on this machine's store directly (no API, no key).", no_args_is_help=True
+)
 service_app = typer.Typer(help="The control plane's AWS stack.", no_args_is_help=True)
 
 
@@ -79,6 +82,7 @@ app.add_typer(deployment_app, name="deployment")
 app.add_typer(runs_app, name="runs")
 app.add_typer(scheduler_app, name="scheduler")
 app.add_typer(key_app, name="api-key")
+app.add_typer(admin_app, name="admin")
 app.add_typer(service_app, name="service")
 app.add_typer(db.app, name="db")
 
@@ -175,11 +179,10 @@ def server_start(
     settings = get_settings(**overrides)
     store = open_store(settings, schema="check" if no_migrate else "migrate")
     svc = build_services(settings, store)
-    key = ensure_admin_key(svc)
-    if key is not None:
+    if ensure_admin_key(svc) is not None:
         err_console.print(
-            "[bold]Created the admin API key[/bold] (shown once; saved to "
-            f"{credentials_path(settings.home)}, mode 0600):\n  {key}"
+            "[bold]Created the admin API key[/bold]: saved to "
+            f"{credentials_path(settings.home)} (mode 0600), where the CLI finds it"
         )
     if ensure_default_pool(svc):
         err_console.print("Created work pool [bold]local[/bold] (type process)")
@@ -942,27 +945,40 @@ def scheduler_tick(output: OutputOpt = Output.table) -> None:
 @key_app.command("create")
 def key_create(
     name: Annotated[str, typer.Argument(help="A name to tell the key by")],
+    role: Annotated[
+        str, typer.Option(help="viewer (read), deployer (deployments, runs) or admin")
+    ] = "viewer",
+    pool: Annotated[
+        list[str] | None, typer.Option(help="A deployer's work pool (repeatable; default: all)")
+    ] = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Create an API key; it is shown once."""
-    created = _client().post("/api-keys", json={"name": name})
+    """Create an API key, no stronger than the key creating it; it is shown once."""
+    body: dict[str, Any] = {"name": name, "role": role}
+    if pool:
+        body["pools"] = pool
+    created = _client().post("/api-keys", json=body)
     if output == Output.json:
         _print_json(created)
     else:
-        console.print(f"API key {created['id']} ({created['name']}), shown once:")
+        console.print(
+            f"API key {created['id']} ({created['name']}, {created['role']}), shown once:"
+        )
         console.out(created["key"])
 
 
 @key_app.command("ls")
 def key_ls(output: OutputOpt = Output.table) -> None:
-    """List API keys (never their secrets)."""
+    """List API keys and their roles (never their secrets)."""
     keys = _client().get("/api-keys")
     if output == Output.json:
         _print_json(keys)
         return
-    table = Table("id", "name", "created", "revoked")
+    table = Table("id", "name", "role", "pools", "created", "revoked")
     for k in keys:
-        table.add_row(k["id"], k["name"], k["created_at"][:19], (k["revoked_at"] or "-")[:19])
+        pools = "-" if k["pools"] is None else ", ".join(k["pools"])
+        revoked = (k["revoked_at"] or "-")[:19]
+        table.add_row(k["id"], k["name"], k["role"], pools, k["created_at"][:19], revoked)
     console.print(table)
 
 
@@ -971,6 +987,24 @@ def key_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (api-key
     """Revoke an API key."""
     _client().request("DELETE", f"/api-keys/{key_id}")
     console.print(f"Revoked API key {key_id}")
+
+
+@admin_app.command("recover-key")
+def admin_recover_key(
+    name: Annotated[str, typer.Option(help="Name of the new key")] = "recovered-admin",
+) -> None:
+    """Mint a new admin key straight in this machine's store (when every admin key is
+    lost) and save it to the credentials file. Needs the server's settings and files."""
+    from service.bootstrap import recover_admin_key
+    from service.services import build_services
+    from service.settings import get_settings
+
+    svc = build_services(get_settings())
+    try:
+        key_id, path = recover_admin_key(svc, name)
+    finally:
+        svc.store.close()
+    err_console.print(f"Created admin API key {key_id}: saved to {path} (mode 0600)")
 
 
 # -- service (the control plane's stack) --------------------------------------------------

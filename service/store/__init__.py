@@ -31,9 +31,10 @@ def open_store(settings: Settings, *, schema: SchemaAction = "migrate") -> Store
         if not settings.dynamodb_create_table:
             return store
     else:
+        from service.bootstrap import secure_home
         from service.store.sql import SqlStore
 
-        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        secure_home(settings)
         store = SqlStore(
             settings.resolved_database_url(),
             pool_size=settings.database_pool_size,

@@ -204,7 +204,8 @@ class Store(ABC):
 
     @abstractmethod
     def revoke_api_key(self, key_id: str, now: datetime) -> ApiKey:
-        """Mark revoked. Raises ``ApiKeyNotFound``."""
+        """Mark revoked (idempotent). Raises ``ApiKeyNotFound``, and ``LastAdminKey`` when
+        the key is the last unrevoked admin key, atomically with concurrent revokes."""
 
     # -- work pools ----------------------------------------------------------
     @abstractmethod

@@ -13,7 +13,8 @@ Single-table layout (``pk``/``sk`` strings; ``T`` = fixed-width ISO-8601 UTC tim
 item                pk                        sk          GSI keys / attributes
 ==================  ========================  ==========  =======================================
 meta value          ``META``                  key         value
-API key             ``APIKEY``                id          name, key_hash, created_at, revoked_at
+API key             ``APIKEY``                id          name, key_hash, created_at, revoked_at,
+                                                          role (none: admin), pools J
 API key by hash     ``KEYHASH#<hash>``        ``KEYHASH`` id (unique hash, lookup)
 work pool           ``POOL``                  name        type, config J, concurrency_limit,
                                                           paused, active (runs in ACTIVE states),
@@ -105,6 +106,7 @@ from service.errors import (
     DeploymentNotFound,
     IllegalTransition,
     InvalidInput,
+    LastAdminKey,
     PoolNotFound,
     RunNotFound,
     SchemaError,
@@ -115,6 +117,7 @@ from service.models import (
     FlowRun,
     InfraRef,
     LogLine,
+    Role,
     ScheduleRecord,
     StateRecord,
     Teardown,
@@ -287,6 +290,23 @@ def _pool_count(pool: str, delta: int) -> dict[str, Any]:
     return {
         "Update": _update({"pk": "POOL", "sk": pool}, add={"deployments": delta}, cond=_pool_exists)
     }
+
+
+def _revoke(now: datetime) -> dict[str, Any]:
+    """``_update`` arguments marking an unrevoked API key revoked."""
+    return {
+        "set_": {"revoked_at": ts(now)},
+        "cond": lambda e: f"attribute_exists(pk) AND attribute_not_exists({e.n('revoked_at')})",
+    }
+
+
+def _live_admin(e: _Expr) -> str:
+    """An unrevoked admin key (an item without ``role`` predates roles: admin)."""
+    role, admin = e.n("role"), e.v(Role.ADMIN.value)
+    return (
+        f"attribute_exists(pk) AND attribute_not_exists({e.n('revoked_at')}) "
+        f"AND (attribute_not_exists({role}) OR {role} = {admin})"
+    )
 
 
 def _key_free(ref: Item | None) -> Callable[[_Expr], str]:
@@ -544,10 +564,14 @@ class DynamoStore(Store):
     # -- API keys ------------------------------------------------------------------------
     @staticmethod
     def _key(item: Item) -> ApiKey:
+        pools = item.get("pools")
         return ApiKey(
             id=item["sk"],
             name=item["name"],
             key_hash=item["key_hash"],
+            # An item written before roles existed has none: it was all-powerful.
+            role=Role(item.get("role", Role.ADMIN)),
+            pools=None if pools is None else json.loads(pools),
             created_at=from_ts(item["created_at"]),
             revoked_at=_opt_ts(item.get("revoked_at")),
         )
@@ -558,6 +582,8 @@ class DynamoStore(Store):
             "sk": key.id,
             "name": key.name,
             "key_hash": key.key_hash,
+            "role": key.role.value,
+            "pools": None if key.pools is None else json.dumps(key.pools),
             "created_at": ts(key.created_at),
             "revoked_at": None if key.revoked_at is None else ts(key.revoked_at),
         }
@@ -595,23 +621,35 @@ class DynamoStore(Store):
         return sorted(keys, key=lambda k: k.created_at)
 
     def revoke_api_key(self, key_id: str, now: datetime) -> ApiKey:
-        try:
-            self._upd(
-                _update(
-                    {"pk": "APIKEY", "sk": key_id},
-                    set_={"revoked_at": ts(now)},
-                    cond=lambda e: (
-                        f"attribute_exists(pk) AND attribute_not_exists({e.n('revoked_at')})"
-                    ),
-                )
-            )
-        except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
-                raise
-        item = self._get("APIKEY", key_id)
-        if item is None:
-            raise ApiKeyNotFound(key_id)
-        return self._key(item)
+        for _ in range(_RETRIES):
+            item = self._get("APIKEY", key_id)
+            if item is None:
+                raise ApiKeyNotFound(key_id)
+            key = self._key(item)
+            if key.revoked_at is not None:
+                return key
+            ops = [{"Update": _update({"pk": "APIKEY", "sk": key_id}, **_revoke(now))}]
+            if key.role == Role.ADMIN:
+                ops.append({"ConditionCheck": self._another_admin(key_id)})
+            try:
+                self._transact(ops)
+            except ClientError as exc:
+                _cancelled(exc)  # a condition failed: the keys changed under us; look again
+                continue
+            return key.model_copy(update={"revoked_at": now})
+        raise Conflict(f"api key {key_id!r} is being changed concurrently; try again")
+
+    def _another_admin(self, key_id: str) -> dict[str, Any]:
+        """A transaction check that some other admin key is live (``LastAdminKey`` if none):
+        a concurrent revoke of that key conflicts with this one, so one admin stays."""
+        others = [
+            k
+            for k in (self._key(i) for i in self._query("pk", "APIKEY", consistent=True))
+            if k.role == Role.ADMIN and k.revoked_at is None and k.id != key_id
+        ]
+        if not others:
+            raise LastAdminKey(key_id)
+        return {"Key": _enc({"pk": "APIKEY", "sk": others[0].id})} | _cond(_live_admin)
 
     # -- work pools ----------------------------------------------------------------------
     @staticmethod

@@ -63,6 +63,7 @@ from service.errors import (
     DeploymentNotFound,
     IllegalTransition,
     InvalidInput,
+    LastAdminKey,
     PoolNotFound,
     RunNotFound,
 )
@@ -72,6 +73,7 @@ from service.models import (
     FlowRun,
     InfraRef,
     LogLine,
+    Role,
     ScheduleRecord,
     StateRecord,
     Teardown,
@@ -286,12 +288,30 @@ class SqlStore(Store):
             row = c.execute(select(t.api_keys).where(t.api_keys.c.id == key_id)).first()
             if row is None:
                 raise ApiKeyNotFound(key_id)
+            if row.revoked_at is None and row.role == Role.ADMIN:
+                self._keep_an_admin(c, key_id)
             if row.revoked_at is None:
                 c.execute(
                     update(t.api_keys).where(t.api_keys.c.id == key_id).values(revoked_at=now)
                 )
             row = c.execute(select(t.api_keys).where(t.api_keys.c.id == key_id)).one()
         return ApiKey(**row._mapping)
+
+    @staticmethod
+    def _keep_an_admin(c: Connection, key_id: str) -> None:
+        """Refuse to revoke ``key_id`` if it is the last live admin key. Every live admin
+        row is locked, in id order (the key itself included), so two revokes of the last
+        two admin keys queue one behind the other instead of each seeing the other live
+        (or deadlocking); the second then finds itself alone."""
+        keys = t.api_keys.c
+        live = c.execute(
+            select(keys.id)
+            .where(keys.role == Role.ADMIN, keys.revoked_at.is_(None))
+            .order_by(keys.id)
+            .with_for_update()
+        ).scalars()
+        if not any(other != key_id for other in live):
+            raise LastAdminKey(key_id)
 
     # -- work pools ------------------------------------------------------------------
     def create_pool(self, pool: WorkPool) -> WorkPool:

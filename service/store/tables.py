@@ -55,6 +55,8 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
+    Column("role", String(20), nullable=False, server_default="admin"),
+    Column("pools", JSON),
 )
 
 work_pools = Table(

@@ -89,7 +89,15 @@ def make_wheel(directory: Path, name: str = "tinydep", version: str = "0.1") -> 
 
 # -- runtime requirements -----------------------------------------------------------------
 #: What the Lambda imports; never to be filtered out as local-only.
-LAMBDA_NEEDS = {"fastapi", "mangum", "pydantic", "pydantic-settings", "coolname", "jsonschema"}
+LAMBDA_NEEDS = {
+    "fastapi",
+    "mangum",
+    "pydantic",
+    "pydantic-settings",
+    "coolname",
+    "jsonschema",
+    "jsonschema-rs",
+}
 
 
 @pytest.mark.parametrize(

@@ -192,7 +192,11 @@ def test_http_api_proxies_everything_to_the_function() -> None:
     assert route["RouteKey"] == "$default"
     assert route["Target"] == {"Fn::Sub": f"integrations/${{{integration_name}}}"}
     stage = props("AWS::ApiGatewayV2::Stage")
-    assert stage == {"ApiId": {"Ref": api_name}, "StageName": "$default", "AutoDeploy": True}
+    assert {k: v for k, v in stage.items() if k != "DefaultRouteSettings"} == {
+        "ApiId": {"Ref": api_name},
+        "StageName": "$default",
+        "AutoDeploy": True,
+    }
     perms = [
         p["Properties"]
         for p in resources_of("AWS::Lambda::Permission").values()
@@ -345,11 +349,28 @@ def test_nothing_is_star_unless_aws_requires_it() -> None:
 def test_pass_role_only_for_roles_tagged_for_a_pool_and_only_to_ecs_tasks() -> None:
     (stmt,) = [s for s in statements() if "iam:PassRole" in actions_of(s)]
     assert actions_of(stmt) == ["iam:PassRole"]
+    role = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/"
+    assert [r["Fn::Sub"] for r in stmt["Resource"]] == [
+        role + "pushpool-*-execution",
+        role + "pushpool-*-task",
+    ]
     assert stmt["Condition"]["Null"] == {f"iam:ResourceTag/{POOL_TAG}": "false"}
     assert stmt["Condition"]["StringEquals"] == {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
     # The provisioner tags the roles it creates with that key.
     iam_source = (ROOT / "provisioners" / "ecs" / "infra" / "iam.py").read_text()
     assert 'Tags=[{"Key": POOL_TAG' in iam_source
+
+
+def test_api_stage_is_throttled_and_function_concurrency_reserved() -> None:
+    resources = TPL["Resources"]
+    route = resources["HttpApiDefaultStage"]["Properties"]["DefaultRouteSettings"]
+    assert route == {
+        "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+    }
+    reserved = resources["Function"]["Properties"]["ReservedConcurrentExecutions"]
+    assert reserved["Fn::If"][:2] == ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}]
+    assert TPL["Parameters"]["ReservedConcurrency"]["Default"] > 0
 
 
 def test_logs_and_secret_are_scoped_to_our_own() -> None:

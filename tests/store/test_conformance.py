@@ -25,6 +25,7 @@ from service.models import (
     FlowRun,
     InfraRef,
     LogLine,
+    Role,
     ScheduleRecord,
     StateRecord,
     WorkPool,
@@ -481,7 +482,7 @@ def test_logs_in_order_with_cursor(store: Store, dep: Deployment) -> None:
 
 
 def test_api_keys(store: Store) -> None:
-    key = ApiKey(id="k1", name="admin", key_hash="h" * 64, created_at=T0)
+    key = ApiKey(id="k1", name="ci", key_hash="h" * 64, role=Role.VIEWER, created_at=T0)
     store.create_api_key(key)
     with pytest.raises(AlreadyExists):
         store.create_api_key(key)

@@ -19,8 +19,8 @@ from support import tables_0_1_0 as released
 from typer.testing import CliRunner
 
 from service.cli.main import app
-from service.errors import SchemaError
-from service.models import InfraRef, LogLine, StateRecord
+from service.errors import LastAdminKey, SchemaError
+from service.models import InfraRef, LogLine, Role, StateRecord
 from service.store import migrations, tables
 from service.store.base import RunFilter
 from service.store.sql import SqlStore
@@ -334,6 +334,11 @@ def _every_row_is_usable(store: SqlStore) -> None:
     store.append_logs("r-completed-1", [LogLine(run_id="r-completed-1", timestamp=T0, message="4")])
     assert [x.id for x in store.read_logs("r-completed-1")] == [1, 2, 3, 4]
     store.finish_teardown(1)
+    old_key = store.find_api_key("a" * 64)
+    assert old_key is not None and (old_key.role, old_key.pools) == (Role.ADMIN, None)
+    with pytest.raises(LastAdminKey):  # a key from before roles is an admin key
+        store.revoke_api_key("k1", T0)
+    store.create_api_key(old_key.model_copy(update={"id": "k-new", "key_hash": "9" * 64}))
     store.revoke_api_key("k1", T0)
     assert store.find_api_key("a" * 64) is None
     store.update_pool("capped", {"concurrency_limit": 4}, T0)

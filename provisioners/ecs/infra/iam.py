@@ -10,22 +10,51 @@ from provisioners.ecs.infra.base import Context, Found, Resource, ignore
 from provisioners.ecs.names import POOL_TAG
 
 _GONE = frozenset({"NoSuchEntity"})
-TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
 EXECUTION_MANAGED_POLICY = "service-role/AmazonECSTaskExecutionRolePolicy"
-#: So the awslogs driver can create a missing log group instead of failing the start.
-CREATE_LOG_GROUP_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "logs:CreateLogGroup", "Resource": "*"}],
-}
+
+
+def trust_policy(partition: str, region: str, account: str) -> dict[str, Any]:
+    """ECS tasks of this account (and region) only may assume the role (no confused
+    deputy: another account's task cannot be given it)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": account},
+                    "ArnLike": {"aws:SourceArn": f"arn:{partition}:ecs:{region}:{account}:*"},
+                },
+            }
+        ],
+    }
+
+
+def create_log_group_policy(
+    partition: str, region: str, account: str, log_group: str
+) -> dict[str, Any]:
+    """So the awslogs driver can create the pool's missing log group (and only that one,
+    or groups under it) instead of failing the start."""
+    base = f"arn:{partition}:logs:{region}:{account}:log-group:{log_group}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "logs:CreateLogGroup",
+                "Resource": [base, f"{base}:*", f"{base}/*"],
+            }
+        ],
+    }
+
+
+def _where(ctx: Context) -> tuple[str, str, str]:
+    """``(partition, region, account)`` of the caller's credentials."""
+    arn = str(ctx.aws.call("sts", "get_caller_identity")["Arn"])
+    parts = arn.split(":")
+    return parts[1], ctx.aws.region, parts[4]
 
 
 class Role(Resource):
@@ -37,11 +66,11 @@ class Role(Resource):
         output: str,
         description: str,
         managed: tuple[str, ...] = (),
-        inline: dict[str, dict[str, Any]] | None = None,
+        create_log_group: str | None = None,
     ) -> None:
         super().__init__(name)
         self.output, self.description = output, description
-        self.managed, self.inline = managed, inline or {}
+        self.managed, self.create_log_group = managed, create_log_group
 
     def find(self, ctx: Context) -> Found | None:
         try:
@@ -52,12 +81,18 @@ class Role(Resource):
             raise
         return Found(role["Arn"], ctx.owned(role.get("Tags")))
 
+    def _inline(self, where: tuple[str, str, str]) -> dict[str, dict[str, Any]]:
+        if self.create_log_group is None:
+            return {}
+        return {"pushpool-create-log-group": create_log_group_policy(*where, self.create_log_group)}
+
     def create(self, ctx: Context) -> str:
+        where = _where(ctx)
         role = ctx.aws.call(
             "iam",
             "create_role",
             RoleName=self.name,
-            AssumeRolePolicyDocument=json.dumps(TRUST_POLICY),
+            AssumeRolePolicyDocument=json.dumps(trust_policy(*where)),
             Description=self.description,
             Tags=[{"Key": POOL_TAG, "Value": ctx.pool}],
         )["Role"]
@@ -70,7 +105,7 @@ class Role(Resource):
                 RoleName=self.name,
                 PolicyArn=f"arn:{partition}:iam::aws:policy/{policy}",
             )
-        for policy_name, document in self.inline.items():
+        for policy_name, document in self._inline(where).items():
             ctx.aws.call(
                 "iam",
                 "put_role_policy",
@@ -98,13 +133,13 @@ class Role(Resource):
         return {self.output: resource_id}
 
 
-def execution_role(name: str) -> Role:
+def execution_role(name: str, log_group: str) -> Role:
     return Role(
         name,
         "execution_role_arn",
         "pushpool: lets ECS pull flow images and write run logs",
         managed=(EXECUTION_MANAGED_POLICY,),
-        inline={"pushpool-create-log-group": CREATE_LOG_GROUP_POLICY},
+        create_log_group=log_group,
     )
 
 
