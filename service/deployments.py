@@ -12,6 +12,7 @@ from provisioners.base import provisioner_class
 from provisioners.errors import NotAllowed, ProvisionerError
 from service.errors import InvalidInput
 from service.models import (
+    MAX_CONCURRENCY_LIMIT,
     BoundedDict,
     CatchupPolicy,
     Deployment,
@@ -41,7 +42,7 @@ class DeploymentFields(Strict):
     schedules: list[Schedule] = Field(default_factory=list, max_length=20)
     catchup: CatchupPolicy = CatchupPolicy.LATEST
     paused: bool = False
-    concurrency_limit: int | None = Field(default=None, ge=1)
+    concurrency_limit: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY_LIMIT)
     retries: int = Field(default=0, ge=0, le=100)
     retry_delay_seconds: int = Field(default=0, ge=0, le=7 * 86400)
     tags: list[Tag] = Field(default_factory=list, max_length=50)
@@ -66,7 +67,7 @@ class DeploymentCreate(DeploymentFields):
 class DeploymentUpdate(Patch):
     """PATCH: only the fields given change."""
 
-    nullable = frozenset({"parameter_schema", "concurrency_limit"})
+    nullable = frozenset({"parameter_schema", "concurrency_limit", "timeout_seconds"})
 
     entrypoint: str | None = None
     work_pool: Name | None = None
@@ -77,7 +78,7 @@ class DeploymentUpdate(Patch):
     schedules: list[Schedule] | None = Field(default=None, max_length=20)
     catchup: CatchupPolicy | None = None
     paused: bool | None = None
-    concurrency_limit: int | None = Field(default=None, ge=1)
+    concurrency_limit: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY_LIMIT)
     retries: int | None = Field(default=None, ge=0, le=100)
     retry_delay_seconds: int | None = Field(default=None, ge=0, le=7 * 86400)
     tags: list[Tag] | None = Field(default=None, max_length=50)

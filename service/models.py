@@ -25,6 +25,8 @@ from service.vocabulary import StateType
 #: How deeply user JSON (parameters, schemas, job variables, pool config) may nest. Far
 #: below where serialising it would fail (pydantic stops at 255 levels).
 MAX_JSON_DEPTH = 64
+#: The highest concurrency limit a pool or deployment may set (beyond it, none is needed).
+MAX_CONCURRENCY_LIMIT = 1_000_000
 
 
 def json_depth(value: Any) -> int:

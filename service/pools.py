@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from provisioners.base import provisioner_class
-from service.models import BoundedDict, Name, Patch, Strict, WorkPool
+from service.models import MAX_CONCURRENCY_LIMIT, BoundedDict, Name, Patch, Strict, WorkPool
 from service.services import Services
 from service.validation import check_model
 
@@ -16,7 +16,7 @@ class WorkPoolCreate(Strict):
     name: Name
     type: str = Field(min_length=1, max_length=50)
     config: BoundedDict = Field(default_factory=dict)
-    concurrency_limit: int | None = Field(default=None, ge=0)
+    concurrency_limit: int | None = Field(default=None, ge=0, le=MAX_CONCURRENCY_LIMIT)
     paused: bool = False
 
 
@@ -24,7 +24,7 @@ class WorkPoolUpdate(Patch):
     nullable = frozenset({"concurrency_limit"})
 
     config: BoundedDict | None = None
-    concurrency_limit: int | None = Field(default=None, ge=0)
+    concurrency_limit: int | None = Field(default=None, ge=0, le=MAX_CONCURRENCY_LIMIT)
     paused: bool | None = None
 
 

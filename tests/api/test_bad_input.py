@@ -178,3 +178,16 @@ def test_the_rate_limiter_refills_with_time() -> None:
     assert limiter.acquire("k") == 0 and limiter.acquire("k") == 0.5
     assert limiter.acquire("other") == 0
     assert RateLimiter(rate=0, burst=1).acquire("k") == 0  # off
+
+
+def test_a_concurrency_limit_too_large_to_store_is_422(api: TestClient, paused: str) -> None:
+    """Found by schemathesis: 2**63 in a PATCH made SQLite overflow (a 500)."""
+    huge = 2**63
+    r = api.patch("/api/work-pools/local", json={"concurrency_limit": huge})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "concurrency_limit"]
+    r = api.post("/api/work-pools", json={"name": "big", "concurrency_limit": huge})
+    assert r.status_code == 422, r.text
+    dep = _deploy(api, paused).json()
+    r = api.patch(f"/api/deployments/{dep['id']}", json={"concurrency_limit": huge})
+    assert r.status_code == 422, r.text
+    assert api.get("/api/work-pools/local").json()["concurrency_limit"] is None

@@ -48,7 +48,9 @@ def test_the_control_plane_may_pass_exactly_the_pools_roles() -> None:
 
 
 def test_deploying_with_a_role_the_pool_does_not_allow_is_422(api: TestClient) -> None:
-    pool = {"name": "ecs", "type": "ecs", "config": config().model_dump(exclude_unset=True)}
+    cluster = "arn:aws:ecs:eu-west-1:123456789012:cluster/pushpool-ecs"
+    pool_config = config(cluster=cluster).model_dump(exclude_unset=True)
+    pool = {"name": "ecs", "type": "ecs", "config": pool_config}
     assert api.post("/api/work-pools", json=pool).status_code == 201
     body = image_deployment_body("ecs")
     body["job_variables"]["task_role_arn"] = OTHER
@@ -58,7 +60,8 @@ def test_deploying_with_a_role_the_pool_does_not_allow_is_422(api: TestClient) -
     assert api.get("/api/deployments").json() == []
     allowed = {"config": {**pool["config"], "allowed_role_arns": [OTHER]}}
     assert api.patch("/api/work-pools/ecs", json=allowed).status_code == 200
-    assert api.post("/api/deployments", json=body).status_code == 201
+    created = api.post("/api/deployments", json=body)
+    assert created.status_code == 201, created.text
 
 
 def test_submit_refuses_a_role_the_pool_no_longer_allows(
