@@ -112,6 +112,7 @@ def local_environment() -> RunEnvironment:
     from pushpool.reporting import LocalReporter
     from pushpool.results import default_store
 
+    _console_logging()
     store = default_store()
     return RunEnvironment(
         reporter=LocalReporter(cache_dir=store.root / "cache"), result_store=store
@@ -125,3 +126,16 @@ def entered(var: contextvars.ContextVar[Any], value: Any) -> Iterator[None]:
         yield
     finally:
         var.reset(token)
+
+
+def _console_logging() -> None:
+    """Show run logs on stderr for a local call, unless the program configured logging."""
+    import logging
+
+    logger = logging.getLogger("pushpool")
+    if logger.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s | %(levelname)-7s | %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

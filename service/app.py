@@ -20,6 +20,7 @@ from service.api import (
     health,
     runner,
     scheduler,
+    task_runs,
     work_pools,
 )
 from service.api.limits import BodySizeLimit
@@ -87,7 +88,16 @@ def create_app(
     app.state.services = svc
     app.state.services_factory = services
     # With a prefix FastAPI builds an included route on first use, not at include time.
-    for module in (health, work_pools, deployments, flow_runs, runner, api_keys, scheduler):
+    for module in (
+        health,
+        work_pools,
+        deployments,
+        flow_runs,
+        runner,
+        api_keys,
+        scheduler,
+        task_runs,  # sdk: task runs and their graph
+    ):
         app.include_router(module.router, prefix="/api")
     errors.install(app)
     limit = max_body_bytes or (svc.settings.max_body_bytes if svc else 1_048_576)

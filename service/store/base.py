@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from service.errors import InvalidInput
@@ -28,6 +28,7 @@ from service.models import (
     LogLine,
     ScheduleRecord,
     StateRecord,
+    TaskRun,
     Teardown,
     WorkPool,
 )
@@ -311,3 +312,18 @@ class Store(ABC):
     @abstractmethod
     def read_logs(self, run_id: str, *, after_id: int = 0, limit: int = 1000) -> list[LogLine]:
         """Lines with ``id > after_id`` in order."""
+
+    # -- task runs -------------------------------------------------------------
+    @abstractmethod
+    def upsert_task_runs(self, run_id: str, task_runs: Sequence[TaskRun]) -> None:
+        """Store the latest snapshot of each task run of ``run_id`` (same id: replaced)."""
+
+    @abstractmethod
+    def list_task_runs(self, run_id: str) -> list[TaskRun]:
+        """The run's task runs, oldest (``created``) first, ties by id."""
+
+
+def sort_task_runs(task_runs: Iterable[TaskRun]) -> list[TaskRun]:
+    """Task runs oldest first (no ``created``: first of all), ties by id."""
+    floor = datetime.min.replace(tzinfo=UTC)
+    return sorted(task_runs, key=lambda tr: (tr.created or floor, tr.id))

@@ -100,6 +100,7 @@ from service.models import (
     LogLine,
     ScheduleRecord,
     StateRecord,
+    TaskRun,
     Teardown,
     WorkPool,
 )
@@ -111,6 +112,7 @@ from service.store.base import (
     Store,
     TransitionEffects,
     check_pool_changes,
+    sort_task_runs,
 )
 
 Item = dict[str, Any]
@@ -1532,6 +1534,10 @@ class DynamoStore(Store):
             }
             for i, line in zip(ids, lines, strict=True)
         ]
+        self._batch_write(requests)
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        """BatchWriteItem in chunks of 25, retrying unprocessed items a few times."""
         for start in range(0, len(requests), 25):
             pending = {self.table: requests[start : start + 25]}
             for attempt in range(_RETRIES):
@@ -1566,6 +1572,22 @@ class DynamoStore(Store):
             if len(out) >= limit:
                 break
         return out
+
+    def upsert_task_runs(self, run_id: str, task_runs: Sequence[TaskRun]) -> None:
+        latest = {tr.id: tr for tr in task_runs}
+        requests = [
+            {
+                "PutRequest": {
+                    "Item": _enc({"pk": f"TASKRUN#{run_id}", "sk": i, "data": tr.model_dump_json()})
+                }
+            }
+            for i, tr in latest.items()
+        ]
+        self._batch_write(requests)
+
+    def list_task_runs(self, run_id: str) -> list[TaskRun]:
+        items = self._query("pk", f"TASKRUN#{run_id}", consistent=True)
+        return sort_task_runs(TaskRun.model_validate_json(item["data"]) for item in items)
 
 
 def _encode_cursor(run: FlowRun) -> str:

@@ -50,6 +50,7 @@ from service.models import (
     LogLine,
     ScheduleRecord,
     StateRecord,
+    TaskRun,
     Teardown,
     WorkPool,
 )
@@ -62,6 +63,7 @@ from service.store.base import (
     Store,
     TransitionEffects,
     check_pool_changes,
+    sort_task_runs,
 )
 
 _RUN_JSON_FIELDS = ("parameters", "job_variables", "result", "error", "tags")
@@ -809,6 +811,27 @@ class SqlStore(Store):
             ).all()
         return [LogLine(**row._mapping) for row in rows]
 
+    def upsert_task_runs(self, run_id: str, task_runs: Sequence[TaskRun]) -> None:
+        latest = {tr.id: tr for tr in task_runs}
+        if not latest:
+            return
+        tr_table = t.task_runs
+        rows = [
+            {"run_id": run_id, "id": i, "created": tr.created, "data": _task_run_data(tr)}
+            for i, tr in latest.items()
+        ]
+        with self._write() as c:
+            c.execute(
+                delete(tr_table).where(tr_table.c.run_id == run_id, tr_table.c.id.in_(list(latest)))
+            )
+            c.execute(insert(tr_table), rows)
+
+    def list_task_runs(self, run_id: str) -> list[TaskRun]:
+        tr_table = t.task_runs
+        with self._read() as c:
+            rows = c.execute(select(tr_table.c.data).where(tr_table.c.run_id == run_id)).all()
+        return sort_task_runs(TaskRun.model_validate(row.data) for row in rows)
+
 
 def _encode_cursor(run: FlowRun) -> str:
     raw = f"{run.expected_start.isoformat()}|{run.id}".encode()
@@ -841,3 +864,7 @@ def _active_counts(c: Connection, column: Any, keys: Iterable[str]) -> dict[str,
 
 def _pairs(rows: Iterable[Any]) -> dict[Any, Any]:
     return {row[0]: row[1] for row in rows}
+
+
+def _task_run_data(task_run: TaskRun) -> dict[str, Any]:
+    return task_run.model_dump(mode="json")

@@ -165,3 +165,13 @@ logs = Table(
     Column("logger", String(200)),
     Index("ix_logs_run", "run_id", "id"),
 )
+
+# A task run's latest snapshot (the SDK reports whole snapshots; the JSON is the record).
+task_runs = Table(
+    "task_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("created", UTCDateTime()),
+    Column("data", JSON, nullable=False),
+)

@@ -26,6 +26,7 @@ from service.models import (
     LogLine,
     ScheduleRecord,
     StateRecord,
+    TaskRun,
     WorkPool,
 )
 from service.schedules import CronSchedule
@@ -433,6 +434,38 @@ def test_logs_in_order_with_cursor(store: Store, dep: Deployment) -> None:
     rest = store.read_logs(r.id, after_id=first[-1].id)
     assert [x.message for x in rest] == ["line 3", "line 4"]
     assert store.read_logs("other") == []
+
+
+def task_run(ident: str, minute: int, **kw: object) -> TaskRun:
+    return TaskRun.model_validate(
+        {"id": ident, "task_key": "m.t", "name": ident, "state": "PENDING"}
+        | {"created": T0 + timedelta(minutes=minute)}
+        | kw
+    )
+
+
+def test_task_runs_latest_snapshot_wins_and_list_in_creation_order(
+    store: Store, dep: Deployment
+) -> None:
+    r, _ = store.create_run(run(dep))
+    other, _ = store.create_run(run(dep))
+    store.upsert_task_runs(r.id, [task_run("b", 2), task_run("a", 1)])
+    store.upsert_task_runs(other.id, [task_run("a", 5, state="FAILED")])
+    done = task_run("b", 2, state="COMPLETED", attempts=2, upstream=["a"], error=None)
+    store.upsert_task_runs(r.id, [task_run("b", 2, state="RUNNING"), done, task_run("c", 0)])
+    listed = store.list_task_runs(r.id)
+    assert [tr.id for tr in listed] == ["c", "a", "b"]
+    assert listed[2] == done
+    assert [tr.state for tr in store.list_task_runs(other.id)] == ["FAILED"]
+    assert store.list_task_runs("nope") == []
+    store.upsert_task_runs(r.id, [])
+    assert len(store.list_task_runs(r.id)) == 3
+
+
+def test_many_task_runs_in_one_batch(store: Store, dep: Deployment) -> None:
+    r, _ = store.create_run(run(dep))
+    store.upsert_task_runs(r.id, [task_run(f"t{i:03d}", i) for i in range(120)])
+    assert [tr.id for tr in store.list_task_runs(r.id)] == [f"t{i:03d}" for i in range(120)]
 
 
 def test_api_keys(store: Store) -> None:
