@@ -109,6 +109,7 @@ class TaskRun:
         except ResultNotFound:
             return _MISSING
         now = self._now()
+        self.ctx.remember(value, self.record.id)
         self._set(TaskState.CACHED, start_time=now, end_time=now, result_key=entry.result_key)
         return value
 

@@ -121,10 +121,13 @@ class Task(Generic[P, R]):
         """Submit one run per element of the iterable arguments (zipped; lengths must
         match); wrap an iterable passed whole in :class:`unmapped`."""
         ctx = _require_flow(self, "map")
+        upstream: dict[str, None] = {}
+        args = tuple(_iterable_input(ctx, value, upstream) for value in args)
+        kwargs = {key: _iterable_input(ctx, value, upstream) for key, value in kwargs.items()}
         calls = _expand(self.name, args, kwargs)
         futures: PushpoolFutureList[R] = PushpoolFutureList()
         for index, (call_args, call_kwargs) in enumerate(calls):
-            futures.append(self._submit(ctx, call_args, call_kwargs, index))
+            futures.append(self._submit(ctx, call_args, call_kwargs, index, list(upstream)))
         return futures
 
     def _submit(
@@ -133,10 +136,12 @@ class Task(Generic[P, R]):
         args: Sequence[Any],
         kwargs: Mapping[str, Any],
         map_index: int | None,
+        upstream: list[str] | None = None,
     ) -> PushpoolFuture[R]:
         from pushpool import engine
 
         run = self._prepare(ctx, args, kwargs, map_index)
+        run.record.upstream = upstream or []
         if self.is_async:
             inner = ctx.task_runner.submit_async(lambda: engine.run_async(run))
         else:
@@ -181,6 +186,18 @@ def _is_async(fn: Callable[..., Any]) -> bool:
     import inspect
 
     return inspect.iscoroutinefunction(fn)
+
+
+def _iterable_input(ctx: FlowRunContext, value: Any, upstream: dict[str, None]) -> Any:
+    """A ``.map()`` argument: a future is resolved (its elements are mapped); the task run
+    that produced a mapped iterable is an upstream of every element's run."""
+    if isinstance(value, PushpoolFuture):
+        upstream[value.task_run_id] = None
+        return value.result()
+    producer = ctx.producer_of(value)
+    if producer is not None:
+        upstream[producer] = None
+    return value
 
 
 def _require_flow(task: Task[..., Any], what: str) -> FlowRunContext:

@@ -100,6 +100,22 @@ class RunnerClient:
     def send_logs(self, logs: list[dict[str, Any]]) -> None:
         self._call("POST", "/logs", {"logs": logs})
 
+    def send_task_runs(self, task_runs: list[dict[str, Any]]) -> None:  # sdk: task runs
+        self._call("POST", "/task-runs", {"task_runs": task_runs})
+
+    def get_cache_record(self, key: str) -> dict[str, Any] | None:  # sdk: task cache
+        """The cache record under ``key``, or None when the service has none (404)."""
+        try:
+            data = self._call("GET", f"/cache/{key}")
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return data if isinstance(data, dict) else None
+
+    def put_cache_record(self, key: str, record: dict[str, Any]) -> None:  # sdk: task cache
+        self._call("PUT", f"/cache/{key}", record)
+
     def heartbeat(self) -> str | None:
         data = self._call("POST", "/heartbeat", {})
         state = data.get("state") if isinstance(data, dict) else None

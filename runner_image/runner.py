@@ -118,7 +118,9 @@ def _execute(
         return _not_started(f"could not report RUNNING: {exc}")
     logger.info("Running flow %r (%s)", spec.flow_name, spec.entrypoint)
     try:
-        with interrupter.armed():
+        from runner_image.tasks import task_environment  # sdk: pushpool flows' task runs
+
+        with interrupter.armed(), task_environment(spec.id, client):  # sdk
             value = call_flow(flow, spec.parameters)
     except BaseException as exc:
         return _outcome_for(exc, setup=False)

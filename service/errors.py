@@ -69,3 +69,7 @@ class InvalidInput(PushpoolError, ValueError):
     def __init__(self, field: str, message: str) -> None:
         self.field, self.message = field, message
         super().__init__(f"{field}: {message}")
+
+
+class CacheRecordNotFound(NotFound):
+    kind = "cache record"

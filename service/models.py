@@ -198,3 +198,11 @@ class TaskRun(Strict):
     result_key: Annotated[str, Field(max_length=500)] | None = None
     map_index: Annotated[int, Field(ge=0)] | None = None
     flow_run_id: str | None = None
+
+
+class CacheRecord(Strict):
+    """A task cache key's persisted result; unusable from ``expires_at`` on."""
+
+    key: Annotated[str, Field(pattern=r"^[0-9a-f]{16,128}$|^[A-Za-z0-9._:-]{1,128}$")]
+    result_key: Annotated[str, Field(min_length=1, max_length=500)]
+    expires_at: datetime | None = None

@@ -22,6 +22,7 @@ from typing import Any
 from service.errors import InvalidInput
 from service.models import (
     ApiKey,
+    CacheRecord,
     Deployment,
     FlowRun,
     InfraRef,
@@ -322,8 +323,22 @@ class Store(ABC):
     def list_task_runs(self, run_id: str) -> list[TaskRun]:
         """The run's task runs, oldest (``created``) first, ties by id."""
 
+    # -- task cache records --------------------------------------------------------
+    @abstractmethod
+    def put_cache_record(self, record: CacheRecord) -> None:
+        """Store ``record``, replacing any record under its key."""
+
+    @abstractmethod
+    def get_cache_record(self, key: str, now: datetime) -> CacheRecord | None:
+        """The record under ``key`` unless missing or expired at ``now``."""
+
 
 def sort_task_runs(task_runs: Iterable[TaskRun]) -> list[TaskRun]:
     """Task runs oldest first (no ``created``: first of all), ties by id."""
     floor = datetime.min.replace(tzinfo=UTC)
     return sorted(task_runs, key=lambda tr: (tr.created or floor, tr.id))
+
+
+def cache_record_valid(record: CacheRecord, now: datetime) -> bool:
+    """Whether ``record`` may still be used at ``now``."""
+    return record.expires_at is None or now < record.expires_at

@@ -70,6 +70,7 @@ from __future__ import annotations
 import base64
 import heapq
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -94,6 +95,7 @@ from service.errors import (
 )
 from service.models import (
     ApiKey,
+    CacheRecord,
     Deployment,
     FlowRun,
     InfraRef,
@@ -111,6 +113,7 @@ from service.store.base import (
     RunFilter,
     Store,
     TransitionEffects,
+    cache_record_valid,
     check_pool_changes,
     sort_task_runs,
 )
@@ -1588,6 +1591,25 @@ class DynamoStore(Store):
     def list_task_runs(self, run_id: str) -> list[TaskRun]:
         items = self._query("pk", f"TASKRUN#{run_id}", consistent=True)
         return sort_task_runs(TaskRun.model_validate_json(item["data"]) for item in items)
+
+    def put_cache_record(self, record: CacheRecord) -> None:
+        item: Item = {"pk": f"CACHE#{record.key}", "sk": "CACHE", "result_key": record.result_key}
+        if record.expires_at is not None:  # the table's TTL attribute: epoch seconds
+            item["expires_at"] = math.ceil(record.expires_at.timestamp())
+            item["expires"] = ts(record.expires_at)
+        self._put(item)
+
+    def get_cache_record(self, key: str, now: datetime) -> CacheRecord | None:
+        item = self._get(f"CACHE#{key}", "CACHE")
+        if item is None:
+            return None
+        expires = item.get("expires")
+        record = CacheRecord(
+            key=key,
+            result_key=item["result_key"],
+            expires_at=from_ts(expires) if expires is not None else None,
+        )
+        return record if cache_record_valid(record, now) else None
 
 
 def _encode_cursor(run: FlowRun) -> str:

@@ -44,6 +44,7 @@ from service.errors import (
 )
 from service.models import (
     ApiKey,
+    CacheRecord,
     Deployment,
     FlowRun,
     InfraRef,
@@ -62,6 +63,7 @@ from service.store.base import (
     RunFilter,
     Store,
     TransitionEffects,
+    cache_record_valid,
     check_pool_changes,
     sort_task_runs,
 )
@@ -831,6 +833,19 @@ class SqlStore(Store):
         with self._read() as c:
             rows = c.execute(select(tr_table.c.data).where(tr_table.c.run_id == run_id)).all()
         return sort_task_runs(TaskRun.model_validate(row.data) for row in rows)
+
+    def put_cache_record(self, record: CacheRecord) -> None:
+        cr = t.cache_records
+        with self._write() as c:
+            c.execute(delete(cr).where(cr.c.key == record.key))
+            c.execute(insert(cr).values(**record.model_dump()))
+
+    def get_cache_record(self, key: str, now: datetime) -> CacheRecord | None:
+        cr = t.cache_records
+        with self._read() as c:
+            row = c.execute(select(cr).where(cr.c.key == key)).first()
+        record = CacheRecord(**row._mapping) if row is not None else None
+        return record if record is not None and cache_record_valid(record, now) else None
 
 
 def _encode_cursor(run: FlowRun) -> str:

@@ -175,3 +175,12 @@ task_runs = Table(
     Column("created", UTCDateTime()),
     Column("data", JSON, nullable=False),
 )
+
+# Task cache records: a cache key -> the result it names, until it expires.
+cache_records = Table(
+    "cache_records",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("result_key", String(500), nullable=False),
+    Column("expires_at", UTCDateTime()),
+)

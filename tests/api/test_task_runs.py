@@ -108,3 +108,30 @@ def test_bad_task_run_reports_are_422_and_store_nothing(
 def test_unknown_flow_run_is_404(api: TestClient) -> None:
     assert api.get("/api/flow-runs/nope/task-runs").status_code == 404
     assert api.get("/api/flow-runs/nope/graph").status_code == 404
+
+
+def test_cache_records_round_trip_and_expire(api: TestClient, services: Services) -> None:
+    from datetime import timedelta
+
+    run_id, auth = claimed_run(api, services)
+    base = f"/api/runner/flow-runs/{run_id}/cache"
+    assert api.get(f"{base}/abc123", headers=auth).status_code == 404
+    expires = (services.clock() + timedelta(minutes=1)).isoformat()
+    body = {"result_key": "cache/abc123", "expires_at": expires}
+    assert api.put(f"{base}/abc123", headers=auth, json=body).status_code == 204
+    got = api.get(f"{base}/abc123", headers=auth)
+    assert got.status_code == 200 and got.json()["result_key"] == "cache/abc123"
+    services.clock.advance(120)  # type: ignore[attr-defined]
+    assert api.get(f"{base}/abc123", headers=auth).status_code == 404
+    assert api.get(f"{base}/abc123").status_code == 401  # an API key is not a run token
+
+
+def test_bad_cache_records_are_422(api: TestClient, services: Services) -> None:
+    run_id, auth = claimed_run(api, services)
+    base = f"/api/runner/flow-runs/{run_id}/cache"
+    assert api.put(f"{base}/k", headers=auth, json={"result_key": ""}).status_code == 422
+    bad_key = api.put(f"{base}/has%20space", headers=auth, json={"result_key": "x"})
+    assert bad_key.status_code == 422
+    extra = api.put(f"{base}/k", headers=auth, json={"result_key": "x", "other": 1})
+    assert extra.status_code == 422
+    assert api.get(f"{base}/k", headers=auth).status_code == 404

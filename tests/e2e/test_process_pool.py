@@ -167,3 +167,31 @@ def test_run_token_never_in_logs_or_responses(live: LiveServer) -> None:
     done = wait_for(live, run["id"], TERMINAL)
     blob = str(done) + str(logs(live, run["id"]))
     assert "ppr_" not in blob
+
+
+def test_a_pushpool_flow_reports_task_runs_and_caches_across_runs(
+    live: LiveServer, tmp_path: Path
+) -> None:
+    """The ETL example on the process pool: mapped, retried and cached tasks, over HTTP."""
+    env = {"PUSHPOOL_HOME": str(tmp_path / "runner-home")}
+    dep = deploy(live.client, "etl.py:etl", job_variables={"env": env})
+    params = {"day": "2026-03-01", "rows": 3, "failure_rate": 0.0}
+    states: list[dict[str, str]] = []
+    for _ in range(2):
+        run = start(live.client, dep, parameters=params)
+        done = wait_for(live, run["id"], TERMINAL)
+        assert done["state"]["type"] == "COMPLETED", done
+        assert done["result"] == 3
+        task_runs = live.client.get(f"/flow-runs/{run['id']}/task-runs").json()
+        states.append({tr["name"]: tr["state"] for tr in task_runs})
+    transforms = [f"transform[{i}]" for i in range(3)]
+    assert states[0] == {"extract": "COMPLETED", "load": "COMPLETED"} | dict.fromkeys(
+        transforms, "COMPLETED"
+    )
+    assert states[1] == {"extract": "COMPLETED", "load": "COMPLETED"} | dict.fromkeys(
+        transforms, "CACHED"
+    )
+    graph = live.client.get(f"/flow-runs/{run['id']}/graph").json()
+    names = {node["id"]: node["name"] for node in graph["nodes"]}
+    edges = sorted((names[e["source"]], names[e["target"]]) for e in graph["edges"])
+    assert edges == sorted([("extract", t) for t in transforms] + [(t, "load") for t in transforms])

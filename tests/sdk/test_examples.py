@@ -34,9 +34,12 @@ def test_etl_retries_maps_and_caches(sdk_env: Env, monkeypatch: pytest.MonkeyPat
     assert [r.state for r in sdk_env.runs("transform")] == [TaskState.COMPLETED] * 3
     transform_ids = {r.id for r in sdk_env.runs("transform")}
     assert set(sdk_env.runs("load")[0].upstream) == transform_ids
+    assert {tuple(r.upstream) for r in sdk_env.runs("transform")} == {(extract.id,)}
     sdk_env.reporter.task_runs.clear()
     etl.etl("2026-02-01", 3, 0.0)
     assert [r.state for r in sdk_env.runs("transform")] == [TaskState.CACHED] * 3
+    cached_ids = {r.id for r in sdk_env.runs("transform")}
+    assert set(sdk_env.runs("load")[0].upstream) == cached_ids
 
 
 @pytest.mark.slow

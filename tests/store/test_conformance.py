@@ -20,6 +20,7 @@ from service.errors import (
 )
 from service.models import (
     ApiKey,
+    CacheRecord,
     Deployment,
     FlowRun,
     InfraRef,
@@ -466,6 +467,21 @@ def test_many_task_runs_in_one_batch(store: Store, dep: Deployment) -> None:
     r, _ = store.create_run(run(dep))
     store.upsert_task_runs(r.id, [task_run(f"t{i:03d}", i) for i in range(120)])
     assert [tr.id for tr in store.list_task_runs(r.id)] == [f"t{i:03d}" for i in range(120)]
+
+
+def test_cache_records_replace_and_expire(store: Store) -> None:
+    later = T0 + timedelta(hours=1)
+    store.put_cache_record(CacheRecord(key="k1", result_key="cache/k1", expires_at=later))
+    store.put_cache_record(CacheRecord(key="k2", result_key="cache/k2"))
+    assert store.get_cache_record("k1", T0) == CacheRecord(
+        key="k1", result_key="cache/k1", expires_at=later
+    )
+    assert store.get_cache_record("k1", later) is None  # expired at its instant
+    assert store.get_cache_record("k2", later + timedelta(days=999)) is not None
+    store.put_cache_record(CacheRecord(key="k1", result_key="cache/new"))
+    record = store.get_cache_record("k1", later)
+    assert record is not None and record.result_key == "cache/new" and record.expires_at is None
+    assert store.get_cache_record("missing", T0) is None
 
 
 def test_api_keys(store: Store) -> None:
