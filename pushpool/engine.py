@@ -8,10 +8,11 @@ a snapshot through the flow's batching reporter.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from pushpool._threads import call_with_timeout
 from pushpool.cache import CacheContext
 from pushpool.context import FlowRunContext, _task_run, entered
 from pushpool.errors import ResultNotFound, ResultNotSerializable, TaskTimeoutError
@@ -38,17 +39,23 @@ def resolve_inputs(value: Any, ctx: FlowRunContext, upstream: dict[str, None]) -
     Looks inside lists, tuples, sets and dicts; a value that is the tracked result of
     an earlier task run counts as an input from that run.
     """
+    value = note_upstream(value, ctx, upstream)
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [resolve_inputs(item, ctx, upstream) for item in value]
+        return type(value)(items) if not isinstance(value, tuple) else _same_tuple(value, items)
+    if isinstance(value, dict):
+        return {k: resolve_inputs(v, ctx, upstream) for k, v in value.items()}
+    return value
+
+
+def note_upstream(value: Any, ctx: FlowRunContext, upstream: dict[str, None]) -> Any:
+    """``value`` (a future: its result), noting the task run that produced it, if any."""
     if isinstance(value, PushpoolFuture):
         upstream[value.task_run_id] = None
         return value.result()
     producer = ctx.producer_of(value)
     if producer is not None:
         upstream[producer] = None
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [resolve_inputs(item, ctx, upstream) for item in value]
-        return type(value)(items) if not isinstance(value, tuple) else _same_tuple(value, items)
-    if isinstance(value, dict):
-        return {k: resolve_inputs(v, ctx, upstream) for k, v in value.items()}
     return value
 
 
@@ -200,34 +207,6 @@ def _error(exc: BaseException) -> dict[str, str]:
     }
 
 
-def _call_with_timeout(fn: Callable[..., Any], kwargs: Mapping[str, Any], timeout: float) -> Any:
-    """Call ``fn(**kwargs)`` in a helper thread and give up after ``timeout`` seconds.
-
-    Python cannot stop a thread: a timed-out attempt is abandoned (it may run on in
-    the background, as a daemon thread) and the run fails or retries.
-    """
-    import contextvars
-    import threading
-
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = fn(**kwargs)
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    context = contextvars.copy_context()
-    thread = threading.Thread(target=context.run, args=(target,), daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise TaskTimeoutError(f"task timed out after {timeout} seconds")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 def run_sync(run: TaskRun) -> Any:
     """Drive a sync task run to its end; return its value or raise its error."""
     run.resolve()
@@ -252,7 +231,13 @@ def _attempts_sync(run: TaskRun) -> Any:
         try:
             with entered(_task_run, run.record):
                 if task.timeout_seconds is not None:
-                    value = _call_with_timeout(task.fn, run.parameters, task.timeout_seconds)
+                    value = call_with_timeout(
+                        lambda: task.fn(**run.parameters),
+                        task.timeout_seconds,
+                        lambda: TaskTimeoutError(
+                            f"task timed out after {task.timeout_seconds} seconds"
+                        ),
+                    )
                 else:
                     value = task.fn(**run.parameters)
         except BaseException as exc:

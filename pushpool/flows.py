@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from pushpool._threads import call_with_timeout
 from pushpool.context import (
     FlowRunContext,
     RunEnvironment,
@@ -16,7 +17,7 @@ from pushpool.context import (
     local_environment,
 )
 from pushpool.errors import FlowTimeoutError, ParameterError
-from pushpool.retries import RetryDelay, check_delay, delay_before
+from pushpool.retries import RetryDelay, check_delay, check_options, delay_before
 from pushpool.task_runners import ThreadPoolTaskRunner
 
 P = ParamSpec("P")
@@ -39,12 +40,7 @@ class Flow(Generic[P, R]):
         task_runner: ThreadPoolTaskRunner | None = None,
         persist_result: bool | None = None,
     ) -> None:
-        if not callable(fn):
-            raise TypeError(f"@flow needs a function, not {type(fn).__name__}")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be a non-negative integer, not {retries!r}")
-        if timeout_seconds is not None and timeout_seconds <= 0:
-            raise ValueError(f"timeout_seconds must be positive, not {timeout_seconds!r}")
+        check_options("@flow", fn, retries, timeout_seconds)
         self.fn = fn
         self.name: str = name or str(getattr(fn, "__name__", "flow"))
         self.retries = retries
@@ -121,7 +117,13 @@ class Flow(Generic[P, R]):
                 if self.timeout_seconds is None:
                     value = self.fn(*args, **kwargs)
                 else:
-                    value = _with_timeout(self, args, kwargs)
+                    value = call_with_timeout(
+                        lambda: self.fn(*args, **kwargs),
+                        self.timeout_seconds,
+                        lambda: FlowTimeoutError(
+                            f"flow {self.name!r} timed out after {self.timeout_seconds} seconds"
+                        ),
+                    )
                 value = _resolve_return(value)
                 _wait_all(ctx)
                 self._persist(ctx, value)
@@ -183,30 +185,6 @@ def _annotated(fn: Callable[..., Any]) -> bool:
     return any(name != "return" for name in annotations)
 
 
-def _with_timeout(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
-    import contextvars
-    import threading
-
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = flow.fn(*args, **kwargs)
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    thread = threading.Thread(
-        target=contextvars.copy_context().run, args=(target,), daemon=True, name="pushpool-flow"
-    )
-    thread.start()
-    thread.join(flow.timeout_seconds)
-    if thread.is_alive():
-        raise FlowTimeoutError(f"flow {flow.name!r} timed out after {flow.timeout_seconds} seconds")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 def _resolve_return(value: Any) -> Any:
     """A flow that returns futures returns their results."""
     from pushpool.futures import PushpoolFuture
@@ -262,13 +240,9 @@ def flow(
 
 def flow(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     """Decorate a function as a flow: ``@flow`` or ``@flow(retries=2, ...)``."""
-    if fn is not None:
-        return Flow(fn, **options)
+    from pushpool.tasks import decorator
 
-    def decorate(inner: Callable[P, R]) -> Flow[P, R]:
-        return Flow(inner, **options)
-
-    return decorate
+    return decorator(Flow, fn, options)
 
 
 __all__ = ["Flow", "ParameterError", "flow"]

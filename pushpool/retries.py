@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 RetryDelay = float | int | Sequence[float | int] | None
 
@@ -32,3 +33,13 @@ def delay_before(retry: int, delay: RetryDelay) -> float:
     if not delay:
         return 0.0
     return float(delay[min(retry, len(delay)) - 1])
+
+
+def check_options(what: str, fn: Any, retries: Any, timeout_seconds: Any) -> None:
+    """The options ``@flow`` and ``@task`` share: TypeError/ValueError naming the bad one."""
+    if not callable(fn):
+        raise TypeError(f"{what} needs a function, not {type(fn).__name__}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be a non-negative integer, not {retries!r}")
+    if timeout_seconds is not None and timeout_seconds <= 0:
+        raise ValueError(f"timeout_seconds must be positive, not {timeout_seconds!r}")

@@ -11,7 +11,7 @@ from pushpool.context import FlowRunContext, current_flow_run
 from pushpool.futures import PushpoolFuture, PushpoolFutureList
 from pushpool.records import TaskRunRecord
 from pushpool.results import SERIALIZERS, Serializer
-from pushpool.retries import RetryDelay, check_delay
+from pushpool.retries import RetryDelay, check_delay, check_options
 
 if TYPE_CHECKING:
     from pushpool.engine import TaskRun
@@ -49,12 +49,7 @@ class Task(Generic[P, R]):
         result_serializer: Serializer = "json",
         tags: Iterable[str] = (),
     ) -> None:
-        if not callable(fn):
-            raise TypeError(f"@task needs a function, not {type(fn).__name__}")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be a non-negative integer, not {retries!r}")
-        if timeout_seconds is not None and timeout_seconds <= 0:
-            raise ValueError(f"timeout_seconds must be positive, not {timeout_seconds!r}")
+        check_options("@task", fn, retries, timeout_seconds)
         if result_serializer not in SERIALIZERS:
             raise ValueError(f"result_serializer must be one of {SERIALIZERS}")
         if cache_policy is not None and not isinstance(cache_policy, CachePolicy):
@@ -121,9 +116,13 @@ class Task(Generic[P, R]):
         """Submit one run per element of the iterable arguments (zipped; lengths must
         match); wrap an iterable passed whole in :class:`unmapped`."""
         ctx = _require_flow(self, "map")
+        from pushpool.engine import note_upstream
+
+        # a future is resolved (its elements are mapped); the producer of a mapped
+        # iterable is an upstream of every element's run
         upstream: dict[str, None] = {}
-        args = tuple(_iterable_input(ctx, value, upstream) for value in args)
-        kwargs = {key: _iterable_input(ctx, value, upstream) for key, value in kwargs.items()}
+        args = tuple(note_upstream(value, ctx, upstream) for value in args)
+        kwargs = {key: note_upstream(value, ctx, upstream) for key, value in kwargs.items()}
         calls = _expand(self.name, args, kwargs)
         futures: PushpoolFutureList[R] = PushpoolFutureList()
         for index, (call_args, call_kwargs) in enumerate(calls):
@@ -186,18 +185,6 @@ def _is_async(fn: Callable[..., Any]) -> bool:
     import inspect
 
     return inspect.iscoroutinefunction(fn)
-
-
-def _iterable_input(ctx: FlowRunContext, value: Any, upstream: dict[str, None]) -> Any:
-    """A ``.map()`` argument: a future is resolved (its elements are mapped); the task run
-    that produced a mapped iterable is an upstream of every element's run."""
-    if isinstance(value, PushpoolFuture):
-        upstream[value.task_run_id] = None
-        return value.result()
-    producer = ctx.producer_of(value)
-    if producer is not None:
-        upstream[producer] = None
-    return value
 
 
 def _require_flow(task: Task[..., Any], what: str) -> FlowRunContext:
@@ -276,10 +263,11 @@ def task(
 
 def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:
     """Decorate a function as a task: ``@task`` or ``@task(retries=3, ...)``."""
+    return decorator(Task, fn, options)
+
+
+def decorator(cls: Callable[..., Any], fn: Callable[..., Any] | None, options: Any) -> Any:
+    """``cls(fn, **options)``, or (no ``fn``: decorator called with options) a decorator."""
     if fn is not None:
-        return Task(fn, **options)
-
-    def decorate(inner: Callable[P, R]) -> Task[P, R]:
-        return Task(inner, **options)
-
-    return decorate
+        return cls(fn, **options)
+    return lambda inner: cls(inner, **options)

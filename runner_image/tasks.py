@@ -126,7 +126,12 @@ def task_environment(
     from pushpool.results import default_store
 
     reporter = RunnerTaskReporter(transport)
-    env = RunEnvironment(reporter=reporter, result_store=default_store(), flow_run_id=flow_run_id)
+    env = RunEnvironment(
+        reporter=reporter,
+        result_store=default_store(),
+        flow_run_id=flow_run_id,
+        flow_retries_in_process=False,  # the deployment's retries (from @flow at deploy)
+    )
     try:
         with use_environment(env):
             yield reporter

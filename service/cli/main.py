@@ -18,7 +18,7 @@ from typer.core import TyperGroup
 from provisioners.errors import PushpoolError
 from service.cli import provision
 from service.cli.client import ApiClient, CliError, client_from_env
-from service.cli.introspect import parameter_schema
+from service.cli.introspect import flow_defaults, parameter_schema
 
 
 class _Root(TyperGroup):
@@ -341,6 +341,7 @@ def _deployment_body(
     local_file = root / path
     if local_file.is_file():
         body["parameter_schema"] = parameter_schema(local_file, function)
+        body.update(flow_defaults(local_file, function))  # sdk: @flow(...) settings
     elif body["source"]["type"] == "local":
         raise CliError(f"{local_file} does not exist")
     if cron and interval:
@@ -533,9 +534,11 @@ def runs_ls(
 @runs_app.command("inspect")
 def runs_inspect(run_id: str, output: OutputOpt = Output.table) -> None:
     """Show a flow run with its state history."""
-    r = _client().get(f"/flow-runs/{run_id}")
+    client = _client()
+    r = client.get(f"/flow-runs/{run_id}")
+    graph = client.get(f"/flow-runs/{run_id}/graph")  # sdk: the run's task runs
     if output == Output.json:
-        _print_json(r)
+        _print_json({**r, "task_graph": {"nodes": graph["nodes"], "edges": graph["edges"]}})
         return
     console.print(f"[bold]{r['id']}[/bold] {r['flow_name']}/{r['deployment_name']}: {_state(r)}")
     if r["state"].get("message"):
@@ -553,6 +556,19 @@ def runs_inspect(run_id: str, output: OutputOpt = Output.table) -> None:
     for s in r["state_history"]:
         table.add_row(s["timestamp"][:19], f"{s['type']} ({s['name']})", s.get("message") or "")
     console.print(table)
+    if graph["nodes"]:  # sdk: task runs as a tree
+        from service.cli.task_tree import task_tree
+
+        console.print(task_tree(graph))
+
+
+@runs_app.command("result")
+def runs_result(run_id: str) -> None:  # sdk: a flow run's result
+    """Print a completed flow run's result as JSON."""
+    r = _client().get(f"/flow-runs/{run_id}")
+    if r["state"]["type"] != "COMPLETED":
+        raise CliError(f"flow run {run_id} is {r['state']['type']}: it has no result")
+    _print_json(r["result"])
 
 
 @runs_app.command("logs")

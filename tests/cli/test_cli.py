@@ -52,12 +52,17 @@ def test_deploy_run_watch_and_inspect(live: LiveServer, cli: CliRunner) -> None:
     assert "Hello, 5!" in [line["message"] for line in json.loads(out)]
     code, out = invoke(cli, "deployment", "inspect", "hello/cli")
     assert json.loads(out)["parameter_schema"]["properties"]["name"]["type"] == "string"
+    code, out = invoke(cli, "runs", "result", runs[0]["id"])
+    assert code == 0 and json.loads(out) == "Hello, 5!"
 
 
 def test_failing_run_watch_exits_non_zero(live: LiveServer, cli: CliRunner) -> None:
     invoke(cli, "deploy", "examples/failing.py:fail", "--name", "cli")
     code, out = invoke(cli, "run", "fail/cli", "--watch")
     assert code == 1 and "FAILED" in out
+    failed = json.loads(invoke(cli, "runs", "ls", "--output", "json")[1])["items"][0]
+    code, out = invoke(cli, "runs", "result", failed["id"])
+    assert code == 1 and "is FAILED: it has no result" in out
 
 
 def test_schedule_and_tick(live: LiveServer, cli: CliRunner) -> None:
@@ -150,3 +155,13 @@ def test_parameter_schema_from_signature(tmp_path: Path) -> None:
     assert props["e"]["enum"] == ["x", "y"]
     assert props["g"]["type"] == "boolean"
     assert props["h"] == {"title": "h", "default": 3}
+
+
+def test_deploy_takes_flow_settings_as_defaults(live: LiveServer, cli: CliRunner) -> None:
+    code, out = invoke(cli, "deploy", "examples/etl.py:etl", "--name", "cli")
+    assert code == 0, out
+    deployment = json.loads(invoke(cli, "deployment", "inspect", "etl/cli")[1])
+    assert (deployment["flow_name"], deployment["retries"]) == ("etl", 1)
+    code, out = invoke(cli, "deploy", "examples/etl.py:etl", "--name", "cli", "--retries", "0")
+    assert code == 0, out
+    assert json.loads(invoke(cli, "deployment", "inspect", "etl/cli")[1])["retries"] == 0
