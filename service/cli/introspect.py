@@ -130,7 +130,8 @@ def flow_defaults(path: Path, function: str) -> dict[str, Any]:
     except (OSError, SyntaxError):
         return {}  # parameter_schema reports these
     fn = _function(tree, function)
-    call = next((d for d in fn.decorator_list if _is_flow_call(d)), None) if fn else None
+    calls = [d for d in fn.decorator_list if isinstance(d, ast.Call)] if fn else []
+    call = next((d for d in calls if _is_flow_call(d)), None)
     if call is None:
         return {}
     defaults: dict[str, Any] = {}
@@ -153,9 +154,7 @@ def _fits(field: str, value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _is_flow_call(node: ast.expr) -> bool:
-    if not isinstance(node, ast.Call):
-        return False
+def _is_flow_call(node: ast.Call) -> bool:
     target = node.func
     name = target.id if isinstance(target, ast.Name) else getattr(target, "attr", "")
     return name == "flow"
