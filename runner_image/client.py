@@ -116,6 +116,16 @@ class RunnerClient:
     def put_cache_record(self, key: str, record: dict[str, Any]) -> None:  # sdk: task cache
         self._call("PUT", f"/cache/{key}", record)
 
+    def acquire_slots(  # sdk: tag concurrency slots
+        self, tags: list[str], holder: str, lease_seconds: float
+    ) -> bool:
+        body = {"tags": tags, "holder": holder, "lease_seconds": lease_seconds}
+        data = self._call("POST", "/slots", body)
+        return bool(isinstance(data, dict) and data.get("acquired"))
+
+    def release_slots(self, tags: list[str], holder: str) -> None:  # sdk: tag slots
+        self._call("POST", "/slots/release", {"tags": tags, "holder": holder})
+
     def heartbeat(self) -> str | None:
         data = self._call("POST", "/heartbeat", {})
         state = data.get("state") if isinstance(data, dict) else None

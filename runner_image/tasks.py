@@ -10,16 +10,20 @@ nothing). :class:`RunnerTaskReporter` implements ``pushpool.reporting.TaskRunRep
 * cache records live on the server (``GET``/``PUT .../cache/{key}``); a record that
   cannot be read is a cache miss, one that cannot be written is logged: caching never
   fails a task.
-* concurrency slots are held within this run only, until the server's lease endpoints
-  exist (they will go through the same transport).
+* tag concurrency slots are leases on the server: ``acquire`` asks until granted (with
+  backoff, up to the SDK's timeout), a background thread renews held leases every
+  ``LEASE_SECONDS / 3``, and ``release`` gives them back; a crashed run's leases
+  simply expire.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,6 +31,8 @@ if TYPE_CHECKING:
     from pushpool.records import CacheRecord, TaskRunRecord
 
 MAX_KEPT = 50_000
+LEASE_SECONDS = 60.0
+ACQUIRE_BACKOFF = (0.2, 0.5, 1.0, 2.0)
 
 logger = logging.getLogger("pushpool.runner")
 
@@ -40,17 +46,29 @@ class TaskTransport(Protocol):
 
     def put_cache_record(self, key: str, record: dict[str, Any]) -> None: ...
 
+    def acquire_slots(self, tags: list[str], holder: str, lease_seconds: float) -> bool: ...
+
+    def release_slots(self, tags: list[str], holder: str) -> None: ...
+
 
 class RunnerTaskReporter:
     """Task-run reports over the runner's transport; slots and cache records per run."""
 
-    def __init__(self, transport: TaskTransport) -> None:
-        from pushpool.reporting import LocalReporter
-
+    def __init__(
+        self,
+        transport: TaskTransport,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._transport = transport
         self._kept: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
-        self._local = LocalReporter()
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._held: dict[str, list[str]] = {}
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
         self.failures = 0
 
     def report(self, batch: Sequence[TaskRunRecord]) -> None:
@@ -76,15 +94,53 @@ class RunnerTaskReporter:
                 self._kept.pop(next(iter(self._kept)))
 
     def close(self) -> None:
-        """Try once more to deliver what is kept."""
+        """Stop renewing leases; try once more to deliver what is kept."""
+        self._stop.set()
         with self._lock:
             self._deliver()
 
     def acquire(self, tags: Sequence[str], holder: str, timeout: float | None) -> bool:
-        return self._local.acquire(tags, holder, timeout)
+        deadline = None if timeout is None else self._monotonic() + timeout
+        for attempt in itertools.count():
+            try:
+                if self._transport.acquire_slots(list(tags), holder, LEASE_SECONDS):
+                    self._hold(holder, list(tags))
+                    return True
+            except Exception as exc:  # an outage: keep asking until the deadline
+                logger.warning("could not ask for concurrency slots (will retry): %s", exc)
+            delay = ACQUIRE_BACKOFF[min(attempt, len(ACQUIRE_BACKOFF) - 1)]
+            if deadline is not None and self._monotonic() + delay > deadline:
+                return False
+            self._sleep(delay)
+        return False  # pragma: no cover - the loop only ends by returning
 
     def release(self, tags: Sequence[str], holder: str) -> None:
-        self._local.release(tags, holder)
+        with self._lock:
+            self._held.pop(holder, None)
+        try:
+            self._transport.release_slots(list(tags), holder)
+        except Exception as exc:  # the lease expires on its own
+            logger.warning("could not release concurrency slots (they will expire): %s", exc)
+
+    def _hold(self, holder: str, tags: list[str]) -> None:
+        with self._lock:
+            self._held[holder] = tags
+            if self._renewer is None:
+                self._renewer = threading.Thread(
+                    target=self._renew, name="pushpool-leases", daemon=True
+                )
+                self._renewer.start()
+
+    def _renew(self) -> None:
+        """Renew every held lease a few times per lease period until closed."""
+        while not self._stop.wait(LEASE_SECONDS / 3):
+            with self._lock:
+                held = list(self._held.items())
+            for holder, tags in held:
+                try:
+                    self._transport.acquire_slots(tags, holder, LEASE_SECONDS)
+                except Exception as exc:
+                    logger.warning("could not renew concurrency slots: %s", exc)
 
     def cache_get(self, key: str) -> CacheRecord | None:
         from datetime import datetime

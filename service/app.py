@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api import (
     api_keys,
+    concurrency_limits,
     deployments,
     errors,
     flow_runs,
@@ -97,6 +98,7 @@ def create_app(
         api_keys,
         scheduler,
         task_runs,  # sdk: task runs and their graph
+        concurrency_limits,  # sdk: tag concurrency limits
     ):
         app.include_router(module.router, prefix="/api")
     errors.install(app)

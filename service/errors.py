@@ -73,3 +73,7 @@ class InvalidInput(PushpoolError, ValueError):
 
 class CacheRecordNotFound(NotFound):
     kind = "cache record"
+
+
+class ConcurrencyLimitNotFound(NotFound):
+    kind = "concurrency limit"

@@ -206,3 +206,14 @@ class CacheRecord(Strict):
     key: Annotated[str, Field(pattern=r"^[0-9a-f]{16,128}$|^[A-Za-z0-9._:-]{1,128}$")]
     result_key: Annotated[str, Field(min_length=1, max_length=500)]
     expires_at: datetime | None = None
+
+
+_TAG = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/-]+$")]
+
+
+class ConcurrencyLimit(Strict):
+    """At most ``limit`` task runs tagged ``tag`` hold a slot at once, across runs."""
+
+    tag: _TAG
+    limit: Annotated[int, Field(ge=1, le=100_000)]
+    active_slots: int = 0

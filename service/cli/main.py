@@ -46,9 +46,11 @@ runs_app = typer.Typer(help="Flow runs.", no_args_is_help=True)
 scheduler_app = typer.Typer(help="The scheduler.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys.", no_args_is_help=True)
 service_app = typer.Typer(help="The control plane's AWS stack.", no_args_is_help=True)
+limit_app = typer.Typer(help="Tag concurrency limits for tasks.", no_args_is_help=True)  # sdk
 app.add_typer(server_app, name="server")
 app.add_typer(pool_app, name="work-pool")
 app.add_typer(deployment_app, name="deployment")
+app.add_typer(limit_app, name="concurrency-limit")  # sdk
 app.add_typer(runs_app, name="runs")
 app.add_typer(scheduler_app, name="scheduler")
 app.add_typer(key_app, name="api-key")
@@ -560,6 +562,38 @@ def runs_inspect(run_id: str, output: OutputOpt = Output.table) -> None:
         from service.cli.task_tree import task_tree
 
         console.print(task_tree(graph))
+
+
+@limit_app.command("create")
+def limit_create(  # sdk
+    tag: str, limit: Annotated[int, typer.Argument(help="Slots")], output: OutputOpt = Output.table
+) -> None:
+    """Allow at most LIMIT task runs tagged TAG at once, across all runs (or change it)."""
+    created = _client().request("PUT", "/concurrency-limits", json={"tag": tag, "limit": limit})
+    if output == Output.json:
+        _print_json(created)
+        return
+    console.print(f"Tag [bold]{tag}[/bold]: at most {created['limit']} task runs at once")
+
+
+@limit_app.command("ls")
+def limit_ls(output: OutputOpt = Output.table) -> None:  # sdk
+    """List tag concurrency limits with the slots in use."""
+    limits = _client().get("/concurrency-limits")
+    if output == Output.json:
+        _print_json(limits)
+        return
+    table = Table("tag", "limit", "in use")
+    for lim in limits:
+        table.add_row(lim["tag"], str(lim["limit"]), str(lim["active_slots"]))
+    console.print(table)
+
+
+@limit_app.command("delete")
+def limit_delete(tag: str) -> None:  # sdk
+    """Remove a tag's concurrency limit."""
+    _client().request("DELETE", f"/concurrency-limits/{tag}")
+    console.print(f"Removed the concurrency limit of tag [bold]{tag}[/bold]")
 
 
 @runs_app.command("result")

@@ -23,6 +23,7 @@ from service.errors import InvalidInput
 from service.models import (
     ApiKey,
     CacheRecord,
+    ConcurrencyLimit,
     Deployment,
     FlowRun,
     InfraRef,
@@ -331,6 +332,33 @@ class Store(ABC):
     @abstractmethod
     def get_cache_record(self, key: str, now: datetime) -> CacheRecord | None:
         """The record under ``key`` unless missing or expired at ``now``."""
+
+    # -- tag concurrency limits ------------------------------------------------------
+    @abstractmethod
+    def put_concurrency_limit(self, tag: str, limit: int) -> None:
+        """Create or change the limit of ``tag``."""
+
+    @abstractmethod
+    def list_concurrency_limits(self, now: datetime) -> list[ConcurrencyLimit]:
+        """Every limit, by tag, with the number of unexpired leases held against it."""
+
+    @abstractmethod
+    def delete_concurrency_limit(self, tag: str) -> None:
+        """Remove the limit (and its leases); ConcurrencyLimitNotFound if there is none."""
+
+    @abstractmethod
+    def acquire_slots(
+        self, tags: Sequence[str], holder: str, now: datetime, expires_at: datetime
+    ) -> bool:
+        """All or nothing: a lease until ``expires_at`` on every limited tag for ``holder``.
+
+        Leases expired at ``now`` do not count; a holder's own lease is renewed. Tags
+        without a limit need none. False (and nothing changed) if any limit is full.
+        """
+
+    @abstractmethod
+    def release_slots(self, holder: str, tags: Sequence[str]) -> None:
+        """Drop ``holder``'s leases on ``tags``. Idempotent."""
 
 
 def sort_task_runs(task_runs: Iterable[TaskRun]) -> list[TaskRun]:

@@ -86,6 +86,7 @@ from botocore.exceptions import ClientError
 from service.errors import (
     AlreadyExists,
     ApiKeyNotFound,
+    ConcurrencyLimitNotFound,
     Conflict,
     DeploymentNotFound,
     IllegalTransition,
@@ -96,6 +97,7 @@ from service.errors import (
 from service.models import (
     ApiKey,
     CacheRecord,
+    ConcurrencyLimit,
     Deployment,
     FlowRun,
     InfraRef,
@@ -1611,6 +1613,94 @@ class DynamoStore(Store):
         )
         return record if cache_record_valid(record, now) else None
 
+    # -- tag concurrency limits: one item per tag, leases as {holder: expiry} JSON and a
+    # version; a change is a conditional write on the version (optimistic locking) ----
+    def put_concurrency_limit(self, tag: str, limit: int) -> None:
+        e = _Expr()
+        self._upd(
+            {
+                "Key": _enc({"pk": "CLIMITS", "sk": tag}),
+                "UpdateExpression": (
+                    f"SET {e.n('limit')} = {e.v(limit)}, "
+                    f"{e.n('leases')} = if_not_exists({e.n('leases')}, {e.v('{}')}), "
+                    f"{e.n('ver')} = if_not_exists({e.n('ver')}, {e.v(0)})"
+                ),
+                **e.args(),
+            }
+        )
+
+    def list_concurrency_limits(self, now: datetime) -> list[ConcurrencyLimit]:
+        return [
+            ConcurrencyLimit(
+                tag=item["sk"],
+                limit=item["limit"],
+                active_slots=len(_live_leases(item, now)),
+            )
+            for item in self._query("pk", "CLIMITS", consistent=True)
+        ]
+
+    def delete_concurrency_limit(self, tag: str) -> None:
+        try:
+            self.client.delete_item(
+                TableName=self.table,
+                Key=_enc({"pk": "CLIMITS", "sk": tag}),
+                ConditionExpression="attribute_exists(pk)",
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                raise ConcurrencyLimitNotFound(tag) from None
+            raise
+
+    def acquire_slots(
+        self, tags: Sequence[str], holder: str, now: datetime, expires_at: datetime
+    ) -> bool:
+        for attempt in range(_RETRIES):
+            items = [item for tag in dict.fromkeys(tags) if (item := self._get("CLIMITS", tag))]
+            if not items:
+                return True
+            ops = []
+            for item in items:
+                leases = _live_leases(item, now)
+                leases.pop(holder, None)
+                if len(leases) >= item["limit"]:
+                    return False
+                leases[holder] = ts(expires_at)
+                ops.append(self._lease_update(item, leases))
+            try:
+                self._transact(ops)
+                return True
+            except ClientError as exc:
+                if "ConditionalCheckFailed" not in _cancelled(exc):
+                    raise
+                time.sleep(0.005 * (attempt + 1))  # another holder changed a tag: re-read
+        return False
+
+    def release_slots(self, holder: str, tags: Sequence[str]) -> None:
+        for tag in dict.fromkeys(tags):
+            for _ in range(_RETRIES):
+                item = self._get("CLIMITS", tag)
+                leases = json.loads(item["leases"]) if item else {}
+                if holder not in leases:
+                    break
+                del leases[holder]
+                try:
+                    self._transact([self._lease_update(item or {}, leases)])
+                    break
+                except ClientError as exc:
+                    if "ConditionalCheckFailed" not in _cancelled(exc):
+                        raise
+
+    @staticmethod
+    def _lease_update(item: Item, leases: dict[str, str]) -> dict[str, Any]:
+        version = item["ver"]
+        return {
+            "Update": _update(
+                {"pk": "CLIMITS", "sk": item["sk"]},
+                set_={"leases": json.dumps(leases), "ver": version + 1},
+                cond=lambda e: f"{e.n('ver')} = {e.v(version)}",
+            )
+        }
+
 
 def _encode_cursor(run: FlowRun) -> str:
     raw = f"{run.expected_start.isoformat()}|{run.id}".encode()
@@ -1628,3 +1718,9 @@ def _decode_cursor(cursor: str) -> str:
         return _order(value, run_id)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput("cursor", "not a cursor this server issued") from exc
+
+
+def _live_leases(item: Item, now: datetime) -> dict[str, str]:
+    """The item's leases that have not expired at ``now``."""
+    leases: dict[str, str] = json.loads(item.get("leases") or "{}")
+    return {holder: until for holder, until in leases.items() if from_ts(until) > now}

@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from service.errors import (
     AlreadyExists,
     ApiKeyNotFound,
+    ConcurrencyLimitNotFound,
     Conflict,
     DeploymentNotFound,
     IllegalTransition,
@@ -45,6 +46,7 @@ from service.errors import (
 from service.models import (
     ApiKey,
     CacheRecord,
+    ConcurrencyLimit,
     Deployment,
     FlowRun,
     InfraRef,
@@ -846,6 +848,60 @@ class SqlStore(Store):
             row = c.execute(select(cr).where(cr.c.key == key)).first()
         record = CacheRecord(**row._mapping) if row is not None else None
         return record if record is not None and cache_record_valid(record, now) else None
+
+    def put_concurrency_limit(self, tag: str, limit: int) -> None:
+        cl = t.concurrency_limits
+        with self._write() as c:
+            if not c.execute(update(cl).where(cl.c.tag == tag).values(limit=limit)).rowcount:
+                c.execute(insert(cl).values(tag=tag, limit=limit))
+
+    def list_concurrency_limits(self, now: datetime) -> list[ConcurrencyLimit]:
+        cl, sl = t.concurrency_limits, t.slot_leases
+        with self._read() as c:
+            limits = c.execute(select(cl).order_by(cl.c.tag)).all()
+            held = Counter(
+                row.tag for row in c.execute(select(sl.c.tag).where(sl.c.expires_at > now))
+            )
+        return [
+            ConcurrencyLimit(tag=r.tag, limit=r.limit, active_slots=held[r.tag]) for r in limits
+        ]
+
+    def delete_concurrency_limit(self, tag: str) -> None:
+        cl, sl = t.concurrency_limits, t.slot_leases
+        with self._write() as c:
+            if not c.execute(delete(cl).where(cl.c.tag == tag)).rowcount:
+                raise ConcurrencyLimitNotFound(tag)
+            c.execute(delete(sl).where(sl.c.tag == tag))
+
+    def acquire_slots(
+        self, tags: Sequence[str], holder: str, now: datetime, expires_at: datetime
+    ) -> bool:
+        cl, sl = t.concurrency_limits, t.slot_leases
+        with self._write() as c:
+            rows = c.execute(select(cl).where(cl.c.tag.in_(list(tags))).with_for_update()).all()
+            limits = {row.tag: row.limit for row in rows}
+            if not limits:
+                return True
+            others = c.execute(
+                select(sl.c.tag).where(
+                    sl.c.tag.in_(list(limits)), sl.c.holder != holder, sl.c.expires_at > now
+                )
+            ).all()
+            held = Counter(row.tag for row in others)
+            if any(held[tag] >= limit for tag, limit in limits.items()):
+                return False
+            c.execute(delete(sl).where(sl.c.tag.in_(list(limits)), sl.c.expires_at <= now))
+            c.execute(delete(sl).where(sl.c.tag.in_(list(limits)), sl.c.holder == holder))
+            c.execute(
+                insert(sl),
+                [{"tag": tag, "holder": holder, "expires_at": expires_at} for tag in limits],
+            )
+            return True
+
+    def release_slots(self, holder: str, tags: Sequence[str]) -> None:
+        sl = t.slot_leases
+        with self._write() as c:
+            c.execute(delete(sl).where(sl.c.holder == holder, sl.c.tag.in_(list(tags))))
 
 
 def _encode_cursor(run: FlowRun) -> str:

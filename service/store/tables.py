@@ -184,3 +184,18 @@ cache_records = Table(
     Column("result_key", String(500), nullable=False),
     Column("expires_at", UTCDateTime()),
 )
+
+# Tag concurrency limits and the slot leases task runs hold against them.
+concurrency_limits = Table(
+    "concurrency_limits",
+    metadata,
+    Column("tag", String(100), primary_key=True),
+    Column("limit", Integer, nullable=False),
+)
+slot_leases = Table(
+    "slot_leases",
+    metadata,
+    Column("tag", String(100), primary_key=True),
+    Column("holder", String(200), primary_key=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)

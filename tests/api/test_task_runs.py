@@ -135,3 +135,35 @@ def test_bad_cache_records_are_422(api: TestClient, services: Services) -> None:
     extra = api.put(f"{base}/k", headers=auth, json={"result_key": "x", "other": 1})
     assert extra.status_code == 422
     assert api.get(f"{base}/k", headers=auth).status_code == 404
+
+
+def test_concurrency_limits_and_slot_leases(api: TestClient, services: Services) -> None:
+    assert api.put("/api/concurrency-limits", json={"tag": "db", "limit": 1}).status_code == 200
+    run_id, auth = claimed_run(api, services)
+    slots = f"/api/runner/flow-runs/{run_id}/slots"
+    ask = {"tags": ["db", "free"], "holder": "task-a", "lease_seconds": 30}
+    assert api.post(slots, headers=auth, json=ask).json() == {"acquired": True}
+    other = {**ask, "holder": "task-b"}
+    assert api.post(slots, headers=auth, json=other).json() == {"acquired": False}
+    assert api.get("/api/concurrency-limits").json()[0]["active_slots"] == 1
+    services.clock.advance(31)  # type: ignore[attr-defined]
+    assert api.post(slots, headers=auth, json=other).json() == {"acquired": True}  # expired
+    release = {"tags": ["db"], "holder": "task-b"}
+    assert api.post(f"{slots}/release", headers=auth, json=release).status_code == 204
+    assert api.get("/api/concurrency-limits").json()[0]["active_slots"] == 0
+    assert api.post(slots, json=ask).status_code == 401  # an API key is not a run token
+
+
+def test_bad_limits_and_slot_requests_are_422(api: TestClient, services: Services) -> None:
+    for body in ({"tag": "db", "limit": 0}, {"tag": "a b", "limit": 1}, {"tag": "db"}):
+        assert api.put("/api/concurrency-limits", json=body).status_code == 422
+    assert api.get("/api/concurrency-limits").json() == []
+    assert api.delete("/api/concurrency-limits/nope").status_code == 404
+    run_id, auth = claimed_run(api, services)
+    slots = f"/api/runner/flow-runs/{run_id}/slots"
+    for body in (
+        {"tags": [], "holder": "t"},
+        {"tags": ["db"], "holder": "t", "lease_seconds": 1},
+        {"tags": ["db"], "holder": "x" * 65},
+    ):
+        assert api.post(slots, headers=auth, json=body).status_code == 422

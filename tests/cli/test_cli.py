@@ -165,3 +165,15 @@ def test_deploy_takes_flow_settings_as_defaults(live: LiveServer, cli: CliRunner
     code, out = invoke(cli, "deploy", "examples/etl.py:etl", "--name", "cli", "--retries", "0")
     assert code == 0, out
     assert json.loads(invoke(cli, "deployment", "inspect", "etl/cli")[1])["retries"] == 0
+
+
+def test_concurrency_limit_commands(live: LiveServer, cli: CliRunner) -> None:
+    code, out = invoke(cli, "concurrency-limit", "create", "db", "2")
+    assert code == 0 and "at most 2" in out, out
+    code, out = invoke(cli, "concurrency-limit", "ls", "--output", "json")
+    assert json.loads(out) == [{"tag": "db", "limit": 2, "active_slots": 0}]
+    code, out = invoke(cli, "concurrency-limit", "create", "db", "0")
+    assert code == 1 and "limit" in out
+    assert invoke(cli, "concurrency-limit", "delete", "db")[0] == 0
+    code, out = invoke(cli, "concurrency-limit", "delete", "db")
+    assert code == 1 and "not found" in out

@@ -20,6 +20,9 @@ class Transport:
         self.batches: list[list[dict[str, Any]]] = []
 
         self.cache: dict[str, dict[str, Any]] = {}
+        self.slots = 1
+        self.holders: set[str] = set()
+        self.asked: list[str] = []
 
     def send_task_runs(self, batch: list[dict[str, Any]]) -> None:
         if self.down:
@@ -35,6 +38,15 @@ class Transport:
         if self.down:
             raise ConnectionError("control plane unavailable")
         self.cache[key] = record
+
+    def acquire_slots(self, tags: list[str], holder: str, lease_seconds: float) -> bool:
+        if self.down:
+            raise ConnectionError("control plane unavailable")
+        self.asked.append(holder)
+        return holder in self.holders or len(self.holders) < self.slots
+
+    def release_slots(self, tags: list[str], holder: str) -> None:
+        self.holders.discard(holder)
 
     def latest(self) -> dict[str, dict[str, Any]]:
         return {item["id"]: item for batch in self.batches for item in batch}
@@ -121,3 +133,29 @@ def test_cache_records_go_through_the_transport_and_outages_are_misses(
     assert calls == [3, 3]  # second run cached; the third (outage) recomputed
     (record,) = send.cache.values()
     assert record["result_key"].startswith("cache/") and record["expires_at"]
+
+
+def test_slots_are_asked_for_with_backoff_until_the_timeout() -> None:
+    send = Transport()
+    send.slots = 0
+    slept: list[float] = []
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    reporter = RunnerTaskReporter(send, sleep=sleep, monotonic=lambda: now[0])
+    assert not reporter.acquire(["db"], "t1", timeout=3)
+    assert slept == [0.2, 0.5, 1.0]
+    send.slots = 1
+    send.down = True
+    calls = iter([True, False])
+
+    def flaky_sleep(seconds: float) -> None:
+        send.down = next(calls, False)
+
+    reporter = RunnerTaskReporter(send, sleep=flaky_sleep, monotonic=lambda: 0.0)
+    assert reporter.acquire(["db"], "t2", timeout=None)  # an outage is waited out
+    reporter.release(["db"], "t2")
+    reporter.close()

@@ -11,6 +11,7 @@ import pytest
 from service.errors import (
     AlreadyExists,
     ApiKeyNotFound,
+    ConcurrencyLimitNotFound,
     Conflict,
     DeploymentNotFound,
     IllegalTransition,
@@ -21,6 +22,7 @@ from service.errors import (
 from service.models import (
     ApiKey,
     CacheRecord,
+    ConcurrencyLimit,
     Deployment,
     FlowRun,
     InfraRef,
@@ -482,6 +484,37 @@ def test_cache_records_replace_and_expire(store: Store) -> None:
     record = store.get_cache_record("k1", later)
     assert record is not None and record.result_key == "cache/new" and record.expires_at is None
     assert store.get_cache_record("missing", T0) is None
+
+
+def test_concurrency_limit_slots_are_leases(store: Store) -> None:
+    soon, later = T0 + timedelta(seconds=30), T0 + timedelta(minutes=5)
+    store.put_concurrency_limit("db", 1)
+    store.put_concurrency_limit("api", 2)
+    assert store.acquire_slots(["db", "api", "unlimited"], "r1:a", T0, soon)
+    assert not store.acquire_slots(["db"], "r2:b", T0, soon)  # full
+    assert store.acquire_slots(["api"], "r2:c", T0, soon)
+    assert not store.acquire_slots(["api", "db"], "r3:d", T0, soon)  # all or nothing
+    assert store.list_concurrency_limits(T0) == [
+        ConcurrencyLimit(tag="api", limit=2, active_slots=2),
+        ConcurrencyLimit(tag="db", limit=1, active_slots=1),
+    ]
+    assert store.acquire_slots(["db"], "r1:a", T0, later)  # a holder renews its own lease
+    store.release_slots("r1:a", ["db", "api"])
+    store.release_slots("r1:a", ["db"])  # idempotent
+    assert store.acquire_slots(["db"], "r2:b", T0, soon)
+    # a crashed holder's lease expires: its slot is free again
+    assert store.acquire_slots(["db"], "r4:e", soon, later)
+    assert store.acquire_slots(["unlimited"], "anyone", T0, soon)
+
+
+def test_concurrency_limits_change_and_delete(store: Store) -> None:
+    store.put_concurrency_limit("db", 1)
+    store.put_concurrency_limit("db", 3)
+    assert store.list_concurrency_limits(T0)[0].limit == 3
+    store.delete_concurrency_limit("db")
+    assert store.list_concurrency_limits(T0) == []
+    with pytest.raises(ConcurrencyLimitNotFound):
+        store.delete_concurrency_limit("db")
 
 
 def test_api_keys(store: Store) -> None:
