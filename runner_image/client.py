@@ -151,6 +151,32 @@ class RunnerClient:
         body: dict[str, Any] = {"logs": logs} if seq is None else {"seq": seq, "logs": logs}
         self._call("POST", "/logs", body, deadline)
 
+    def send_task_runs(self, task_runs: list[dict[str, Any]]) -> None:  # sdk: task runs
+        self._call("POST", "/task-runs", {"task_runs": task_runs})
+
+    def get_cache_record(self, key: str) -> dict[str, Any] | None:  # sdk: task cache
+        """The cache record under ``key``, or None when the service has none (404)."""
+        try:
+            data = self._call("GET", f"/cache/{key}")
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return data if isinstance(data, dict) else None
+
+    def put_cache_record(self, key: str, record: dict[str, Any]) -> None:  # sdk: task cache
+        self._call("PUT", f"/cache/{key}", record)
+
+    def acquire_slots(  # sdk: tag concurrency slots
+        self, tags: list[str], holder: str, lease_seconds: float
+    ) -> bool:
+        body = {"tags": tags, "holder": holder, "lease_seconds": lease_seconds}
+        data = self._call("POST", "/slots", body)
+        return bool(isinstance(data, dict) and data.get("acquired"))
+
+    def release_slots(self, tags: list[str], holder: str) -> None:  # sdk: tag slots
+        self._call("POST", "/slots/release", {"tags": tags, "holder": holder})
+
     def heartbeat(self) -> str | None:
         data = self._call("POST", "/heartbeat", {})
         state = data.get("state") if isinstance(data, dict) else None

@@ -169,7 +169,13 @@ def _execute(
         return _not_started(f"could not report RUNNING: {exc}")
     logger.info("Running flow %r (%s)", spec.flow_name, spec.entrypoint)
     try:
-        with FlowTimeout(spec.timeout_seconds, interrupter.trigger), interrupter.armed():
+        from runner_image.tasks import task_environment  # sdk: pushpool flows' task runs
+
+        with (
+            FlowTimeout(spec.timeout_seconds, interrupter.trigger),
+            interrupter.armed(),
+            task_environment(spec.id, client),
+        ):
             value = call_flow(flow, spec.parameters)
     except BaseException as exc:
         if interrupter.reason is Reason.TIMED_OUT:

@@ -14,12 +14,14 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api import (
     api_keys,
+    concurrency_limits,
     deployments,
     errors,
     flow_runs,
     health,
     runner,
     scheduler,
+    task_runs,
     work_pools,
 )
 from service.api.limits import BodySizeLimit
@@ -128,10 +130,20 @@ def create_app(
     app.state.services = svc
     app.state.services_factory = services
     # With a prefix FastAPI builds an included route on first use, not at include time.
-    for module in (health, work_pools, deployments, flow_runs, api_keys, scheduler):
+    for module in (
+        health,
+        work_pools,
+        deployments,
+        flow_runs,
+        api_keys,
+        scheduler,
+        task_runs,  # sdk: task runs and their graph
+        concurrency_limits,  # sdk: tag concurrency limits
+    ):
         app.include_router(module.router, prefix="/api")
     # The runner's routes take a run token; what they answer besides success:
-    app.include_router(runner.router, prefix="/api", responses=RUNNER_ERRORS)
+    for runner_router in (runner.router, task_runs.runner_router, concurrency_limits.runner_router):
+        app.include_router(runner_router, prefix="/api", responses=RUNNER_ERRORS)
     errors.install(app)
     _document_exactly(app)
     limit = max_body_bytes or (svc.settings.max_body_bytes if svc else 1_048_576)

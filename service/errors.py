@@ -100,3 +100,11 @@ class SchemaError(PushpoolError):
             f"the database is {at}; this pushpool needs {needed}: run `pushpool db upgrade` "
             "(or start the server without --no-migrate)"
         )
+
+
+class CacheRecordNotFound(NotFound):
+    kind = "cache record"
+
+
+class ConcurrencyLimitNotFound(NotFound):
+    kind = "concurrency limit"

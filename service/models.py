@@ -289,3 +289,46 @@ class Teardown(Strict):
     work_pool: str
     infra: InfraRef
     created_at: datetime
+
+
+TaskRunState = Literal["PENDING", "RUNNING", "RETRYING", "COMPLETED", "FAILED", "CACHED"]
+_TASK_ID = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+class TaskRun(Strict):
+    """The latest snapshot of one task run of a flow run, as the SDK reports it."""
+
+    id: _TASK_ID
+    task_key: Annotated[str, Field(max_length=500)]
+    name: Annotated[str, Field(max_length=300)]
+    state: TaskRunState
+    created: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    attempts: Annotated[int, Field(ge=0)] = 0
+    error: dict[str, Annotated[str, Field(max_length=20_000)]] | None = None
+    upstream: Annotated[list[_TASK_ID], Field(max_length=1000)] = []
+    tags: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=50)] = []
+    cache_key: Annotated[str, Field(max_length=128)] | None = None
+    result_key: Annotated[str, Field(max_length=500)] | None = None
+    map_index: Annotated[int, Field(ge=0)] | None = None
+    flow_run_id: str | None = None
+
+
+class CacheRecord(Strict):
+    """A task cache key's persisted result; unusable from ``expires_at`` on."""
+
+    key: Annotated[str, Field(pattern=r"^[0-9a-f]{16,128}$|^[A-Za-z0-9._:-]{1,128}$")]
+    result_key: Annotated[str, Field(min_length=1, max_length=500)]
+    expires_at: datetime | None = None
+
+
+_TAG = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._:/-]+$")]
+
+
+class ConcurrencyLimit(Strict):
+    """At most ``limit`` task runs tagged ``tag`` hold a slot at once, across runs."""
+
+    tag: _TAG
+    limit: Annotated[int, Field(ge=1, le=100_000)]
+    active_slots: int = 0

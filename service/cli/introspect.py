@@ -111,3 +111,50 @@ def parameter_schema(path: Path, function: str) -> dict[str, Any]:
     if required:
         schema["required"] = required
     return schema
+
+
+#: ``@flow(...)`` keywords that become deployment defaults, and the field each sets.
+_FLOW_DEFAULTS = {
+    "name": "flow_name",
+    "retries": "retries",
+    "retry_delay_seconds": "retry_delay_seconds",
+}
+
+
+def flow_defaults(path: Path, function: str) -> dict[str, Any]:
+    """Deployment defaults from ``@flow(name=, retries=, retry_delay_seconds=)`` on
+    ``function``, read without running the file; values that are not literals of the
+    right type (a list of delays, a variable) are left to the deployment's own defaults."""
+    try:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except (OSError, SyntaxError):
+        return {}  # parameter_schema reports these
+    fn = _function(tree, function)
+    calls = [d for d in fn.decorator_list if isinstance(d, ast.Call)] if fn else []
+    call = next((d for d in calls if _is_flow_call(d)), None)
+    if call is None:
+        return {}
+    defaults: dict[str, Any] = {}
+    for keyword in call.keywords:
+        field = _FLOW_DEFAULTS.get(keyword.arg or "")
+        if field is None:
+            continue
+        try:
+            value = ast.literal_eval(keyword.value)
+        except ValueError:
+            continue
+        if _fits(field, value):
+            defaults[field] = value
+    return defaults
+
+
+def _fits(field: str, value: Any) -> bool:
+    if field == "flow_name":
+        return isinstance(value, str) and bool(value)
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_flow_call(node: ast.Call) -> bool:
+    target = node.func
+    name = target.id if isinstance(target, ast.Name) else getattr(target, "attr", "")
+    return name == "flow"

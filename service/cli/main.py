@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 from provisioners.errors import PushpoolError
 from service.cli import db, helpstyle, inputs, provision
 from service.cli.client import ApiClient, CliError, client_from_env
-from service.cli.introspect import parameter_schema
+from service.cli.introspect import flow_defaults, parameter_schema
 from service.cli.terminal import strip_escapes
 
 helpstyle.install()
@@ -76,9 +76,13 @@ def _root(
     """pushpool: push flow runs to serverless infrastructure."""
 
 
+limit_app = typer.Typer(help="Tag concurrency limits for tasks.", no_args_is_help=True)
+
+
 app.add_typer(server_app, name="server")
 app.add_typer(pool_app, name="work-pool")
 app.add_typer(deployment_app, name="deployment")
+app.add_typer(limit_app, name="concurrency-limit")  # sdk
 app.add_typer(runs_app, name="runs")
 app.add_typer(scheduler_app, name="scheduler")
 app.add_typer(key_app, name="api-key")
@@ -419,6 +423,7 @@ def _deployment_body(
         inputs.check_inside(root, path)
     if local_file.is_file():
         body["parameter_schema"] = parameter_schema(local_file, function)
+        body.update(flow_defaults(local_file, function))  # sdk: @flow(...) settings
     elif body["source"]["type"] == "local":
         raise CliError(f"{local_file} does not exist")
     if cron and interval is not None:
@@ -842,9 +847,11 @@ def runs_inspect(
     output: OutputOpt = Output.table,
 ) -> None:
     """Show a flow run: its state, error and traceback, why it waits, its history."""
-    r = _client().get(f"/flow-runs/{run_ref}")
+    client = _client()
+    r = client.get(f"/flow-runs/{run_ref}")
+    graph = client.get(f"/flow-runs/{r['id']}/graph")  # the run's task runs
     if output == Output.json:
-        _print_json(r)
+        _print_json({**r, "task_graph": {"nodes": graph["nodes"], "edges": graph["edges"]}})
         return
     console.print(
         f"[bold]{r['name']}[/bold] ({r['id']}) {r['flow_name']}/{r['deployment_name']}: {_state(r)}"
@@ -869,6 +876,51 @@ def runs_inspect(
     for h in r["state_history"]:
         table.add_row(h["timestamp"][:19], f"{h['type']} ({h['name']})", h.get("message") or "")
     console.print(table)
+    if graph["nodes"]:  # sdk: task runs as a tree
+        from service.cli.task_tree import task_tree
+
+        console.print(task_tree(graph))
+
+
+@limit_app.command("create")
+def limit_create(  # sdk
+    tag: str, limit: Annotated[int, typer.Argument(help="Slots")], output: OutputOpt = Output.table
+) -> None:
+    """Allow at most LIMIT task runs tagged TAG at once, across all runs (or change it)."""
+    created = _client().request("PUT", "/concurrency-limits", json={"tag": tag, "limit": limit})
+    if output == Output.json:
+        _print_json(created)
+        return
+    console.print(f"Tag [bold]{tag}[/bold]: at most {created['limit']} task runs at once")
+
+
+@limit_app.command("ls")
+def limit_ls(output: OutputOpt = Output.table) -> None:  # sdk
+    """List tag concurrency limits with the slots in use."""
+    limits = _client().get("/concurrency-limits")
+    if output == Output.json:
+        _print_json(limits)
+        return
+    table = Table("tag", "limit", "in use")
+    for lim in limits:
+        table.add_row(lim["tag"], str(lim["limit"]), str(lim["active_slots"]))
+    console.print(table)
+
+
+@limit_app.command("delete")
+def limit_delete(tag: str) -> None:  # sdk
+    """Remove a tag's concurrency limit."""
+    _client().request("DELETE", f"/concurrency-limits/{tag}")
+    console.print(f"Removed the concurrency limit of tag [bold]{tag}[/bold]")
+
+
+@runs_app.command("result")
+def runs_result(run_id: str) -> None:  # sdk: a flow run's result
+    """Print a completed flow run's result as JSON."""
+    r = _client().get(f"/flow-runs/{run_id}")
+    if r["state"]["type"] != "COMPLETED":
+        raise CliError(f"flow run {run_id} is {r['state']['type']}: it has no result")
+    _print_json(r["result"])
 
 
 def _read_logs(client: ApiClient, run_ref: str) -> list[dict[str, Any]]:

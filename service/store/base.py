@@ -17,18 +17,21 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service.errors import InvalidInput, SchemaError
 from service.models import (
     ApiKey,
+    CacheRecord,
+    ConcurrencyLimit,
     Deployment,
     FlowRun,
     InfraRef,
     LogLine,
     ScheduleRecord,
     StateRecord,
+    TaskRun,
     Teardown,
     WorkPool,
 )
@@ -460,3 +463,59 @@ class Store(ABC):
             tail.extend(page)
             after = page[-1].id
         return list(tail)
+
+    # -- task runs -------------------------------------------------------------
+    @abstractmethod
+    def upsert_task_runs(self, run_id: str, task_runs: Sequence[TaskRun]) -> None:
+        """Store the latest snapshot of each task run of ``run_id`` (same id: replaced)."""
+
+    @abstractmethod
+    def list_task_runs(self, run_id: str) -> list[TaskRun]:
+        """The run's task runs, oldest (``created``) first, ties by id."""
+
+    # -- task cache records --------------------------------------------------------
+    @abstractmethod
+    def put_cache_record(self, record: CacheRecord) -> None:
+        """Store ``record``, replacing any record under its key."""
+
+    @abstractmethod
+    def get_cache_record(self, key: str, now: datetime) -> CacheRecord | None:
+        """The record under ``key`` unless missing or expired at ``now``."""
+
+    # -- tag concurrency limits ------------------------------------------------------
+    @abstractmethod
+    def put_concurrency_limit(self, tag: str, limit: int) -> None:
+        """Create or change the limit of ``tag``."""
+
+    @abstractmethod
+    def list_concurrency_limits(self, now: datetime) -> list[ConcurrencyLimit]:
+        """Every limit, by tag, with the number of unexpired leases held against it."""
+
+    @abstractmethod
+    def delete_concurrency_limit(self, tag: str) -> None:
+        """Remove the limit (and its leases); ConcurrencyLimitNotFound if there is none."""
+
+    @abstractmethod
+    def acquire_slots(
+        self, tags: Sequence[str], holder: str, now: datetime, expires_at: datetime
+    ) -> bool:
+        """All or nothing: a lease until ``expires_at`` on every limited tag for ``holder``.
+
+        Leases expired at ``now`` do not count; a holder's own lease is renewed. Tags
+        without a limit need none. False (and nothing changed) if any limit is full.
+        """
+
+    @abstractmethod
+    def release_slots(self, holder: str, tags: Sequence[str]) -> None:
+        """Drop ``holder``'s leases on ``tags``. Idempotent."""
+
+
+def sort_task_runs(task_runs: Iterable[TaskRun]) -> list[TaskRun]:
+    """Task runs oldest first (no ``created``: first of all), ties by id."""
+    floor = datetime.min.replace(tzinfo=UTC)
+    return sorted(task_runs, key=lambda tr: (tr.created or floor, tr.id))
+
+
+def cache_record_valid(record: CacheRecord, now: datetime) -> bool:
+    """Whether ``record`` may still be used at ``now``."""
+    return record.expires_at is None or now < record.expires_at

@@ -59,6 +59,7 @@ from sqlalchemy.exc import IntegrityError
 from service.errors import (
     AlreadyExists,
     ApiKeyNotFound,
+    ConcurrencyLimitNotFound,
     Conflict,
     DeploymentNotFound,
     IllegalTransition,
@@ -69,6 +70,8 @@ from service.errors import (
 )
 from service.models import (
     ApiKey,
+    CacheRecord,
+    ConcurrencyLimit,
     Deployment,
     FlowRun,
     InfraRef,
@@ -76,6 +79,7 @@ from service.models import (
     Role,
     ScheduleRecord,
     StateRecord,
+    TaskRun,
     Teardown,
     WorkPool,
 )
@@ -87,9 +91,11 @@ from service.store.base import (
     RunFilter,
     Store,
     TransitionEffects,
+    cache_record_valid,
     check_pool_changes,
     fit_lines,
     log_cap_message,
+    sort_task_runs,
     take_within,
 )
 from service.vocabulary import ACTIVE, StateType
@@ -1065,6 +1071,103 @@ class SqlStore(Store):
                 deleted += c.execute(delete(t.logs).where(t.logs.c.timestamp < before)).rowcount
         return deleted
 
+    def read_logs_tail(self, run_id: str, count: int) -> list[LogLine]:
+        lg = t.logs
+        with self._read() as c:
+            rows = c.execute(
+                select(lg).where(lg.c.run_id == run_id).order_by(lg.c.id.desc()).limit(count)
+            ).all()
+        return [LogLine(**row._mapping) for row in reversed(rows)]
+
+    # -- task runs, cache records, tag concurrency limits ----------------------------
+    def upsert_task_runs(self, run_id: str, task_runs: Sequence[TaskRun]) -> None:
+        latest = {tr.id: tr for tr in task_runs}
+        if not latest:
+            return
+        tr_table = t.task_runs
+        rows = [
+            {"run_id": run_id, "id": i, "created": tr.created, "data": _task_run_data(tr)}
+            for i, tr in latest.items()
+        ]
+        with self._write() as c:
+            c.execute(
+                delete(tr_table).where(tr_table.c.run_id == run_id, tr_table.c.id.in_(list(latest)))
+            )
+            c.execute(insert(tr_table), rows)
+
+    def list_task_runs(self, run_id: str) -> list[TaskRun]:
+        tr_table = t.task_runs
+        with self._read() as c:
+            rows = c.execute(select(tr_table.c.data).where(tr_table.c.run_id == run_id)).all()
+        return sort_task_runs(TaskRun.model_validate(row.data) for row in rows)
+
+    def put_cache_record(self, record: CacheRecord) -> None:
+        cr = t.cache_records
+        with self._write() as c:
+            c.execute(delete(cr).where(cr.c.key == record.key))
+            c.execute(insert(cr).values(**record.model_dump()))
+
+    def get_cache_record(self, key: str, now: datetime) -> CacheRecord | None:
+        cr = t.cache_records
+        with self._read() as c:
+            row = c.execute(select(cr).where(cr.c.key == key)).first()
+        record = CacheRecord(**row._mapping) if row is not None else None
+        return record if record is not None and cache_record_valid(record, now) else None
+
+    def put_concurrency_limit(self, tag: str, limit: int) -> None:
+        cl = t.concurrency_limits
+        with self._write() as c:
+            if not c.execute(update(cl).where(cl.c.tag == tag).values(limit=limit)).rowcount:
+                c.execute(insert(cl).values(tag=tag, limit=limit))
+
+    def list_concurrency_limits(self, now: datetime) -> list[ConcurrencyLimit]:
+        cl, sl = t.concurrency_limits, t.slot_leases
+        with self._read() as c:
+            limits = c.execute(select(cl).order_by(cl.c.tag)).all()
+            held = Counter(
+                row.tag for row in c.execute(select(sl.c.tag).where(sl.c.expires_at > now))
+            )
+        return [
+            ConcurrencyLimit(tag=r.tag, limit=r.limit, active_slots=held[r.tag]) for r in limits
+        ]
+
+    def delete_concurrency_limit(self, tag: str) -> None:
+        cl, sl = t.concurrency_limits, t.slot_leases
+        with self._write() as c:
+            if not c.execute(delete(cl).where(cl.c.tag == tag)).rowcount:
+                raise ConcurrencyLimitNotFound(tag)
+            c.execute(delete(sl).where(sl.c.tag == tag))
+
+    def acquire_slots(
+        self, tags: Sequence[str], holder: str, now: datetime, expires_at: datetime
+    ) -> bool:
+        cl, sl = t.concurrency_limits, t.slot_leases
+        with self._write() as c:
+            rows = c.execute(select(cl).where(cl.c.tag.in_(list(tags))).with_for_update()).all()
+            limits = {row.tag: row.limit for row in rows}
+            if not limits:
+                return True
+            others = c.execute(
+                select(sl.c.tag).where(
+                    sl.c.tag.in_(list(limits)), sl.c.holder != holder, sl.c.expires_at > now
+                )
+            ).all()
+            held = Counter(row.tag for row in others)
+            if any(held[tag] >= limit for tag, limit in limits.items()):
+                return False
+            c.execute(delete(sl).where(sl.c.tag.in_(list(limits)), sl.c.expires_at <= now))
+            c.execute(delete(sl).where(sl.c.tag.in_(list(limits)), sl.c.holder == holder))
+            c.execute(
+                insert(sl),
+                [{"tag": tag, "holder": holder, "expires_at": expires_at} for tag in limits],
+            )
+            return True
+
+    def release_slots(self, holder: str, tags: Sequence[str]) -> None:
+        sl = t.slot_leases
+        with self._write() as c:
+            c.execute(delete(sl).where(sl.c.holder == holder, sl.c.tag.in_(list(tags))))
+
 
 def _delete_run_logs(c: Connection, run_ids: list[str]) -> int:
     """Delete the runs' log lines, batch records and cap records; returns lines deleted."""
@@ -1075,14 +1178,6 @@ def _delete_run_logs(c: Connection, run_ids: list[str]) -> int:
         c.execute(delete(t.log_batches).where(t.log_batches.c.run_id.in_(chunk)))
         c.execute(delete(t.log_usage).where(t.log_usage.c.run_id.in_(chunk)))
     return deleted
-
-    def read_logs_tail(self, run_id: str, count: int) -> list[LogLine]:
-        lg = t.logs
-        with self._read() as c:
-            rows = c.execute(
-                select(lg).where(lg.c.run_id == run_id).order_by(lg.c.id.desc()).limit(count)
-            ).all()
-        return [LogLine(**row._mapping) for row in reversed(rows)]
 
 
 def _run_filter(q: Select[Any], flt: RunFilter, cursor: str | None) -> Select[Any]:
@@ -1186,3 +1281,7 @@ def _active_counts(c: Connection, column: Any, keys: Iterable[str]) -> dict[str,
 
 def _pairs(rows: Iterable[Any]) -> dict[Any, Any]:
     return {row[0]: row[1] for row in rows}
+
+
+def _task_run_data(task_run: TaskRun) -> dict[str, Any]:
+    return task_run.model_dump(mode="json")

@@ -191,3 +191,37 @@ log_usage = Table(
     Column("dropped_bytes", Integer, nullable=False),
     Column("marker_id", Integer),
 )
+
+# A task run's latest snapshot (the SDK reports whole snapshots; the JSON is the record).
+task_runs = Table(
+    "task_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("created", UTCDateTime()),
+    Column("data", JSON, nullable=False),
+)
+
+# Task cache records: a cache key -> the result it names, until it expires.
+cache_records = Table(
+    "cache_records",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("result_key", String(500), nullable=False),
+    Column("expires_at", UTCDateTime()),
+)
+
+# Tag concurrency limits and the slot leases task runs hold against them.
+concurrency_limits = Table(
+    "concurrency_limits",
+    metadata,
+    Column("tag", String(100), primary_key=True),
+    Column("limit", Integer, nullable=False),
+)
+slot_leases = Table(
+    "slot_leases",
+    metadata,
+    Column("tag", String(100), primary_key=True),
+    Column("holder", String(200), primary_key=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)

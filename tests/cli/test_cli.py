@@ -52,12 +52,17 @@ def test_deploy_run_watch_and_inspect(live: LiveServer, cli: CliRunner) -> None:
     assert "Hello, 5!" in [line["message"] for line in json.loads(out)]
     code, out = invoke(cli, "deployment", "inspect", "hello/cli", "--output", "json")
     assert json.loads(out)["parameter_schema"]["properties"]["name"]["type"] == "string"
+    code, out = invoke(cli, "runs", "result", runs[0]["id"])
+    assert code == 0 and json.loads(out) == "Hello, 5!"
 
 
 def test_failing_run_watch_exits_non_zero(live: LiveServer, cli: CliRunner) -> None:
     invoke(cli, "deploy", "examples/failing.py:fail", "--name", "cli")
     code, out = invoke(cli, "run", "fail/cli", "--watch")
     assert code == 1 and "FAILED" in out
+    failed = json.loads(invoke(cli, "runs", "ls", "--output", "json")[1])["items"][0]
+    code, out = invoke(cli, "runs", "result", failed["id"])
+    assert code == 1 and "is FAILED: it has no result" in out
 
 
 def test_schedule_and_tick(live: LiveServer, cli: CliRunner) -> None:
@@ -172,3 +177,25 @@ def test_strip_escapes_keeps_text_and_tabs() -> None:
 
     assert strip_escapes("a\tb \x1b[1;31mc\x1b[0m") == "a\tb c"
     assert strip_escapes("x\x1bPdevice\x1b\\y\x1b7z") == "xyz"
+
+
+def test_deploy_takes_flow_settings_as_defaults(live: LiveServer, cli: CliRunner) -> None:
+    code, out = invoke(cli, "deploy", "examples/etl.py:etl", "--name", "cli")
+    assert code == 0, out
+    deployment = json.loads(invoke(cli, "deployment", "inspect", "etl/cli")[1])
+    assert (deployment["flow_name"], deployment["retries"]) == ("etl", 1)
+    code, out = invoke(cli, "deploy", "examples/etl.py:etl", "--name", "cli", "--retries", "0")
+    assert code == 0, out
+    assert json.loads(invoke(cli, "deployment", "inspect", "etl/cli")[1])["retries"] == 0
+
+
+def test_concurrency_limit_commands(live: LiveServer, cli: CliRunner) -> None:
+    code, out = invoke(cli, "concurrency-limit", "create", "db", "2")
+    assert code == 0 and "at most 2" in out, out
+    code, out = invoke(cli, "concurrency-limit", "ls", "--output", "json")
+    assert json.loads(out) == [{"tag": "db", "limit": 2, "active_slots": 0}]
+    code, out = invoke(cli, "concurrency-limit", "create", "db", "0")
+    assert code == 1 and "limit" in out
+    assert invoke(cli, "concurrency-limit", "delete", "db")[0] == 0
+    code, out = invoke(cli, "concurrency-limit", "delete", "db")
+    assert code == 1 and "not found" in out

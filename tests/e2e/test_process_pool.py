@@ -249,3 +249,73 @@ def test_the_credentials_never_surface(live: LiveServer, tmp_path: Path) -> None
     assert "leaking [REDACTED] [REDACTED]" in messages
     assert done["error"]["message"] == "[REDACTED] [REDACTED]"
     assert "ppb_" not in everything and "ppr_" not in everything
+
+
+def test_a_pushpool_flow_reports_task_runs_and_caches_across_runs(
+    live: LiveServer, tmp_path: Path
+) -> None:
+    """The ETL example on the process pool: mapped, retried and cached tasks, over HTTP."""
+    env = {"PUSHPOOL_HOME": str(tmp_path / "runner-home")}
+    dep = deploy(live.client, "etl.py:etl", job_variables={"env": env})
+    params = {"day": "2026-03-01", "rows": 3, "failure_rate": 0.0}
+    states: list[dict[str, str]] = []
+    for _ in range(2):
+        run = start(live.client, dep, parameters=params)
+        done = wait_for(live, run["id"], TERMINAL)
+        assert done["state"]["type"] == "COMPLETED", done
+        assert done["result"] == 3
+        task_runs = live.client.get(f"/flow-runs/{run['id']}/task-runs").json()
+        states.append({tr["name"]: tr["state"] for tr in task_runs})
+    transforms = [f"transform[{i}]" for i in range(3)]
+    assert states[0] == {"extract": "COMPLETED", "load": "COMPLETED"} | dict.fromkeys(
+        transforms, "COMPLETED"
+    )
+    assert states[1] == {"extract": "COMPLETED", "load": "COMPLETED"} | dict.fromkeys(
+        transforms, "CACHED"
+    )
+    graph = live.client.get(f"/flow-runs/{run['id']}/graph").json()
+    names = {node["id"]: node["name"] for node in graph["nodes"]}
+    edges = sorted((names[e["source"]], names[e["target"]]) for e in graph["edges"])
+    assert edges == sorted([("extract", t) for t in transforms] + [(t, "load") for t in transforms])
+
+
+TAGGED_FLOW = """
+import time
+from pathlib import Path
+from pushpool import flow, task
+
+@task(tags=["db"])
+def hold(log: str, seconds: float) -> None:
+    start = time.time()
+    time.sleep(seconds)
+    with open(log, "a") as f:
+        f.write(f"{start} {time.time()}\\n")
+
+@flow
+def tagged(log: str, seconds: float = 0.8) -> None:
+    hold(log, seconds)
+"""
+
+
+def test_a_tag_limit_of_one_serialises_two_runs_tasks(live: LiveServer, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "tagged.py").write_text(TAGGED_FLOW)
+    log = tmp_path / "intervals.txt"
+    assert live.client.put("/concurrency-limits", json={"tag": "db", "limit": 1}).is_success
+    body = {
+        "name": "tagged",
+        "flow_name": "tagged",
+        "entrypoint": "tagged.py:tagged",
+        "work_pool": "local",
+        "source": {"type": "local", "path": str(src)},
+    }
+    dep = live.client.post("/deployments", json=body).json()["id"]
+    runs = [start(live.client, dep, parameters={"log": str(log)}) for _ in range(2)]
+    for run in runs:
+        assert wait_for(live, run["id"], TERMINAL)["state"]["type"] == "COMPLETED"
+    (_, a_end), (b_start, _) = sorted(
+        tuple(map(float, line.split())) for line in log.read_text().splitlines()
+    )
+    assert b_start >= a_end - 0.05  # the second task waited for the first's slot
+    assert live.client.get("/concurrency-limits").json()[0]["active_slots"] == 0

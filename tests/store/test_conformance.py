@@ -12,6 +12,7 @@ import pytest
 from service.errors import (
     AlreadyExists,
     ApiKeyNotFound,
+    ConcurrencyLimitNotFound,
     Conflict,
     DeploymentNotFound,
     IllegalTransition,
@@ -21,6 +22,8 @@ from service.errors import (
 )
 from service.models import (
     ApiKey,
+    CacheRecord,
+    ConcurrencyLimit,
     Deployment,
     FlowRun,
     InfraRef,
@@ -28,6 +31,7 @@ from service.models import (
     Role,
     ScheduleRecord,
     StateRecord,
+    TaskRun,
     WorkPool,
 )
 from service.schedules import CronSchedule
@@ -479,6 +483,84 @@ def test_logs_in_order_with_cursor(store: Store, dep: Deployment) -> None:
     rest = store.read_logs(r.id, after_id=first[-1].id)
     assert [x.message for x in rest] == ["line 3", "line 4"]
     assert store.read_logs("other") == []
+
+
+def task_run(ident: str, minute: int, **kw: object) -> TaskRun:
+    return TaskRun.model_validate(
+        {"id": ident, "task_key": "m.t", "name": ident, "state": "PENDING"}
+        | {"created": T0 + timedelta(minutes=minute)}
+        | kw
+    )
+
+
+def test_task_runs_latest_snapshot_wins_and_list_in_creation_order(
+    store: Store, dep: Deployment
+) -> None:
+    r, _ = store.create_run(run(dep))
+    other, _ = store.create_run(run(dep))
+    store.upsert_task_runs(r.id, [task_run("b", 2), task_run("a", 1)])
+    store.upsert_task_runs(other.id, [task_run("a", 5, state="FAILED")])
+    done = task_run("b", 2, state="COMPLETED", attempts=2, upstream=["a"], error=None)
+    store.upsert_task_runs(r.id, [task_run("b", 2, state="RUNNING"), done, task_run("c", 0)])
+    listed = store.list_task_runs(r.id)
+    assert [tr.id for tr in listed] == ["c", "a", "b"]
+    assert listed[2] == done
+    assert [tr.state for tr in store.list_task_runs(other.id)] == ["FAILED"]
+    assert store.list_task_runs("nope") == []
+    store.upsert_task_runs(r.id, [])
+    assert len(store.list_task_runs(r.id)) == 3
+
+
+def test_many_task_runs_in_one_batch(store: Store, dep: Deployment) -> None:
+    r, _ = store.create_run(run(dep))
+    store.upsert_task_runs(r.id, [task_run(f"t{i:03d}", i) for i in range(120)])
+    assert [tr.id for tr in store.list_task_runs(r.id)] == [f"t{i:03d}" for i in range(120)]
+
+
+def test_cache_records_replace_and_expire(store: Store) -> None:
+    later = T0 + timedelta(hours=1)
+    store.put_cache_record(CacheRecord(key="k1", result_key="cache/k1", expires_at=later))
+    store.put_cache_record(CacheRecord(key="k2", result_key="cache/k2"))
+    assert store.get_cache_record("k1", T0) == CacheRecord(
+        key="k1", result_key="cache/k1", expires_at=later
+    )
+    assert store.get_cache_record("k1", later) is None  # expired at its instant
+    assert store.get_cache_record("k2", later + timedelta(days=999)) is not None
+    store.put_cache_record(CacheRecord(key="k1", result_key="cache/new"))
+    record = store.get_cache_record("k1", later)
+    assert record is not None and record.result_key == "cache/new" and record.expires_at is None
+    assert store.get_cache_record("missing", T0) is None
+
+
+def test_concurrency_limit_slots_are_leases(store: Store) -> None:
+    soon, later = T0 + timedelta(seconds=30), T0 + timedelta(minutes=5)
+    store.put_concurrency_limit("db", 1)
+    store.put_concurrency_limit("api", 2)
+    assert store.acquire_slots(["db", "api", "unlimited"], "r1:a", T0, soon)
+    assert not store.acquire_slots(["db"], "r2:b", T0, soon)  # full
+    assert store.acquire_slots(["api"], "r2:c", T0, soon)
+    assert not store.acquire_slots(["api", "db"], "r3:d", T0, soon)  # all or nothing
+    assert store.list_concurrency_limits(T0) == [
+        ConcurrencyLimit(tag="api", limit=2, active_slots=2),
+        ConcurrencyLimit(tag="db", limit=1, active_slots=1),
+    ]
+    assert store.acquire_slots(["db"], "r1:a", T0, later)  # a holder renews its own lease
+    store.release_slots("r1:a", ["db", "api"])
+    store.release_slots("r1:a", ["db"])  # idempotent
+    assert store.acquire_slots(["db"], "r2:b", T0, soon)
+    # a crashed holder's lease expires: its slot is free again
+    assert store.acquire_slots(["db"], "r4:e", soon, later)
+    assert store.acquire_slots(["unlimited"], "anyone", T0, soon)
+
+
+def test_concurrency_limits_change_and_delete(store: Store) -> None:
+    store.put_concurrency_limit("db", 1)
+    store.put_concurrency_limit("db", 3)
+    assert store.list_concurrency_limits(T0)[0].limit == 3
+    store.delete_concurrency_limit("db")
+    assert store.list_concurrency_limits(T0) == []
+    with pytest.raises(ConcurrencyLimitNotFound):
+        store.delete_concurrency_limit("db")
 
 
 def test_api_keys(store: Store) -> None:

@@ -1,0 +1,66 @@
+"""Flow arguments checked and converted from the function's annotations (pydantic).
+
+The runner validates a run's JSON parameters with the same rules, so ``date``,
+``Enum``, ``Path``, dataclasses, models, ... arrive as their types on both sides.
+pydantic is imported only when an annotated flow is called.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from pushpool.errors import ParameterError
+
+_MODELS: dict[Callable[..., Any], Any] = {}
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+
+
+def parameters_model(fn: Callable[..., Any]) -> Any:
+    """A pydantic model with one field per (non-variadic) parameter of ``fn``."""
+    model = _MODELS.get(fn)
+    if model is None:
+        from typing import get_type_hints
+
+        from pydantic import ConfigDict, create_model
+
+        hints = get_type_hints(fn)
+        fields: dict[str, Any] = {}
+        for name, param in inspect.signature(fn).parameters.items():
+            if param.kind in _VARIADIC:
+                continue
+            default = ... if param.default is inspect.Parameter.empty else param.default
+            fields[name] = (hints.get(name, Any), default)
+        config = ConfigDict(arbitrary_types_allowed=True)
+        model = create_model(f"{fn.__name__}_parameters", __config__=config, **fields)
+        _MODELS[fn] = model
+    return model
+
+
+def coerce_arguments(
+    fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``args, kwargs`` converted to ``fn``'s annotated types, or :class:`ParameterError`."""
+    from pydantic import ValidationError
+
+    signature = inspect.signature(fn)
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise ParameterError(f"flow {name!r}: {exc}") from None
+    plain = {
+        key: value
+        for key, value in bound.arguments.items()
+        if signature.parameters[key].kind not in _VARIADIC
+    }
+    try:
+        validated = parameters_model(fn).model_validate(plain)
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in exc.errors()[:5]
+        )
+        raise ParameterError(f"flow {name!r}: invalid parameters: {details}") from None
+    for key in plain:
+        bound.arguments[key] = getattr(validated, key)
+    return bound.args, bound.kwargs
