@@ -44,6 +44,7 @@ bench: dev
 	$(BIN)/python -m tests.benchmarks.cloud_run
 	$(BIN)/python -m tests.benchmarks.aci
 	$(BIN)/python -m tests.benchmarks.replicas
+	$(BIN)/python -m tests.benchmarks.sdk
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -883,8 +883,10 @@ def runs_inspect(
 
 
 @limit_app.command("create")
-def limit_create(  # sdk
-    tag: str, limit: Annotated[int, typer.Argument(help="Slots")], output: OutputOpt = Output.table
+def limit_create(
+    tag: Annotated[str, typer.Argument(help="The task tag the limit applies to")],
+    limit: Annotated[int, typer.Argument(help="How many tagged task runs may run at once")],
+    output: OutputOpt = Output.table,
 ) -> None:
     """Allow at most LIMIT task runs tagged TAG at once, across all runs (or change it)."""
     created = _client().request("PUT", "/concurrency-limits", json={"tag": tag, "limit": limit})
@@ -908,18 +910,22 @@ def limit_ls(output: OutputOpt = Output.table) -> None:  # sdk
 
 
 @limit_app.command("delete")
-def limit_delete(tag: str) -> None:  # sdk
+def limit_delete(
+    tag: Annotated[str, typer.Argument(help="The task tag whose limit goes")],
+) -> None:
     """Remove a tag's concurrency limit."""
     _client().request("DELETE", f"/concurrency-limits/{tag}")
     console.print(f"Removed the concurrency limit of tag [bold]{tag}[/bold]")
 
 
 @runs_app.command("result")
-def runs_result(run_id: str) -> None:  # sdk: a flow run's result
+def runs_result(
+    run_ref: Annotated[str, typer.Argument(help="Run id, unique id prefix, or name")],
+) -> None:
     """Print a completed flow run's result as JSON."""
-    r = _client().get(f"/flow-runs/{run_id}")
+    r = _client().get(f"/flow-runs/{run_ref}")
     if r["state"]["type"] != "COMPLETED":
-        raise CliError(f"flow run {run_id} is {r['state']['type']}: it has no result")
+        raise CliError(f"flow run {r['name']} is {r['state']['type']}: it has no result")
     _print_json(r["result"])
 
 

@@ -182,11 +182,12 @@ def test_strip_escapes_keeps_text_and_tabs() -> None:
 def test_deploy_takes_flow_settings_as_defaults(live: LiveServer, cli: CliRunner) -> None:
     code, out = invoke(cli, "deploy", "examples/etl.py:etl", "--name", "cli")
     assert code == 0, out
-    deployment = json.loads(invoke(cli, "deployment", "inspect", "etl/cli")[1])
+    deployment = json.loads(invoke(cli, "deployment", "inspect", "etl/cli", "--output", "json")[1])
     assert (deployment["flow_name"], deployment["retries"]) == ("etl", 1)
     code, out = invoke(cli, "deploy", "examples/etl.py:etl", "--name", "cli", "--retries", "0")
     assert code == 0, out
-    assert json.loads(invoke(cli, "deployment", "inspect", "etl/cli")[1])["retries"] == 0
+    shown = invoke(cli, "deployment", "inspect", "etl/cli", "--output", "json")[1]
+    assert json.loads(shown)["retries"] == 0
 
 
 def test_concurrency_limit_commands(live: LiveServer, cli: CliRunner) -> None:
