@@ -227,6 +227,15 @@ class Reconciler:
                 return  # a report may be on its way
             self._stopped(run, now, status, report, provisioner)
             return
+        if self._timed_out(run, now, lookups):
+            limit = self._timeout_of(run, lookups)
+            self._last_words(run, provisioner, now)
+            message = f"timed out: still running {limit}s after it started; stopped"
+            error = {"type": "TimedOut", "message": message}
+            self._finish(run, now, StateType.FAILED, message, error=error)
+            provisioner.cancel(run.infra, self.settings.cancel_grace_seconds)
+            report.failed += 1
+            return
         reason = self._gave_up(run, now, age)
         if reason is not None:
             self._last_words(run, provisioner, now)
@@ -269,6 +278,22 @@ class Reconciler:
             for text in [header, *tail]
         ]
         self.store.append_logs(run.id, lines)
+
+    @staticmethod
+    def _timeout_of(run: FlowRun, lookups: Lookups) -> int | None:
+        deployment = lookups.deployment(run.deployment_id)
+        return None if deployment is None else deployment.timeout_seconds
+
+    def _timed_out(self, run: FlowRun, now: datetime, lookups: Lookups) -> bool:
+        """The backstop of the runner's own timeout: a ``RUNNING`` run still alive well past
+        its deployment's ``timeout_seconds`` (the runner could not stop it: a flow stuck in
+        C code, a runner killed mid-stop). The margin leaves the runner time to stop the
+        flow and report ``TimedOut`` itself."""
+        limit = self._timeout_of(run, lookups)
+        if limit is None or run.state.type != StateType.RUNNING or run.start_time is None:
+            return False
+        margin = self.settings.cancel_grace_seconds + self.settings.heartbeat_seconds
+        return now - run.start_time > timedelta(seconds=limit + margin)
 
     def _gave_up(self, run: FlowRun, now: datetime, age: timedelta) -> str | None:
         """Why a run whose infrastructure still lives should be crashed, if it should."""

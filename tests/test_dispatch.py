@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -351,3 +352,32 @@ def test_pending_to_scheduled_is_legal_only_as_a_requeue() -> None:
     with pytest.raises(IllegalTransition):
         check_transition("r", StateType.PENDING, StateType.SCHEDULED)
     check_transition("r", StateType.PENDING, StateType.SCHEDULED, requeue=True)
+
+
+def test_a_run_past_its_timeout_is_stopped_by_the_reconciler(
+    services: Services, clock: FakeClock
+) -> None:
+    """The runner stops a flow at its deployment's timeout; where it cannot (here the
+    'flow' is a bare sleeping process with no runner), the reconciler does, a margin later."""
+    body = deployment_body(job_variables={"command": SLEEP}, timeout_seconds=60)
+    dep = deploy(services, DeploymentCreate.model_validate(body))[0]
+    run, _ = create_run(services, dep.id, RunCreate())
+    set_state(services.store, run.id, StateType.RUNNING, now=clock())
+    margin = services.settings.cancel_grace_seconds + services.settings.heartbeat_seconds
+    clock.advance(60 + margin - 1)
+    services.store.record_heartbeat(run.id, clock())
+    services.scheduler.tick(clock())
+    assert services.store.get_run(run.id).state.type == StateType.RUNNING  # the runner's turn
+    clock.advance(2)
+    services.store.record_heartbeat(run.id, clock())
+    report = services.scheduler.tick(clock())
+    assert report.reconcile.failed == 1
+    after = services.store.get_run(run.id)
+    assert after.state.type == StateType.FAILED and "timed out" in (after.state.message or "")
+    assert after.error is not None and after.error["type"] == "TimedOut"
+    assert after.infra is not None
+    deadline = time.monotonic() + 10
+    provisioner = services.dispatcher.provisioner("local")
+    while not provisioner.status(after.infra).finished:  # cancelled: the process is stopped
+        assert time.monotonic() < deadline
+        time.sleep(0.05)

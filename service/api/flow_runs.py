@@ -114,7 +114,7 @@ async def get_logs(
     run_id: str,
     svc: ServicesDep,
     _: ViewerKey,
-    after: int = Query(default=0, ge=0),
+    after: int = Query(default=0, ge=0, le=2**53 - 1, description="The last log id seen"),
     limit: int = Query(default=1000, ge=1, le=5000),
     tail: int | None = Query(
         default=None, ge=1, le=5000, description="Only the last N lines (then follow with after)"

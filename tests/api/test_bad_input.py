@@ -191,3 +191,12 @@ def test_a_concurrency_limit_too_large_to_store_is_422(api: TestClient, paused: 
     r = api.patch(f"/api/deployments/{dep['id']}", json={"concurrency_limit": huge})
     assert r.status_code == 422, r.text
     assert api.get("/api/work-pools/local").json()["concurrency_limit"] is None
+
+
+def test_a_log_cursor_too_large_to_store_is_422(api: TestClient, paused: str) -> None:
+    """Found by schemathesis: ``after=10**20`` made SQLite overflow reading logs (a 500)."""
+    dep = _deploy(api, paused).json()
+    run = api.post(f"/api/deployments/{dep['id']}/runs", json={}).json()
+    r = api.get(f"/api/flow-runs/{run['id']}/logs", params={"after": 10**20})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "after"], r.text
+    assert api.get(f"/api/flow-runs/{run['id']}/logs", params={"after": 2**53 - 1}).is_success
