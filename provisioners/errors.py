@@ -34,6 +34,21 @@ class CapacityUnavailable(ProvisionerError):
         super().__init__(message, transient=True)
 
 
+def scrubbed(exc: ProvisionerError, secrets: list[str]) -> ProvisionerError | None:
+    """``exc`` with every secret in ``secrets`` masked (``***``), keeping its class and
+    whether it is transient; ``None`` if its message contains none of them. Values under
+    4 characters are never secrets here and are left alone."""
+    message = str(exc)
+    found = [s for s in secrets if s and len(s) >= 4 and s in message]
+    if not found:
+        return None
+    for secret in sorted(found, key=len, reverse=True):
+        message = message.replace(secret, "***")
+    if isinstance(exc, CapacityUnavailable):
+        return CapacityUnavailable(message, retry_after_seconds=exc.retry_after_seconds)
+    return ProvisionerError(message, transient=exc.transient)
+
+
 class UnknownPoolType(PushpoolError, ValueError):
     def __init__(self, pool_type: str, known: list[str]) -> None:
         self.field = "type"

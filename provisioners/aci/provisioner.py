@@ -32,26 +32,13 @@ from provisioners.base import (
     ProvisionPlan,
     SubmitRequest,
 )
-from provisioners.errors import CapacityUnavailable, ProvisionerError
+from provisioners.errors import CapacityUnavailable, ProvisionerError, scrubbed
 
 log = logging.getLogger("pushpool.aci")
 
 TYPE = "aci"
 #: Parallel GETs of a status pass (ARM's list has no instance views).
 STATUS_WORKERS = 8
-
-
-def scrubbed(exc: ProvisionerError, secrets: Sequence[str]) -> ProvisionerError | None:
-    """``exc`` with every secret masked, or ``None`` if it contains none of them."""
-    message = str(exc)
-    found = [s for s in secrets if s and s in message]
-    if not found:
-        return None
-    for secret in sorted(found, key=len, reverse=True):
-        message = message.replace(secret, "***")
-    if isinstance(exc, CapacityUnavailable):
-        return CapacityUnavailable(message, retry_after_seconds=exc.retry_after_seconds)
-    return ProvisionerError(message, transient=exc.transient)
 
 
 def _cores(group: Any) -> float:

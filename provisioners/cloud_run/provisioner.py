@@ -50,7 +50,7 @@ from provisioners.cloud_run.status import (
     job_failure,
     needs_task,
 )
-from provisioners.errors import CapacityUnavailable, ProvisionerError
+from provisioners.errors import CapacityUnavailable, ProvisionerError, scrubbed
 from provisioners.ratelimit import Backoff, TokenBucket
 
 log = logging.getLogger("pushpool.cloud_run")
@@ -70,19 +70,6 @@ def admin_api_limiter(config: CloudRunPoolConfig) -> TokenBucket:
         if key not in _limiters:
             _limiters[key] = TokenBucket(config.api_writes_per_second, config.api_write_burst)
         return _limiters[key]
-
-
-def _scrubbed(exc: ProvisionerError, secrets: list[str]) -> ProvisionerError:
-    """``exc`` with every secret value masked (the same error if none appears)."""
-    text = str(exc)
-    found = [s for s in secrets if s and len(s) >= 4 and s in text]
-    for secret in found:
-        text = text.replace(secret, "***")
-    if not found:
-        return exc
-    if isinstance(exc, CapacityUnavailable):
-        return CapacityUnavailable(text, retry_after_seconds=exc.retry_after_seconds)
-    return ProvisionerError(text, transient=exc.transient)
 
 
 class CloudRunProvisioner(Provisioner):
@@ -141,8 +128,8 @@ class CloudRunProvisioner(Provisioner):
         try:
             return self._submit(request)
         except ProvisionerError as exc:
-            clean = _scrubbed(exc, list(request.env.values()))
-            if clean is exc:
+            clean = scrubbed(exc, list(request.env.values()))
+            if clean is None:
                 raise
             raise clean from None
 

@@ -43,7 +43,7 @@ from provisioners.ecs.runspec import (
 )
 from provisioners.ecs.status import is_stopped, tag, task_status
 from provisioners.ecs.taskdef import TaskDefinitions
-from provisioners.errors import ProvisionerError
+from provisioners.errors import ProvisionerError, scrubbed
 from provisioners.ratelimit import Backoff
 
 log = logging.getLogger("pushpool.ecs")
@@ -53,13 +53,6 @@ CANCEL_REASON = "Cancelled by pushpool"
 TEARDOWN_REASON = "Stopped by pushpool: the run is over"
 #: The runner's single-use credential in a task's environment (masked in errors).
 RUN_TOKEN_ENV = "PUSHPOOL_BOOTSTRAP_TOKEN"
-
-
-def _scrubbed(exc: ProvisionerError, secret: str | None) -> ProvisionerError | None:
-    """``exc`` with ``secret`` masked, or ``None`` if it does not contain it."""
-    if not secret or secret not in str(exc):
-        return None
-    return ProvisionerError(str(exc).replace(secret, "***"), transient=exc.transient)
 
 
 class EcsProvisioner(Provisioner):
@@ -156,7 +149,7 @@ class EcsProvisioner(Provisioner):
         try:
             return self._submit(request)
         except ProvisionerError as exc:
-            clean = _scrubbed(exc, request.env.get(RUN_TOKEN_ENV))
+            clean = scrubbed(exc, [request.env.get(RUN_TOKEN_ENV, "")])
             if clean is not None:
                 raise clean from None
             raise
