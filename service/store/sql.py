@@ -26,7 +26,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -129,7 +131,7 @@ def _sqlite_engine(url: str) -> Engine:
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        _set_wal(cur)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
@@ -141,6 +143,20 @@ def _sqlite_engine(url: str) -> Engine:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _set_wal(cur: Any, attempts: int = 40) -> None:
+    """Switch the file to WAL mode. SQLite answers "database is locked" at once, without
+    its busy handler, while another connection is switching the same new file (replicas
+    or threads opening it together), so that answer is retried for a few seconds."""
+    for attempt in range(attempts):
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
 
 
 #: A fixed key for PostgreSQL's advisory lock around migrations (any 64-bit number).
