@@ -29,7 +29,7 @@ from provisioners.ecs.names import POOL_TAG
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "aws" / "template.yaml"
 ECS_POLICY = ROOT / "infra" / "aws" / "ecs-control-plane-policy.json"
-DYNAMO_STORE = ROOT / "service" / "store" / "dynamo.py"
+DYNAMO_STORE = ROOT / "service" / "store" / "dynamo"
 ECS_AWS = ROOT / "provisioners" / "ecs" / "aws.py"
 ECS_EVENT = ROOT / "tests" / "support" / "events" / "ecs-task-state-change-stopped.json"
 
@@ -244,9 +244,13 @@ def test_outputs() -> None:
 
 # -- 3. least privilege --------------------------------------------------------------------
 def _store_dynamo_actions() -> set[str]:
-    """The IAM actions of the DynamoDB calls service/store/dynamo.py makes at run time."""
-    source = DYNAMO_STORE.read_text()
-    tree = ast.parse(source)
+    """The IAM actions of the DynamoDB calls the store makes at run time: its package
+    ``service/store/dynamo/`` and any ``service/store/dynamo_<feature>.py`` mixin."""
+    files = sorted(DYNAMO_STORE.glob("*.py")) + sorted(DYNAMO_STORE.parent.glob("dynamo_*.py"))
+    source = "\n".join(f.read_text() for f in files)
+    tree = ast.Module(
+        body=[n for f in files for n in ast.parse(f.read_text()).body], type_ignores=[]
+    )
     setup_only = {
         id(node)
         for method in ast.walk(tree)
@@ -285,7 +289,7 @@ def _ecs_runtime_actions() -> set[str]:
 
 def test_dynamodb_actions_are_exactly_what_the_store_calls() -> None:
     if not DYNAMO_STORE.exists():
-        pytest.skip("service/store/dynamo.py does not exist yet")
+        pytest.skip("service/store/dynamo/ does not exist yet")
     granted = {a for a in allowed_actions() if a.startswith("dynamodb:")}
     needed = _store_dynamo_actions()
     assert granted == needed, (
