@@ -7,7 +7,8 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,12 @@ if TYPE_CHECKING:
     from service.settings import Settings
 
 log = logging.getLogger("pushpool.dispatch")
+
+#: Submitted runs whose infrastructure is recorded in one store write, at most...
+RECORD_BATCH = 50
+#: ...and no later than this many seconds after the first of them was submitted (a slow
+#: provider records each run on its own, as before).
+RECORD_WITHIN_SECONDS = 0.05
 
 
 #: The runner's environment: where the service is, which run, the single-use credential.
@@ -93,10 +100,16 @@ class Lookups:
 
 class Dispatcher:
     def __init__(
-        self, store: Store, settings: Settings, clock: Clock, provisioners: Provisioners
+        self,
+        store: Store,
+        settings: Settings,
+        clock: Clock,
+        provisioners: Provisioners,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store, self.settings, self.clock = store, settings, clock
         self.provisioners = provisioners
+        self.monotonic = monotonic
 
     def provisioner(self, pool_name: str) -> Provisioner:
         return self.provisioners.for_pool(self.store.get_pool(pool_name))
@@ -123,10 +136,32 @@ class Dispatcher:
         return [Claim(run, tokens[run.id]) for run in claimed]
 
     def submit_claimed(self, claims: Iterable[Claim]) -> None:
-        """The provider half of dispatch (may be slow: a network call, a process start)."""
+        """The provider half of dispatch (may be slow: a network call, a process start).
+
+        Infrastructure is recorded in batches (:data:`RECORD_BATCH` runs, or what was
+        submitted within :data:`RECORD_WITHIN_SECONDS` of the first: a slow provider
+        records each run on its own, as before), one store write each. A runner that
+        starts before its batch is written does not lose it (``set_infra_many`` takes
+        ``RUNNING`` on the same attempt too). Crash
+        safety is as with one write per run: a run submitted but not yet recorded is
+        ``PENDING`` without infrastructure, which the reconciler resubmits, adopting what
+        was started (``Provisioner.find``, by the attempt's idempotency key)."""
         lookups = self.lookups()
+        started: list[tuple[FlowRun, Provisioner, InfraRef]] = []
+        since = 0.0
         for claim in claims:
-            self._submit(claim.run, claim.token, lookups)
+            before = self.monotonic()
+            submitted = self._start(claim.run, claim.token, lookups)
+            if submitted is None:
+                continue
+            since = since if started else before
+            started.append((claim.run, *submitted))
+            # A slow submission (> the window on its own) says the next one will be slow
+            # too: record at once rather than keep these runs waiting for it.
+            if len(started) >= RECORD_BATCH or self.monotonic() - since >= RECORD_WITHIN_SECONDS:
+                self._record_many(started)
+                started = []
+        self._record_many(started)
 
     def _request(self, run: FlowRun, token: str, lookups: Lookups | None = None) -> SubmitRequest:
         lookups = lookups or self.lookups()
@@ -150,6 +185,15 @@ class Dispatcher:
         )
 
     def _submit(self, run: FlowRun, token: str, lookups: Lookups | None = None) -> None:
+        submitted = self._start(run, token, lookups)
+        if submitted is not None:
+            self._record(run, *submitted)
+
+    def _start(
+        self, run: FlowRun, token: str, lookups: Lookups | None = None
+    ) -> tuple[Provisioner, InfraRef] | None:
+        """Submit the run to its pool's provisioner: what was started, or ``None`` when
+        nothing was (the run is requeued, crashed, or left for a retry)."""
         lookups = lookups or self.lookups()
         request = self._request(run, token, lookups)
         try:
@@ -157,24 +201,32 @@ class Dispatcher:
             ref = provisioner.submit(request)
         except CapacityUnavailable as exc:
             self._requeue(run, exc)
-            return
+            return None
         except ProvisionerError as exc:
             if exc.transient:
                 log.warning("submit of %s failed, will retry: %s", run.id, exc)
-                return
+                return None
             self._crash(run, f"submission failed: {exc}")
-            return
+            return None
         except Exception as exc:  # a provisioner bug must not strand the run in PENDING
             log.exception("submit of %s raised", run.id)
             self._crash(run, f"submission failed: {type(exc).__name__}: {exc}")
-            return
-        self._record(run, provisioner, ref)
+            return None
+        return provisioner, ref
 
     def _record(self, run: FlowRun, provisioner: Provisioner, ref: InfraRef) -> None:
-        if not self.store.set_infra(run.id, StateType.PENDING, ref):
-            # Cancelled (or otherwise moved on) while we were submitting: undo.
-            log.info("run %s left PENDING during submit; stopping what was started", run.id)
-            provisioner.teardown(ref)
+        self._record_many([(run, provisioner, ref)])
+
+    def _record_many(self, started: list[tuple[FlowRun, Provisioner, InfraRef]]) -> None:
+        """Record what was started; undo it for runs that left ``PENDING`` meanwhile."""
+        if not started:
+            return
+        recorded = self.store.set_infra_many([(run, ref) for run, _, ref in started])
+        for run, provisioner, ref in started:
+            if run.id not in recorded:
+                # Cancelled (or otherwise moved on) while we were submitting: undo.
+                log.info("run %s left PENDING during submit; stopping what was started", run.id)
+                provisioner.teardown(ref)
 
     def _requeue(self, run: FlowRun, exc: CapacityUnavailable) -> None:
         log.info("no capacity for %s, requeued: %s", run.id, exc)

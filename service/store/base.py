@@ -360,6 +360,21 @@ class Store(ABC):
     def set_infra(self, run_id: str, expected: StateType, infra: InfraRef) -> bool:
         """Record the attempt's infrastructure if the run is still in ``expected``."""
 
+    def set_infra_many(self, started: Sequence[tuple[FlowRun, InfraRef]]) -> set[str]:
+        """Record the infrastructure of several just-submitted runs (each ``FlowRun`` as
+        claimed): the ids of the runs it was recorded for. It is recorded for a run still
+        on that attempt (``run_count``) and ``PENDING`` or already ``RUNNING`` (its runner
+        may start before a batch is written); not for one that moved on (cancelled, say),
+        whose infrastructure the caller stops. A store that can write them in one
+        transaction overrides this default, which makes one call per run."""
+        done = set()
+        for run, infra in started:
+            for state in (StateType.PENDING, StateType.RUNNING):
+                if self.set_infra(run.id, state, infra):
+                    done.add(run.id)
+                    break
+        return done
+
     @abstractmethod
     def set_token(self, run_id: str, expected: StateType, token_hash: str) -> bool:
         """Replace the token hash if the run is still in ``expected``."""

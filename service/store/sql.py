@@ -894,6 +894,22 @@ class SqlStore(Store):
     def set_infra(self, run_id: str, expected: StateType, infra: InfraRef) -> bool:
         return self._guarded_update(run_id, expected, infra=infra.model_dump(mode="json"))
 
+    def set_infra_many(self, started: Sequence[tuple[FlowRun, InfraRef]]) -> set[str]:
+        """One write transaction (one connection, one commit) for the whole batch."""
+        if not started:
+            return set()
+        r = t.flow_runs
+        states = [StateType.PENDING.value, StateType.RUNNING.value]
+        done: set[str] = set()
+        with self._write() as c:
+            for run, infra in started:
+                q = update(r).where(
+                    r.c.id == run.id, r.c.run_count == run.run_count, r.c.state_type.in_(states)
+                )
+                if c.execute(q.values(infra=infra.model_dump(mode="json"))).rowcount:
+                    done.add(run.id)
+        return done
+
     def set_token(self, run_id: str, expected: StateType, token_hash: str) -> bool:
         return self._guarded_update(run_id, expected, token_hash=token_hash)
 

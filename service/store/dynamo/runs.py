@@ -470,6 +470,29 @@ class RunsMixin(_Table):
             run_id, expected, {"infra": json.dumps(infra.model_dump(mode="json"))}
         )
 
+    def set_infra_many(self, started: Sequence[tuple[FlowRun, InfraRef]]) -> set[str]:
+        """One conditional UpdateItem per run (DynamoDB has no cheaper batch of those)."""
+        done: set[str] = set()
+        for run, infra in started:
+
+            def cond(e: _Expr, n: int = run.run_count) -> str:
+                st = e.n("state_type")
+                return (
+                    f"{st} IN ({e.v('PENDING')}, {e.v('RUNNING')}) "
+                    f"AND {e.n('run_count')} = {e.v(n)}"
+                )
+
+            value = {"infra": json.dumps(infra.model_dump(mode="json"))}
+            key = {"pk": f"RUN#{run.id}", "sk": "RUN"}
+            try:
+                self._upd(_update(key, set_=value, cond=cond))
+            except ClientError as exc:
+                if _code(exc) != "ConditionalCheckFailedException":
+                    raise
+                continue
+            done.add(run.id)
+        return done
+
     def set_token(self, run_id: str, expected: StateType, token_hash: str) -> bool:
         return self._guarded_update(run_id, expected, {"token_hash": token_hash})
 
