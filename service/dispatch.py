@@ -86,6 +86,13 @@ class Lookups:
             self._provisioners[pool_name] = self._dispatcher.provisioner(pool_name)
         return self._provisioners[pool_name]
 
+    def prefetch(self, deployment_ids: Iterable[str | None]) -> None:
+        """Read the deployments of a batch at once (one store call, not one per run)."""
+        wanted = {i for i in deployment_ids if i is not None and i not in self._deployments}
+        if wanted:
+            found = self._dispatcher.store.get_deployments(wanted)
+            self._deployments |= {i: found.get(i) for i in wanted}
+
     def deployment(self, deployment_id: str | None) -> Deployment | None:
         if deployment_id is None:
             return None
@@ -146,7 +153,9 @@ class Dispatcher:
         safety is as with one write per run: a run submitted but not yet recorded is
         ``PENDING`` without infrastructure, which the reconciler resubmits, adopting what
         was started (``Provisioner.find``, by the attempt's idempotency key)."""
+        claims = list(claims)
         lookups = self.lookups()
+        lookups.prefetch(claim.run.deployment_id for claim in claims)
         started: list[tuple[FlowRun, Provisioner, InfraRef]] = []
         since = 0.0
         for claim in claims:

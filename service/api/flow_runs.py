@@ -55,14 +55,22 @@ async def list_runs(
     flow_name: str | None = Query(default=None, max_length=200),
     tag: str | None = Query(default=None, max_length=200),
     name: str | None = Query(default=None, max_length=100, description="Exact run name"),
-    since: AwareDatetime | None = Query(default=None, description="Expected start >= this"),
-    order: Literal["desc", "asc"] = Query(default="desc", description="By expected start"),
+    since: AwareDatetime | None = Query(
+        default=None, description="Expected start (with by=began: began) at or after this"
+    ),
+    order: Literal["desc", "asc"] = Query(default="desc", description="Newest or oldest first"),
+    by: Literal["expected_start", "began"] = Query(
+        default="expected_start",
+        description="Order and `since` by expected start, or by when runs began (started, "
+        "or left SCHEDULED without running): runs that have not begun are left out",
+    ),
     count: bool = Query(default=False, description="Also count every matching run"),
     limit: int = Query(default=50, ge=1, le=500),
     cursor: str | None = Query(default=None, max_length=500),
 ) -> FlowRunPage:
-    """Newest first by expected start (``order=asc``: soonest first); pass ``next_cursor``
-    back as ``cursor``. A deleted deployment's runs keep its id and name."""
+    """Newest first by expected start, or with ``by=began`` by when runs began
+    (``order=asc``: oldest first); pass ``next_cursor`` back as ``cursor`` (with the same
+    filter). A deleted deployment's runs keep its id and name."""
     flt = RunFilter(
         deployment_id,
         state,
@@ -72,6 +80,7 @@ async def list_runs(
         name=name,
         since=since,
         ascending=order == "asc",
+        by_began=by == "began",
     )
     try:
         page = svc.store.list_runs(flt, limit, cursor)

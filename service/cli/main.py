@@ -774,7 +774,11 @@ def runs_ls(
     ] = None,
     tag: Annotated[str | None, typer.Option(help="Only runs with this tag")] = None,
     since: Annotated[
-        str | None, typer.Option(help="Expected start at or after: 1h, 2d or an ISO time")
+        str | None,
+        typer.Option(
+            help="Started at or after (with --scheduled/--all: expected start): 1h, 2d or an "
+            "ISO time"
+        ),
     ] = None,
     scheduled: Annotated[
         bool, typer.Option("--scheduled", help="Upcoming (SCHEDULED) runs, soonest first")
@@ -799,6 +803,8 @@ def runs_ls(
         params["state"] = [s.upper() for s in state]
     elif not all_:
         params["state"] = _NOT_UPCOMING
+    if not (scheduled or all_ or "SCHEDULED" in params.get("state", [])):
+        params["by"] = "began"  # most recent first by when they started, not were due
     optional = {"flow_name": flow, "tag": tag, "cursor": cursor}
     params |= {k: v for k, v in optional.items() if v}
     if since:

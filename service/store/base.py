@@ -103,11 +103,27 @@ class RunFilter:
     work_pool: str | None = None
     flow_name: str | None = None
     tag: str | None = None  # runs carrying this tag
-    since: datetime | None = None  # expected_start >= since
-    before: datetime | None = None  # expected_start < before
+    since: datetime | None = None  # expected_start (by_began: began) >= since
+    before: datetime | None = None  # expected_start (by_began: began) < before
     name: str | None = None  # exact run name
     id_prefix: str | None = None  # runs whose id starts with this
     ascending: bool = False  # oldest expected_start first (upcoming runs)
+    #: Order, ``since``/``before`` and cursors by when runs began (:func:`began_at`)
+    #: instead of ``expected_start``; runs that have not begun are not listed.
+    by_began: bool = False
+
+
+def began_at(leaving: StateType, state: StateRecord, fields: dict[str, Any]) -> datetime | None:
+    """When a run moving from ``leaving`` to ``state`` began, as listings "most recent
+    first" order runs: it begins when it leaves ``SCHEDULED`` (claimed, or cancelled or
+    crashed before it ran) and again each time it starts ``RUNNING`` (at ``start_time``).
+    ``None``: the run keeps the time it had (a run still to begin has none)."""
+    if state.type == StateType.RUNNING:
+        start = fields.get("start_time")
+        return start if isinstance(start, datetime) else state.timestamp
+    if state.type == StateType.PENDING or leaving == StateType.SCHEDULED:
+        return state.timestamp
+    return None
 
 
 @dataclass(frozen=True)
@@ -250,6 +266,18 @@ class Store(ABC):
     @abstractmethod
     def get_deployment(self, deployment_id: str) -> Deployment:
         """Raises ``DeploymentNotFound``."""
+
+    def get_deployments(self, deployment_ids: Iterable[str]) -> dict[str, Deployment]:
+        """The deployments of those ids that exist, by id (a missing one is left out).
+        This default reads them one by one; a store that can read them in one call
+        overrides it."""
+        out: dict[str, Deployment] = {}
+        for deployment_id in dict.fromkeys(deployment_ids):
+            try:
+                out[deployment_id] = self.get_deployment(deployment_id)
+            except LookupError:
+                continue
+        return out
 
     @abstractmethod
     def find_deployment(self, flow_name: str, name: str) -> Deployment:

@@ -93,6 +93,7 @@ from service.store.base import (
     RunFilter,
     Store,
     TransitionEffects,
+    began_at,
     cache_record_valid,
     check_pool_changes,
     fit_lines,
@@ -503,6 +504,16 @@ class SqlStore(Store):
             raise DeploymentNotFound(deployment_id)
         return Deployment.model_validate(row.doc)
 
+    def get_deployments(self, deployment_ids: Iterable[str]) -> dict[str, Deployment]:
+        ids = sorted(set(deployment_ids))
+        if not ids:
+            return {}
+        d = t.deployments
+        with self._read() as c:
+            rows = c.execute(select(d.c.doc).where(d.c.id.in_(ids))).all()
+        found = (Deployment.model_validate(row.doc) for row in rows)
+        return {dep.id: dep for dep in found}
+
     def find_deployment(self, flow_name: str, name: str) -> Deployment:
         with self._read() as c:
             row = c.execute(
@@ -623,6 +634,7 @@ class SqlStore(Store):
             "state_name": run.state.name,
             "state_message": run.state.message,
             "state_timestamp": run.state.timestamp,
+            "began_at": _began_on_insert(run),
             "infra": run.infra.model_dump(mode="json") if run.infra else None,
             "token_hash": run.token_hash,
         }
@@ -640,6 +652,7 @@ class SqlStore(Store):
     @staticmethod
     def _run(row: Row[Any]) -> FlowRun:
         m = dict(row._mapping)
+        m.pop("began_at", None)
         m["state"] = StateRecord(
             type=StateType(m.pop("state_type")),
             name=m.pop("state_name"),
@@ -684,14 +697,17 @@ class SqlStore(Store):
 
     def list_runs(self, flt: RunFilter, limit: int, cursor: str | None = None) -> Page:
         r = t.flow_runs
-        order = (r.c.expected_start, r.c.id)
+        order = (_run_key(flt), r.c.id)
         q = _run_filter(select(r), flt, cursor)
         q = q.order_by(*(order if flt.ascending else (c.desc() for c in order))).limit(limit + 1)
         with self._read() as c:
             rows = c.execute(q).all()
         items = [self._run(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        return Page(items, _encode_cursor(items[-1]) if more and items else None)
+        if len(rows) <= limit or not items:
+            return Page(items, None)
+        last = rows[limit - 1]
+        at = last.began_at if flt.by_began else last.expected_start
+        return Page(items, _encode_cursor(at, last.id))
 
     def count_runs(
         self, flt: RunFilter, cursor: str | None = None, at_most: int | None = None
@@ -760,6 +776,7 @@ class SqlStore(Store):
                     state_name="Pending",
                     state_message=None,
                     state_timestamp=now,
+                    began_at=now,
                     run_count=r.c.run_count + 1,
                     infra=None,
                     token_hash=bindparam("b_token"),
@@ -856,6 +873,9 @@ class SqlStore(Store):
             values[key] = value.model_dump(mode="json") if isinstance(value, InfraRef) else value
         if effects.revoke_token:
             values["token_hash"] = None
+        began = began_at(expected, state, effects.fields)
+        if began is not None:
+            values["began_at"] = began
         with self._write() as c:
             current = self._get_run(c, run_id, lock=True)
             if current.state.type != expected:
@@ -895,20 +915,32 @@ class SqlStore(Store):
         return self._guarded_update(run_id, expected, infra=infra.model_dump(mode="json"))
 
     def set_infra_many(self, started: Sequence[tuple[FlowRun, InfraRef]]) -> set[str]:
-        """One write transaction (one connection, one commit) for the whole batch."""
+        """One write transaction: one UPDATE sent for every run at once (executemany:
+        psycopg pipelines it), then one SELECT of which runs now hold their ref."""
         if not started:
             return set()
         r = t.flow_runs
-        states = [StateType.PENDING.value, StateType.RUNNING.value]
-        done: set[str] = set()
+        refs = {run.id: infra.model_dump(mode="json") for run, infra in started}
         with self._write() as c:
-            for run, infra in started:
-                q = update(r).where(
-                    r.c.id == run.id, r.c.run_count == run.run_count, r.c.state_type.in_(states)
+            c.execute(
+                update(r)
+                .where(
+                    r.c.id == bindparam("b_id"),
+                    r.c.run_count == bindparam("b_count"),
+                    # not IN (...): an expanding parameter cannot be sent executemany
+                    or_(
+                        r.c.state_type == StateType.PENDING.value,
+                        r.c.state_type == StateType.RUNNING.value,
+                    ),
                 )
-                if c.execute(q.values(infra=infra.model_dump(mode="json"))).rowcount:
-                    done.add(run.id)
-        return done
+                .values(infra=bindparam("b_infra")),
+                [
+                    {"b_id": run.id, "b_count": run.run_count, "b_infra": refs[run.id]}
+                    for run, _ in started
+                ],
+            )
+            rows = c.execute(select(r.c.id, r.c.infra).where(r.c.id.in_(list(refs)))).all()
+        return {row.id for row in rows if row.infra == refs[row.id]}
 
     def set_token(self, run_id: str, expected: StateType, token_hash: str) -> bool:
         return self._guarded_update(run_id, expected, token_hash=token_hash)
@@ -1228,28 +1260,39 @@ def _run_filter(q: Select[Any], flt: RunFilter, cursor: str | None) -> Select[An
         conditions.append(r.c.name == flt.name)
     if flt.id_prefix is not None:
         conditions.append(r.c.id.startswith(flt.id_prefix, autoescape=True))
+    key = _run_key(flt)
+    if flt.by_began:
+        conditions.append(key.is_not(None))
     if flt.since is not None:
-        conditions.append(r.c.expected_start >= flt.since)
+        conditions.append(key >= flt.since)
     if flt.before is not None:
-        conditions.append(r.c.expected_start < flt.before)
+        conditions.append(key < flt.before)
     if flt.tag is not None:  # tags are a JSON list: match the tag as a JSON string in it
         conditions.append(cast(r.c.tags, Text).contains(json.dumps(flt.tag), autoescape=True))
     if cursor is not None:
         start, run_id = _decode_cursor(cursor)
         if flt.ascending:
-            after = or_(
-                r.c.expected_start > start, and_(r.c.expected_start == start, r.c.id > run_id)
-            )
+            after = or_(key > start, and_(key == start, r.c.id > run_id))
         else:
-            after = or_(
-                r.c.expected_start < start, and_(r.c.expected_start == start, r.c.id < run_id)
-            )
+            after = or_(key < start, and_(key == start, r.c.id < run_id))
         conditions.append(after)
     return q.where(*conditions)
 
 
-def _encode_cursor(run: FlowRun) -> str:
-    raw = f"{run.expected_start.isoformat()}|{run.id}".encode()
+def _began_on_insert(run: FlowRun) -> datetime | None:
+    """A run created in a state other than ``SCHEDULED`` has begun as it is made."""
+    if run.state.type == StateType.SCHEDULED:
+        return None
+    return began_at(StateType.SCHEDULED, run.state, {"start_time": run.start_time})
+
+
+def _run_key(flt: RunFilter) -> ColumnElement[Any]:
+    """The column a listing orders by: when runs began, or their expected start."""
+    return t.flow_runs.c.began_at if flt.by_began else t.flow_runs.c.expected_start
+
+
+def _encode_cursor(at: datetime, run_id: str) -> str:
+    raw = f"{at.isoformat()}|{run_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -127,7 +127,10 @@ flow_runs = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("name", String(100), nullable=False, server_default=""),
+    #: When the run last started, or left SCHEDULED if it never ran (base.began_at).
+    Column("began_at", UTCDateTime),
     Index("ix_runs_name", "name"),
+    Index("ix_runs_began", "began_at", "id"),
     Index("ix_runs_state_start", "state_type", "expected_start"),
     Index("ix_runs_start_id", "expected_start", "id"),
     Index("ix_runs_deployment_start", "deployment_id", "expected_start", "id"),

@@ -190,6 +190,29 @@ def test_runs_ls_shows_started_runs_first_and_says_how_many_more(
     assert "no runs" in ok(cli, "runs", "ls", "--tag", "nope")
 
 
+def test_runs_ls_orders_and_filters_by_actual_start(
+    cli: CliRunner, services: Services, paused_hello: str
+) -> None:
+    from datetime import timedelta
+
+    from service.states import StateType, set_state
+
+    made = [json.loads(ok(cli, "run", paused_hello, "-o", "json"))["id"] for _ in range(2)]
+    late, early = sorted(made)  # same expected start: by it, `early` (larger id) is first
+    t0 = services.clock()
+    for run_id, minutes in ((early, 5), (late, 10)):
+        at = t0 + timedelta(minutes=minutes)
+        set_state(services.store, run_id, StateType.PENDING, now=at, expected=StateType.SCHEDULED)
+        set_state(services.store, run_id, StateType.RUNNING, now=at, expected=StateType.PENDING)
+    out = ok(cli, "runs", "ls")
+    assert out.index(late[:8]) < out.index(early[:8])  # started last, listed first
+    since = (t0 + timedelta(minutes=7)).isoformat()
+    out = ok(cli, "runs", "ls", "--since", since)
+    assert late[:8] in out and early[:8] not in out
+    listed = json.loads(ok(cli, "runs", "ls", "--all", "-o", "json"))["items"]
+    assert [r["id"] for r in listed] == [early, late]  # --all: by expected start
+
+
 def test_runs_inspect_by_prefix_with_error_traceback_and_waiting_reason(
     cli: CliRunner, services: Services, paused_hello: str
 ) -> None:

@@ -54,3 +54,12 @@ def dep(store: Store) -> Deployment:
 
     store.create_pool(pool())
     return store.upsert_deployment(deployment(), [])[0]
+
+
+def test_deployments_are_read_by_ids_at_once(store: Store, dep: Deployment) -> None:
+    from store.test_conformance import deployment
+
+    other = store.upsert_deployment(deployment("e"), [])[0]
+    found = store.get_deployments([dep.id, other.id, "no-such-id", dep.id])
+    assert found == {dep.id: dep, other.id: other}
+    assert store.get_deployments([]) == {}

@@ -126,6 +126,13 @@ from service.store.dynamo.keys import (
     _live_admin,
     _revoke,
 )
+from service.store.dynamo.listing import (
+    RunListingMixin,
+    _decode_cursor,
+    _encode_cursor,
+    _run_filter_parts,
+    _run_sk_condition,
+)
 from service.store.dynamo.logs import (
     LogsMixin,
 )
@@ -136,11 +143,7 @@ from service.store.dynamo.pools import (
 )
 from service.store.dynamo.runs import (
     RunsMixin,
-    _decode_cursor,
-    _encode_cursor,
     _key_free,
-    _run_filter_parts,
-    _run_sk_condition,
 )
 from service.store.dynamo.schema import (
     _ITEM_UPGRADES,
@@ -159,6 +162,7 @@ class DynamoStore(
     KeysMixin,
     PoolsMixin,
     DeploymentsMixin,
+    RunListingMixin,
     RunsMixin,
     LogsMixin,
     TasksMixin,
@@ -186,6 +190,7 @@ __all__ = [
     "KeysMixin",
     "LogsMixin",
     "PoolsMixin",
+    "RunListingMixin",
     "RunsMixin",
     "SchemaMixin",
     "TasksMixin",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -25,7 +25,12 @@ from service.store.base import (
 Item = dict[str, Any]
 
 _FMT = "%Y-%m-%dT%H:%M:%S.%fZ"
-_GSIS = (("by_state", "gsi1"), ("by_deployment", "gsi2"), ("by_kind", "gsi3"))
+_GSIS = (
+    ("by_state", "gsi1"),
+    ("by_deployment", "gsi2"),
+    ("by_kind", "gsi3"),
+    ("by_began", "gsi4"),  # schema version 2
+)
 _RUN_TIMES = (
     "expected_start",
     "start_time",
@@ -229,22 +234,8 @@ class _Table(Store):
         consistent: bool = False,
     ) -> Iterator[Item]:
         """Items of one partition in key order, fetched page by page as consumed."""
-        e = _Expr()
-        key = f"{e.n(pk_name)} = {e.v(pk)}"
-        if sk is not None:
-            key += " AND " + sk(e, "sk" if pk_name == "pk" else pk_name[:4] + "sk")
-        kw: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": key,
-            "ScanIndexForward": forward,
-        }
-        if filt is not None:
-            kw["FilterExpression"] = filt(e)
-        kw |= e.args()
-        if index is not None:
-            kw["IndexName"] = index
-        elif consistent:
-            kw["ConsistentRead"] = True
+        kw = self._query_args(pk_name, pk, index, sk, filt, consistent)
+        kw["ScanIndexForward"] = forward
         if page is not None:
             kw["Limit"] = page
         while True:
@@ -255,6 +246,69 @@ class _Table(Store):
             if not last:
                 return
             kw["ExclusiveStartKey"] = last
+
+    def _count(
+        self,
+        pk_name: str,
+        pk: str,
+        *,
+        index: str | None = None,
+        sk: Callable[[_Expr, str], str] | None = None,
+        filt: Callable[[_Expr], str] | None = None,
+        at_most: int | None = None,
+    ) -> int:
+        """How many items of one partition match (``Select=COUNT``: DynamoDB counts, no
+        item is returned; 1 MB of items read per call), stopping once ``at_most``."""
+        kw = self._query_args(pk_name, pk, index, sk, filt, False) | {"Select": "COUNT"}
+        total = 0
+        while at_most is None or total < at_most:
+            resp = self.client.query(**kw)
+            total += int(resp.get("Count", 0))
+            last = resp.get("LastEvaluatedKey")
+            if not last:
+                break
+            kw["ExclusiveStartKey"] = last
+        return total if at_most is None else min(total, at_most)
+
+    def _query_args(
+        self,
+        pk_name: str,
+        pk: str,
+        index: str | None,
+        sk: Callable[[_Expr, str], str] | None,
+        filt: Callable[[_Expr], str] | None,
+        consistent: bool,
+    ) -> dict[str, Any]:
+        e = _Expr()
+        key = f"{e.n(pk_name)} = {e.v(pk)}"
+        if sk is not None:
+            key += " AND " + sk(e, "sk" if pk_name == "pk" else pk_name[:4] + "sk")
+        kw: dict[str, Any] = {"TableName": self.table, "KeyConditionExpression": key}
+        if filt is not None:
+            kw["FilterExpression"] = filt(e)
+        kw |= e.args()
+        if index is not None:
+            kw["IndexName"] = index
+        elif consistent:
+            kw["ConsistentRead"] = True
+        return kw
+
+    def _batch_get(self, keys: Sequence[Item]) -> list[Item]:
+        """The items of ``keys`` that exist (any order): BatchGetItem, 100 keys a call."""
+        wanted = [_enc(k) for k in keys]
+        out: list[Item] = []
+        for start in range(0, len(wanted), 100):
+            pending: dict[str, Any] = {
+                self.table: {"Keys": wanted[start : start + 100], "ConsistentRead": True}
+            }
+            for attempt in range(_RETRIES):
+                resp = self.client.batch_get_item(RequestItems=pending)
+                out += [_dec(raw) for raw in resp.get("Responses", {}).get(self.table, [])]
+                pending = resp.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                time.sleep(0.01 * (attempt + 1))
+        return out
 
     def _next_ids(self, name: str, count: int) -> range:
         out = self._upd(

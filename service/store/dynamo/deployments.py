@@ -5,7 +5,6 @@ pools' ``deployments`` counts, schedules, and the tick (due schedules, materiali
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from itertools import islice
@@ -31,7 +30,6 @@ from service.store.dynamo._table import (
     _cancelled,
     _code,
     _cond,
-    _dec,
     _enc,
     _Expr,
     _opt_ts,
@@ -330,24 +328,14 @@ class DeploymentsMixin(RunsMixin):
                 found.append((self._schedule(item), dep))
         return found
 
+    def get_deployments(self, deployment_ids: Iterable[str]) -> dict[str, Deployment]:
+        return self._deployments_by_id(set(deployment_ids))
+
     def _deployments_by_id(self, ids: Iterable[str]) -> dict[str, Deployment]:
         """BatchGetItem, 100 keys a call."""
-        wanted = [_enc({"pk": f"DEP#{i}", "sk": "DEP"}) for i in sorted(ids)]
-        out: dict[str, Deployment] = {}
-        for start in range(0, len(wanted), 100):
-            pending: dict[str, Any] = {
-                self.table: {"Keys": wanted[start : start + 100], "ConsistentRead": True}
-            }
-            for attempt in range(_RETRIES):
-                resp = self.client.batch_get_item(RequestItems=pending)
-                for raw in resp.get("Responses", {}).get(self.table, []):
-                    d = Deployment.model_validate_json(_dec(raw)["doc"])
-                    out[d.id] = d
-                pending = resp.get("UnprocessedKeys") or {}
-                if not pending:
-                    break
-                time.sleep(0.01 * (attempt + 1))
-        return out
+        items = self._batch_get([{"pk": f"DEP#{i}", "sk": "DEP"} for i in sorted(ids)])
+        found = (Deployment.model_validate_json(item["doc"]) for item in items)
+        return {d.id: d for d in found}
 
     def materialise(self, batch: Sequence[Materialisation]) -> int:
         created = 0

@@ -4,7 +4,6 @@ counters a claim or transition moves, listings, and the teardown queue.
 
 from __future__ import annotations
 
-import base64
 import heapq
 import json
 import time
@@ -18,7 +17,6 @@ from service.errors import (
     AlreadyExists,
     Conflict,
     IllegalTransition,
-    InvalidInput,
     RunNotFound,
 )
 from service.models import (
@@ -28,9 +26,13 @@ from service.models import (
     Teardown,
 )
 from service.store.base import (
-    Page,
-    RunFilter,
     TransitionEffects,
+)
+from service.store.dynamo._runkeys import (
+    began_attrs,
+    began_on_insert,
+    began_on_transition,
+    ref_keys,
 )
 from service.store.dynamo._table import (
     _RETRIES,
@@ -90,7 +92,7 @@ class RunsMixin(_Table):
             "gsi3pk": "RUNS",
             "gsi3sk": order,
         }
-        return item
+        return item | began_attrs(run.id, began_on_insert(run))
 
     @staticmethod
     def _history_item(run_id: str, n: int, state: StateRecord) -> Item:
@@ -172,55 +174,6 @@ class RunsMixin(_Table):
 
     def get_run(self, run_id: str) -> FlowRun:
         return self._run(self._run_item_or_raise(run_id))
-
-    def list_runs(self, flt: RunFilter, limit: int, cursor: str | None = None) -> Page:
-        after = None if cursor is None else _decode_cursor(cursor)
-        states = [s.value for s in flt.states]
-        if flt.deployment_id is not None:
-            sources = [("gsi2pk", f"RUNDEP#{flt.deployment_id}", "by_deployment")]
-        elif states:
-            sources = [("gsi1pk", f"STATE#{s}", "by_state") for s in dict.fromkeys(states)]
-        else:
-            sources = [("gsi3pk", "RUNS", "by_kind")]
-
-        def filt(e: _Expr) -> str:
-            parts = []
-            if flt.work_pool is not None:
-                parts.append(f"{e.n('work_pool')} = {e.v(flt.work_pool)}")
-            if states and flt.deployment_id is not None:
-                parts.append(f"{e.n('state_type')} IN ({', '.join(e.v(s) for s in states)})")
-            parts += _run_filter_parts(e, flt)
-            return " AND ".join(parts)
-
-        has_filter = bool(filt(_Expr()))
-        floor = None if flt.since is None else _order(flt.since, "")
-        ceiling = None if flt.before is None else _order(flt.before, "")
-        iters = [
-            self._query(
-                pk_name,
-                pk,
-                index=index,
-                sk=_run_sk_condition(flt.ascending, after, floor, ceiling),
-                filt=filt if has_filter else None,
-                forward=flt.ascending,
-                page=None if has_filter else limit + 1,
-            )
-            for pk_name, pk, index in sources
-        ]
-        sk_name = sources[0][0][:4] + "sk"
-        merged = heapq.merge(*iters, key=lambda i: i[sk_name], reverse=not flt.ascending)
-        rows = []
-        for item in merged:
-            if floor is not None and item[sk_name] < floor:
-                break  # newest first: everything from here on started before `since`
-            if ceiling is not None and item[sk_name] >= ceiling:
-                break  # oldest first: everything from here on starts at or after `before`
-            rows.append(item)
-            if len(rows) > limit:
-                break
-        items = [self._run(i) for i in rows[:limit]]
-        more = len(rows) > limit
-        return Page(items, _encode_cursor(items[-1]) if more and items else None)
 
     def state_history(self, run_id: str) -> list[StateRecord]:
         self._run_item_or_raise(run_id)
@@ -319,7 +272,8 @@ class RunsMixin(_Table):
                         "token_hash": token,
                         "hist_n": n + 1,
                         "gsi1pk": "STATE#PENDING",
-                    },
+                    }
+                    | began_attrs(run_id, now),
                     remove=["state_message", "infra"],
                     add={"run_count": 1},
                     cond=run_cond,
@@ -405,6 +359,7 @@ class RunsMixin(_Table):
                         set_["gsi2sk"] = order
             if effects.revoke_token:
                 set_["token_hash"] = None
+            set_ |= began_attrs(run_id, began_on_transition(expected, state, effects.fields))
 
             def cond(e: _Expr, exp: str = expected.value, n: int = n) -> str:
                 return f"{e.n('state_type')} = {e.v(exp)} AND {e.n('hist_n')} = {e.v(n)}"
@@ -576,6 +531,7 @@ class RunsMixin(_Table):
             }
         )
         ops.append({"Put": {"Item": _enc(self._history_item(run.id, 1, run.state))}})
+        ops += [{"Put": {"Item": _enc(key)}} for key in ref_keys(run.id, run.name)]
         if run.state.type in ACTIVE:
             ops += self._counter_ops(run, +1)
         try:
@@ -601,6 +557,7 @@ class RunsMixin(_Table):
         if item.get("idempotency_key") is not None:
             key = f"IDEM#{item.get('deployment_id')}#{item['idempotency_key']}"
             ops.append({"Delete": {"Key": _enc({"pk": key, "sk": "IDEM"})}})
+        ops += [{"Delete": {"Key": _enc(k)}} for k in ref_keys(run_id, item.get("name"))]
         try:
             self._transact(ops)
         except ClientError as exc:
@@ -643,51 +600,3 @@ class RunsMixin(_Table):
 
     def finish_teardown(self, teardown_id: int) -> None:
         self._delete("TEARDOWN", f"{teardown_id:020d}")
-
-
-def _run_filter_parts(e: _Expr, flt: RunFilter) -> list[str]:
-    """Filter-expression terms for the run attributes no index is keyed on."""
-    parts = []
-    if flt.flow_name is not None:
-        parts.append(f"{e.n('flow_name')} = {e.v(flt.flow_name)}")
-    if flt.name is not None:
-        parts.append(f"{e.n('name')} = {e.v(flt.name)}")
-    if flt.id_prefix is not None:
-        parts.append(f"begins_with({e.n('id')}, {e.v(flt.id_prefix)})")
-    if flt.tag is not None:  # tags are stored as a JSON list
-        parts.append(f"contains({e.n('tags')}, {e.v(json.dumps(flt.tag))})")
-    return parts
-
-
-def _run_sk_condition(
-    ascending: bool, after: str | None, floor: str | None, ceiling: str | None
-) -> Callable[[_Expr, str], str] | None:
-    """The sort-key condition of a run listing: past the cursor, and from ``since`` on
-    (oldest first) or below ``before`` (newest first); the other bound is where the caller
-    stops reading."""
-    if after is not None:
-        op = ">" if ascending else "<"
-        return lambda e, k: f"{e.n(k)} {op} {e.v(after)}"
-    if ascending and floor is not None:
-        return lambda e, k: f"{e.n(k)} >= {e.v(floor)}"
-    if not ascending and ceiling is not None:
-        return lambda e, k: f"{e.n(k)} < {e.v(ceiling)}"
-    return None
-
-
-def _encode_cursor(run: FlowRun) -> str:
-    raw = f"{run.expected_start.isoformat()}|{run.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    """The sort key (``T#id``) a page continues below."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        start, run_id = raw.split("|", 1)
-        value = datetime.fromisoformat(start)
-        if value.tzinfo is None:
-            raise ValueError("naive")
-        return _order(value, run_id)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("cursor", "not a cursor this server issued") from exc

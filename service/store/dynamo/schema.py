@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,19 +13,27 @@ from botocore.exceptions import ClientError
 from service.errors import (
     SchemaError,
 )
+from service.store.dynamo._runkeys import began_attrs, ref_keys
 from service.store.dynamo._table import (
     _GSIS,
     Item,
     _code,
     _enc,
     _Table,
+    _update,
+    from_ts,
     ts,
 )
 
 #: The item layout this code reads and writes; see "Schema versions" above.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA_KEY = "schema.version"
-_SCHEMA_NOTES = {1: "baseline: the item layout as released in 0.1.0"}
+_SCHEMA_NOTES = {
+    1: "baseline: the item layout as released in 0.1.0",
+    2: "runs found without a scan: the by_began GSI (began_at), RUNNAME#/RUNID# lookup items",
+}
+#: Seconds to wait for a new GSI to be built (it is backfilled from the table).
+_INDEX_WAIT_SECONDS = 1800
 
 
 class SchemaMixin(_Table):
@@ -117,17 +127,7 @@ class SchemaMixin(_Table):
                     {"AttributeName": "pk", "KeyType": "HASH"},
                     {"AttributeName": "sk", "KeyType": "RANGE"},
                 ],
-                GlobalSecondaryIndexes=[
-                    {
-                        "IndexName": name,
-                        "KeySchema": [
-                            {"AttributeName": f"{g}pk", "KeyType": "HASH"},
-                            {"AttributeName": f"{g}sk", "KeyType": "RANGE"},
-                        ],
-                        "Projection": {"ProjectionType": "ALL"},
-                    }
-                    for name, g in _GSIS
-                ],
+                GlobalSecondaryIndexes=[_gsi(name, g) for name, g in _GSIS],
             )
         except ClientError as exc:
             if _code(exc) != "ResourceInUseException":  # created concurrently
@@ -153,5 +153,71 @@ class SchemaMixin(_Table):
         self._put({"pk": "META", "sk": key, "value": value})
 
 
-#: ``version -> step`` that rewrites items from ``version - 1``'s layout; none yet.
-_ITEM_UPGRADES: dict[int, Callable[[_Table], None]] = {}
+def _gsi(name: str, g: str) -> dict[str, Any]:
+    return {
+        "IndexName": name,
+        "KeySchema": [
+            {"AttributeName": f"{g}pk", "KeyType": "HASH"},
+            {"AttributeName": f"{g}sk", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+
+
+def _add_missing_indexes(table: _Table, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Create each GSI of ``_GSIS`` the table lacks (one per ``UpdateTable``, as DynamoDB
+    allows) and wait until it is ``ACTIVE``. Setup only, like ``_create_table``."""
+    for name, g in _GSIS:
+        for waited in range(_INDEX_WAIT_SECONDS + 1):
+            desc = table.client.describe_table(TableName=table.table)["Table"]
+            status = {
+                i["IndexName"]: i.get("IndexStatus") for i in desc.get("GlobalSecondaryIndexes", [])
+            }
+            if status.get(name) == "ACTIVE":
+                break
+            if name not in status:
+                table.client.update_table(
+                    TableName=table.table,
+                    AttributeDefinitions=[
+                        {"AttributeName": f"{g}{k}", "AttributeType": "S"} for k in ("pk", "sk")
+                    ],
+                    GlobalSecondaryIndexUpdates=[{"Create": _gsi(name, g)}],
+                )
+            elif waited == _INDEX_WAIT_SECONDS:
+                raise TimeoutError(f"index {name} of {table.table} is not ACTIVE yet; run again")
+            sleep(1)
+
+
+def _v2_began_and_lookups(table: _Table) -> None:
+    """Version 2: the ``by_began`` GSI, each run's ``began_at`` (its ``start_time``, or
+    for a run no longer ``SCHEDULED`` that never ran, its state's time) and its lookup
+    items. Reads every run once (a ``Query`` of ``by_kind``); idempotent: a run that has
+    begun since keeps its own ``began_at`` (the write is conditional on none)."""
+    _add_missing_indexes(table)
+    lookups: list[dict[str, Any]] = []
+    for item in table._query("gsi3pk", "RUNS", index="by_kind"):
+        began = item.get("start_time")
+        if began is None and item["state_type"] != "SCHEDULED":
+            began = item["state_timestamp"]
+        if began is not None and "gsi4pk" not in item:
+            with contextlib.suppress(ClientError):  # began (or deleted) meanwhile
+                table._upd(
+                    _update(
+                        {"pk": item["pk"], "sk": item["sk"]},
+                        set_=began_attrs(item["id"], from_ts(began)),
+                        cond=lambda e: (
+                            f"attribute_exists(pk) AND attribute_not_exists({e.n('gsi4pk')})"
+                        ),
+                    )
+                )
+        lookups += [
+            {"PutRequest": {"Item": _enc(k)}} for k in ref_keys(item["id"], item.get("name"))
+        ]
+        if len(lookups) >= 500:
+            table._batch_write(lookups)
+            lookups = []
+    table._batch_write(lookups)
+
+
+#: ``version -> step`` that rewrites items from ``version - 1``'s layout.
+_ITEM_UPGRADES: dict[int, Callable[[_Table], None]] = {2: _v2_began_and_lookups}
