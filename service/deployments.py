@@ -16,6 +16,7 @@ from service.models import (
     BoundedDict,
     CatchupPolicy,
     Deployment,
+    GitSource,
     Name,
     Patch,
     Source,
@@ -106,6 +107,7 @@ def _validate(svc: Services, body: DeploymentFields) -> dict[str, Any]:
     problems = cls.deployment_problems(pool.config, body.source.type)
     if problems:
         raise InvalidInput(*problems[0])
+    _check_git_ref(pool.type, body.source)
     provisioner = svc.dispatcher.provisioners.for_pool(pool)
     for field, check, value in (
         ("job_variables", provisioner.check_job_variables, body.job_variables),
@@ -116,6 +118,28 @@ def _validate(svc: Services, body: DeploymentFields) -> dict[str, Any]:
         except ProvisionerError as exc:
             raise InvalidInput(field, str(exc)) from exc
     return body.job_variables
+
+
+#: Pool types whose runs clone their git source on the server machine itself.
+_CLONES_ON_SERVER = frozenset({"process"})
+#: How long a deploy request waits for ``git ls-remote`` (the CLI waits longer).
+API_GIT_TIMEOUT_SECONDS = 10.0
+
+
+def _check_git_ref(pool_type: str, source: Source) -> None:
+    """A git ref that does not resolve, for a pool that clones on this machine (see
+    :mod:`service.git_refs`): ``InvalidInput`` naming ``source.ref``. Not checked for other
+    pools (their runner clones elsewhere) nor where git is not installed (Lambda)."""
+    if pool_type not in _CLONES_ON_SERVER or not isinstance(source, GitSource):
+        return
+    from service.git_refs import GitUnavailable, git_ref_problem
+
+    try:
+        problem = git_ref_problem(source.url, source.ref, API_GIT_TIMEOUT_SECONDS)
+    except GitUnavailable:
+        return
+    if problem is not None:
+        raise InvalidInput("source.ref" if source.ref else "source.url", problem)
 
 
 def deploy(svc: Services, body: DeploymentCreate) -> tuple[Deployment, bool]:

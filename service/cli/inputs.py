@@ -5,9 +5,7 @@ files, a git source that must resolve, and what a redeploy changes. Errors are
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from service.cli.client import CliError
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 #: How long a deploy waits for ``git ls-remote``.
-GIT_TIMEOUT_SECONDS = 20.0
+GIT_TIMEOUT_SECONDS = 20.0  # = service.git_refs.GIT_TIMEOUT_SECONDS (not imported: lazily)
 #: The deployment fields a redeploy reports when they change.
 DIFF_FIELDS = (
     "entrypoint",
@@ -100,33 +98,14 @@ def read_params_file(path: Path) -> dict[str, Any]:
 
 def check_git_source(url: str, ref: str | None, timeout: float = GIT_TIMEOUT_SECONDS) -> None:
     """Fail now, not at run time, when the repository or the ref does not resolve."""
-    target = ref or "HEAD"
+    from service.git_refs import GitUnavailable, git_ref_problem
+
     try:
-        done = subprocess.run(
-            ["git", "ls-remote", "--exit-code", url, target],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},  # never ask for a password
-            check=False,
-        )
-    except FileNotFoundError:
+        problem = git_ref_problem(url, ref, timeout)
+    except GitUnavailable:
         raise CliError("git is not installed: cannot check the --source repository") from None
-    except subprocess.TimeoutExpired:
-        raise CliError(
-            f"git source {url}: no answer within {timeout:.0f}s (git ls-remote)"
-        ) from None
-    if done.returncode == 2 and _is_commit(ref):
-        return  # a commit id is not advertised by ls-remote; the runner checks it out
-    if done.returncode == 2:
-        raise CliError(f"git source {url} has no ref {target!r}")
-    if done.returncode != 0:
-        reason = (done.stderr.strip().splitlines() or ["git ls-remote failed"])[-1]
-        raise CliError(f"git source {url} does not resolve: {reason}")
-
-
-def _is_commit(ref: str | None) -> bool:
-    return ref is not None and re.fullmatch(r"[0-9a-fA-F]{7,40}", ref) is not None
+    if problem is not None:
+        raise CliError(problem)
 
 
 def check_inside(root: Path, relative: Path) -> None:
