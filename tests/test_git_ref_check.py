@@ -3,23 +3,17 @@ it (a process pool), and accepts it unchecked where git is not installed (Lambda
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from support.factories import deployment_body
+from support.git import make_repo
 
 
 @pytest.fixture
 def repo_url(tmp_path: Path) -> str:
-    repo = tmp_path / "repo"
-    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
-    (repo / "flow.py").write_text("def f():\n    pass\n")
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], check=True)
-    return f"file://{repo}"
+    return make_repo(tmp_path / "repo")
 
 
 def _git_body(url: str, ref: str | None) -> dict[str, object]:

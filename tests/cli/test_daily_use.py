@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from support.clock import FakeClock
 from support.factories import EXAMPLES, REPO
+from support.git import make_repo
 from typer.testing import CliRunner
 
 from service.cli import main
@@ -91,13 +91,7 @@ def test_deploy_inputs_checked_at_the_door(
 
 
 def test_git_source_that_does_not_resolve_is_refused(cli: CliRunner, tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
-    (repo / "flow.py").write_text("def f():\n    pass\n")
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "add", "."], check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], check=True)
-    url = f"file://{repo}"
+    url = make_repo(tmp_path / "repo")
     code, out = invoke(cli, "deploy", "flow.py:f", "--name", "g", "--source", url, "--ref", "nope")
     assert code == 1 and "has no ref 'nope'" in out, out
     code, out = invoke(cli, "deploy", "flow.py:f", "--name", "g", "--source", url + "-missing")

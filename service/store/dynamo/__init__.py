@@ -32,9 +32,13 @@ flow run            ``RUN#<id>``              ``RUN``     run fields (J for JSON
                                                           by_state: ``STATE#<state>`` / ``T#id``
                                                           by_deployment: ``RUNDEP#<dep>`` /
                                                           ``T#id``; by_kind: ``RUNS`` / ``T#id``
-                                                          (T = expected_start)
+                                                          (T = expected_start); began_at T and
+                                                          by_began: ``BEGAN`` / ``B#id`` (B =
+                                                          began_at) once it has begun (v2)
 state history       ``RUN#<id>``              ``HIST#<n>`` type, name, message, timestamp
 idempotency key     ``IDEM#<dep>#<key>``      ``IDEM``    run_id
+run by name (v2)    ``RUNNAME#<name>``        run id      (none: the key is the lookup)
+run by id (v2)      ``RUNID#<id[:4]>``        run id      (an id prefix: begins_with on sk)
 teardown            ``TEARDOWN``              ``<id:020>`` run_id, work_pool, infra J, created_at
 log line            ``LOG#<run id>``          ``<id:020>`` timestamp, level, message, stream,
                                                           logger, ``expires_at`` (TTL, epoch s)
@@ -45,7 +49,13 @@ id sequence         ``SEQ``                   name        n (teardown and log id
 ==================  ========================  ==========  =======================================
 
 GSIs (projection ALL): ``by_state`` (gsi1pk, gsi1sk), ``by_deployment`` (gsi2pk, gsi2sk),
-``by_kind`` (gsi3pk, gsi3sk). Concurrency limits are enforced by the ``active`` counters
+``by_kind`` (gsi3pk, gsi3sk), ``by_began`` (gsi4pk, gsi4sk; version 2). A run "begins"
+when it leaves ``SCHEDULED`` and again each time it starts ``RUNNING``
+(``service.store.base.began_at``); the default "most recent runs" listing reads
+``by_began``. The ``RUNNAME#``/``RUNID#`` items are written and deleted in the same
+transactions as their run; see ``listing`` for which key answers which filter.
+
+Concurrency limits are enforced by the ``active`` counters
 on the pool item and the deployment counter item: a claim increments them in the same
 transaction as ``SCHEDULED -> PENDING`` with the condition ``active < concurrency_limit``;
 every transition leaving an ACTIVE state decrements them (entering one increments).
@@ -70,7 +80,12 @@ limited to 100 items).
 
 Schema versions and upgrades: the ``META`` item ``schema.version`` holds the version of
 the item layout the table is at (:data:`SCHEMA_VERSION`; 1 is the layout above, as
-released in 0.1.0, whose tables have no such item and are taken as 1). ``migrate`` (at
+released in 0.1.0, whose tables have no such item and are taken as 1; 2 adds
+``by_began`` and the lookup items: its step creates the GSI (``UpdateTable``, waiting
+until it is ``ACTIVE``) and backfills every run once — a ``Query`` of ``by_kind``, not a
+``Scan``. A stack-owned table gets the GSI from the template; run ``pushpool db
+upgrade`` once against it to backfill older runs (until then they are missing from the
+"most recent" listing and from name/prefix lookups, not from anything else). ``migrate`` (at
 start when the store may create its table, and ``pushpool db upgrade``) brings a table
 up: for each version after the stored one it runs that version's step in
 ``_ITEM_UPGRADES`` (idempotent and resumable: a rewrite of the items that cannot be read
