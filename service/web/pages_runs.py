@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
@@ -84,7 +84,8 @@ def _table(svc: Services, query: RunQuery, cursor: str | None) -> dict[str, Any]
     }
 
 
-_F = Query(default="", max_length=200)
+#: A filter from the query string (empty: not filtered).
+Filter = Annotated[str, Query(max_length=200)]
 
 
 @router.get("/runs")
@@ -92,13 +93,13 @@ def runs_page(
     request: Request,
     svc: ServicesDep,
     _: PageKey,
-    state: str = _F,
-    deployment: str = _F,
-    flow: str = _F,
-    tag: str = _F,
-    pool: str = _F,
-    since: str = _F,
-    q: str = _F,
+    state: Filter = "",
+    deployment: Filter = "",
+    flow: Filter = "",
+    tag: Filter = "",
+    pool: Filter = "",
+    since: Filter = "",
+    q: Filter = "",
     cursor: str | None = Query(default=None, max_length=500),
 ) -> Response:
     query = _query(state, deployment, flow, tag, pool, since, q)
@@ -117,13 +118,13 @@ def runs_table(
     request: Request,
     svc: ServicesDep,
     _: PageKey,
-    state: str = _F,
-    deployment: str = _F,
-    flow: str = _F,
-    tag: str = _F,
-    pool: str = _F,
-    since: str = _F,
-    q: str = _F,
+    state: Filter = "",
+    deployment: Filter = "",
+    flow: Filter = "",
+    tag: Filter = "",
+    pool: Filter = "",
+    since: Filter = "",
+    q: Filter = "",
 ) -> Response:
     """The first page of the table alone: what the list's poll fetches (one request)."""
     query = _query(state, deployment, flow, tag, pool, since, q)

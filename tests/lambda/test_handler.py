@@ -160,7 +160,8 @@ def test_task_stopped_event_reconciles_the_run_at_once(env: Path) -> None:
 
 
 def test_cold_health_request_loads_no_store_and_no_sdk(tmp_path: Path) -> None:
-    """A fresh process answers a health request without SQLAlchemy or any cloud SDK."""
+    """A fresh process answers a health request without SQLAlchemy, any cloud SDK, or the
+    dashboard's template engine."""
     event = sample("apigw-http-v2-get.json")
     event["headers"]["content-type"] = "application/json"
     script = f"""
@@ -169,7 +170,8 @@ from service.lambda_handler import handler
 class Ctx:
     def get_remaining_time_in_millis(self): return 30000
 response = handler(json.loads({json.dumps(json.dumps(event))}), Ctx())
-heavy = ("sqlalchemy", "boto3", "botocore", "google.cloud.run_v2", "azure.mgmt.containerinstance")
+heavy = ("sqlalchemy", "boto3", "botocore", "google.cloud.run_v2", "azure.mgmt.containerinstance",
+         "jinja2")
 print(json.dumps({{"status": response["statusCode"],
                   "loaded": sorted(m for m in sys.modules if m.startswith(heavy))}}))
 """

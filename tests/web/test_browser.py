@@ -182,9 +182,7 @@ def test_graph_of_mapped_tasks(admin: Any, live: LiveServer) -> None:
     shot(admin, "run-graph")
 
 
-def test_viewer_sees_no_actions_and_forged_posts_get_403(
-    chromium: Any, live: LiveServer
-) -> None:
+def test_viewer_sees_no_actions_and_forged_posts_get_403(chromium: Any, live: LiveServer) -> None:
     _, secret = create_api_key(live.services.store, "watcher", live.services.clock(), Role.VIEWER)
     dep_id = deploy("typed_params.py:add", name="viewed")
     run_id = start(live, dep_id, a=1)
@@ -239,7 +237,9 @@ def test_keyboard_reaches_the_navigation(admin: Any, live: LiveServer) -> None:
 
 
 def test_revoking_the_key_signs_the_browser_out(chromium: Any, live: LiveServer) -> None:
-    record, secret = create_api_key(live.services.store, "short", live.services.clock(), Role.VIEWER)
+    record, secret = create_api_key(
+        live.services.store, "short", live.services.clock(), Role.VIEWER
+    )
     page = signed_in(chromium, live, secret)
     try:
         live.services.store.revoke_api_key(record.id, live.services.clock())
