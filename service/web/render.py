@@ -12,6 +12,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from service.web.assets import url_for_static
+from service.web.fragments import graph_svg, log_lines
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -59,7 +60,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(when=_when, duration=_duration, pretty=_pretty, seconds=format_seconds)
-    env.globals.update(static=url_for_static, can=_can)
+    env.globals.update(static=url_for_static, can=_can, log_lines=log_lines, graph_svg=graph_svg)
     return env
 
 
