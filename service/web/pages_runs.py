@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -67,12 +67,6 @@ class RunQuery:
         return urlencode({k: v for k, v in self.__dict__.items() if v})
 
 
-def _query(
-    state: str, deployment: str, flow: str, tag: str, pool: str, since: str, q: str
-) -> RunQuery:
-    return RunQuery(state, deployment, flow, tag, pool, since, q.strip())
-
-
 def _table(svc: Services, query: RunQuery, cursor: str | None) -> dict[str, Any]:
     result = svc.store.list_runs(query.to_filter(svc), PAGE_SIZE, cursor)
     return {
@@ -88,11 +82,7 @@ def _table(svc: Services, query: RunQuery, cursor: str | None) -> dict[str, Any]
 Filter = Annotated[str, Query(max_length=200)]
 
 
-@router.get("/runs")
-def runs_page(
-    request: Request,
-    svc: ServicesDep,
-    _: PageKey,
+def run_query(
     state: Filter = "",
     deployment: Filter = "",
     flow: Filter = "",
@@ -100,9 +90,22 @@ def runs_page(
     pool: Filter = "",
     since: Filter = "",
     q: Filter = "",
+) -> RunQuery:
+    """The list's filters from the query string (what the filter form sends)."""
+    return RunQuery(state, deployment, flow, tag, pool, since, q.strip())
+
+
+QueryDep = Annotated[RunQuery, Depends(run_query)]
+
+
+@router.get("/runs")
+def runs_page(
+    request: Request,
+    svc: ServicesDep,
+    _: PageKey,
+    query: QueryDep,
     cursor: str | None = Query(default=None, max_length=500),
 ) -> Response:
-    query = _query(state, deployment, flow, tag, pool, since, q)
     context = _table(svc, query, cursor)
     context |= {
         "states": [s.value for s in StateType],
@@ -114,20 +117,8 @@ def runs_page(
 
 
 @router.get("/runs/table")
-def runs_table(
-    request: Request,
-    svc: ServicesDep,
-    _: PageKey,
-    state: Filter = "",
-    deployment: Filter = "",
-    flow: Filter = "",
-    tag: Filter = "",
-    pool: Filter = "",
-    since: Filter = "",
-    q: Filter = "",
-) -> Response:
+def runs_table(request: Request, svc: ServicesDep, _: PageKey, query: QueryDep) -> Response:
     """The first page of the table alone: what the list's poll fetches (one request)."""
-    query = _query(state, deployment, flow, tag, pool, since, q)
     return page(request, "_runs_table.html", _table(svc, query, None))
 
 

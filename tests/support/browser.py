@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
+
+from support.apt import apt_install
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: Set to another Chromium binary to use that one.
@@ -29,7 +30,6 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-_APT_TIMEOUT = 900
 
 
 class BrowserUnavailable(RuntimeError):
@@ -38,24 +38,6 @@ class BrowserUnavailable(RuntimeError):
 
 def _binary() -> Path:
     return Path(os.environ.get(CHROMIUM_ENV) or CHROMIUM)
-
-
-def _apt_install() -> str | None:
-    """Install Debian's ``chromium``; ``None`` on success, else why it failed."""
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for argv in (
-        ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"],
-    ):
-        try:
-            done = subprocess.run(
-                argv, env=env, capture_output=True, text=True, timeout=_APT_TIMEOUT, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"{' '.join(argv[:2])} failed: {exc}"
-        if done.returncode != 0:
-            return f"{' '.join(argv[:2])} exited {done.returncode}: {done.stderr.strip()[-300:]}"
-    return None
 
 
 def find_chromium() -> Path:
@@ -71,7 +53,7 @@ def find_chromium() -> Path:
             f"no Chromium at {_binary()}; install Debian's `chromium` package or set "
             + CHROMIUM_ENV
         )
-    failure = _apt_install()
+    failure = apt_install("chromium")
     if not _binary().exists():
         raise BrowserUnavailable(f"no Chromium, and installing it did not work: {failure}")
     return _binary()
