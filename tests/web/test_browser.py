@@ -132,6 +132,9 @@ def test_deploy_run_from_the_form_and_watch_it_complete(admin: Any, live: LiveSe
     shot(admin, "run-completed")
     admin.goto(live.url + "/runs")
     assert admin.locator("table.runs tbody tr").count() >= 1
+    # The list is live: a run started elsewhere shows up without a reload.
+    other = start(live, dep_id, a=1)
+    admin.wait_for_selector(f'tr[data-run="{other}"]', timeout=LIVE_TIMEOUT_MS)
     shot(admin, "runs")
 
 

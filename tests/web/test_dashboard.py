@@ -86,6 +86,14 @@ def test_sign_in_sets_a_strict_http_only_secure_cookie(web: TestClient, admin_ke
         assert page.headers["cache-control"] == "no-store"
 
 
+def test_sign_out_needs_the_token_and_clears_the_cookie(web: TestClient, admin_key: str) -> None:
+    token = sign_in(web, admin_key)
+    assert post(web, "/logout", None).status_code == 403
+    r = post(web, "/logout", token)
+    assert r.status_code == 303 and 'pushpool_session=""' in r.headers["set-cookie"]
+    assert web.get("/runs").headers["location"] == "/login"
+
+
 def test_sign_in_from_another_site_is_refused(web: TestClient, admin_key: str) -> None:
     r = web.post("/login", data={"api_key": admin_key}, headers={"Origin": "https://evil.test"})
     assert r.status_code == 403 and "set-cookie" not in r.headers
