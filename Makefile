@@ -45,6 +45,7 @@ bench: dev
 	$(BIN)/python -m tests.benchmarks.aci
 	$(BIN)/python -m tests.benchmarks.replicas
 	$(BIN)/python -m tests.benchmarks.sdk
+	$(BIN)/python -m tests.benchmarks.dashboard
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -28,6 +28,7 @@ from service.api.limits import BodySizeLimit
 from service.api.responses import errors as error_responses
 from service.api.responses import exact_openapi
 from service.services import Services
+from service.web import router as dashboard
 
 log = logging.getLogger("pushpool.server")
 
@@ -144,6 +145,7 @@ def create_app(
     # The runner's routes take a run token; what they answer besides success:
     for runner_router in (runner.router, task_runs.runner_router, concurrency_limits.runner_router):
         app.include_router(runner_router, prefix="/api", responses=RUNNER_ERRORS)
+    app.include_router(dashboard)  # the web dashboard at / (service/web)
     errors.install(app)
     _document_exactly(app)
     limit = max_body_bytes or (svc.settings.max_body_bytes if svc else 1_048_576)

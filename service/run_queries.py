@@ -42,6 +42,17 @@ def resolve_run(store: Store, ref: str) -> FlowRun:
     return next(iter(found.values()))
 
 
+def infra_links(svc: Services, run: FlowRun) -> dict[str, str]:
+    """Console and log links for the run's infrastructure ({} before it has any, or when
+    its pool is gone)."""
+    if run.infra is None:
+        return {}
+    try:
+        return svc.dispatcher.provisioner(run.work_pool).infra_links(run.infra)
+    except LookupError:
+        return {}
+
+
 def waiting_reasons(svc: Services, run: FlowRun, now: datetime) -> list[str]:
     """Why a ``SCHEDULED`` run is not running yet, most decisive first ([] otherwise)."""
     if run.state.type != StateType.SCHEDULED:

@@ -43,12 +43,13 @@ def _validation_body(field: str, message: str, where: str = "body") -> dict[str,
     }
 
 
-def _status_for(exc: Exception) -> int:
+def status_for(exc: Exception) -> int:
+    """The HTTP status of a project error (400 for one not listed)."""
     return next((code for cls, code in STATUS if isinstance(exc, cls)), 400)
 
 
 async def _pushpool_error(request: Request, exc: Exception) -> JSONResponse:
-    status = _status_for(exc)
+    status = status_for(exc)
     if isinstance(exc, InvalidInput | UnknownPoolType):
         field = getattr(exc, "field", "body")
         where = getattr(exc, "where", "body")

@@ -10,7 +10,7 @@ from service.api.deps import DeployerKey, ServicesDep, ViewerKey
 from service.api.responses import AUTHENTICATED, errors
 from service.errors import InvalidInput
 from service.models import FlowRun, LogLine, StateRecord
-from service.run_queries import resolve_run, waiting_reasons
+from service.run_queries import infra_links, resolve_run, waiting_reasons
 from service.security import require_pool
 from service.states import StateType
 from service.store.base import RunFilter
@@ -96,16 +96,10 @@ async def list_runs(
 def get_run(run_id: str, svc: ServicesDep, _: ViewerKey) -> FlowRunDetail:
     """A run by id, unique id prefix or name, with its history and why it waits."""
     run = resolve_run(svc.store, run_id)
-    links: dict[str, str] = {}
-    if run.infra is not None:
-        try:
-            links = svc.dispatcher.provisioner(run.work_pool).infra_links(run.infra)
-        except LookupError:
-            links = {}
     return FlowRunDetail(
         **run.model_dump(),
         state_history=svc.store.state_history(run.id),
-        infra_links=links,
+        infra_links=infra_links(svc, run),
         waiting_reasons=waiting_reasons(svc, run, svc.clock()),
     )
 

@@ -194,7 +194,9 @@ def server_start(
         _deploy_in_process(svc, entrypoint)
     err_console.print(
         f"pushpool API on http://{settings.host}:{settings.port}/api "
-        f"(docs at /docs); data in {settings.home}"
+        f"(docs at /docs); data in {settings.home}\n"
+        f"Dashboard on http://{settings.host}:{settings.port}/ (sign in with an API key: "
+        f"the admin key is in {credentials_path(settings.home)})"
     )
     uvicorn.run(
         create_app(svc, run_scheduler=True),

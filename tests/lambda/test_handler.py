@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from support.factories import (
@@ -160,7 +162,8 @@ def test_task_stopped_event_reconciles_the_run_at_once(env: Path) -> None:
 
 
 def test_cold_health_request_loads_no_store_and_no_sdk(tmp_path: Path) -> None:
-    """A fresh process answers a health request without SQLAlchemy or any cloud SDK."""
+    """A fresh process answers a health request without SQLAlchemy, any cloud SDK, or the
+    dashboard's template engine."""
     event = sample("apigw-http-v2-get.json")
     event["headers"]["content-type"] = "application/json"
     script = f"""
@@ -169,7 +172,8 @@ from service.lambda_handler import handler
 class Ctx:
     def get_remaining_time_in_millis(self): return 30000
 response = handler(json.loads({json.dumps(json.dumps(event))}), Ctx())
-heavy = ("sqlalchemy", "boto3", "botocore", "google.cloud.run_v2", "azure.mgmt.containerinstance")
+heavy = ("sqlalchemy", "boto3", "botocore", "google.cloud.run_v2", "azure.mgmt.containerinstance",
+         "jinja2")
 print(json.dumps({{"status": response["statusCode"],
                   "loaded": sorted(m for m in sys.modules if m.startswith(heavy))}}))
 """
@@ -222,3 +226,47 @@ def test_admin_key_from_secrets_manager(env: Path, monkeypatch: pytest.MonkeyPat
         assert not ensure_key_from_secret(lambda_handler.services(), arn)  # already there
         assert len(lambda_handler.services().store.list_api_keys()) == 1
         assert key not in response["body"]
+
+
+# -- the web dashboard through API Gateway --------------------------------------------
+DASHBOARD_HOST = "id.execute-api.amazonaws.com"
+
+
+def page_event(path: str, *, cookie: str | None = None, form: dict[str, str] | None = None) -> Any:
+    event = http_v2_event(path, method="POST" if form is not None else "GET")
+    event["headers"] = {"host": DASHBOARD_HOST, "x-forwarded-proto": "https", "accept": "text/html"}
+    if form is not None:
+        event["headers"] |= {
+            "content-type": "application/x-www-form-urlencoded",
+            "origin": f"https://{DASHBOARD_HOST}",
+        }
+        event["body"] = urlencode(form)
+    if cookie:
+        event["cookies"] = [cookie]
+    return event
+
+
+def body_of(response: dict[str, Any]) -> str:
+    body = response.get("body") or ""
+    return base64.b64decode(body).decode() if response.get("isBase64Encoded") else str(body)
+
+
+def test_pages_through_api_gateway_with_a_secure_session_cookie(env: Path) -> None:
+    key = ensure_admin_key(lambda_handler.services())
+    assert key is not None
+    signed_out = handler(page_event("/"), Context())
+    assert signed_out["statusCode"] == 303 and signed_out["headers"]["location"] == "/login"
+    login = handler(page_event("/login"), Context())
+    assert login["statusCode"] == 200
+    assert login["headers"]["content-type"].startswith("text/html")
+    assert 'name="api_key"' in body_of(login)
+
+    signed_in = handler(page_event("/login", form={"api_key": key}), Context())
+    assert signed_in["statusCode"] == 303
+    (cookie,) = signed_in["cookies"]
+    flags = {part.strip().split("=")[0].lower() for part in cookie.split(";")[1:]}
+    assert {"httponly", "secure", "samesite", "path", "max-age"} <= flags
+    assert "samesite=strict" in cookie.lower()
+    runs = handler(page_event("/runs", cookie=cookie.split(";")[0]), Context())
+    assert runs["statusCode"] == 200 and "<table" in body_of(runs)
+    assert key not in body_of(runs)  # the key is in the cookie only, never in the page

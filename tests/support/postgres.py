@@ -30,6 +30,8 @@ import time
 import uuid
 from pathlib import Path
 
+from support.apt import apt_install
+
 #: Set to a directory holding ``initdb`` and ``postgres`` to use other binaries.
 BIN_DIR_ENV = "PUSHPOOL_TEST_PG_BIN"
 _APT_TIMEOUT = 600
@@ -60,24 +62,6 @@ def _candidates() -> list[Path]:
     return [d for d in found if (d / "initdb").exists() and (d / "postgres").exists()]
 
 
-def _apt_install() -> str | None:
-    """Install Debian's ``postgresql``; ``None`` on success, else why it failed."""
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for argv in (
-        ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"],
-    ):
-        try:
-            done = subprocess.run(
-                argv, env=env, capture_output=True, text=True, timeout=_APT_TIMEOUT, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"{' '.join(argv[:2])} failed: {exc}"
-        if done.returncode != 0:
-            return f"{' '.join(argv[:2])} exited {done.returncode}: {done.stderr.strip()[-300:]}"
-    return None
-
-
 def find_bin_dir() -> Path:
     """The directory of ``initdb`` and ``postgres``, installing them if we may."""
     found = _candidates()
@@ -88,7 +72,7 @@ def find_bin_dir() -> Path:
             "no PostgreSQL server binaries (initdb, postgres) on this machine; install "
             "Debian's `postgresql` package or set " + BIN_DIR_ENV
         )
-    failure = _apt_install()
+    failure = apt_install("postgresql", _APT_TIMEOUT)
     found = _candidates()
     if not found:
         raise PostgresUnavailable(
