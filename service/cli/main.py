@@ -170,7 +170,12 @@ def server_start(
     import uvicorn
 
     from service.app import create_app
-    from service.bootstrap import credentials_path, ensure_admin_key, ensure_default_pool
+    from service.bootstrap import (
+        credentials_path,
+        default_pool_warning,
+        ensure_admin_key,
+        ensure_default_pool,
+    )
     from service.services import build_services
     from service.settings import get_settings
     from service.store import open_store
@@ -189,7 +194,11 @@ def server_start(
             f"{credentials_path(settings.home)} (mode 0600), where the CLI finds it"
         )
     if ensure_default_pool(svc):
-        err_console.print("Created work pool [bold]local[/bold] (type process)")
+        err_console.print(
+            f"Created work pool [bold]local[/bold] (type process; local sources under {Path.cwd()})"
+        )
+    elif (warning := default_pool_warning(svc)) is not None:
+        err_console.print(f"[yellow]Warning:[/yellow] {warning}", markup=True, highlight=False)
     for entrypoint in deploy or []:
         _deploy_in_process(svc, entrypoint)
     err_console.print(

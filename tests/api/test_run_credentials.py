@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from support.factories import deployment_body
+from support.factories import deployment_body, process_pool
 
 from service.dispatch import BOOTSTRAP_ENV
 from service.security import hash_secret, new_bootstrap_credential
@@ -22,7 +22,7 @@ def new_token() -> str:
 @pytest.fixture
 def claimed(api: TestClient, services: Services) -> tuple[str, str]:
     """``(run id, bootstrap credential)`` of a claimed run (nothing started for it)."""
-    api.post("/api/work-pools", json={"name": "held", "type": "process", "paused": True})
+    api.post("/api/work-pools", json=process_pool("held", paused=True))
     r = api.post("/api/deployments", json=deployment_body(work_pool="held"))
     run_id = api.post(f"/api/deployments/{r.json()['id']}/runs").json()["id"]
     services.store.update_pool("held", {"paused": False}, services.clock())

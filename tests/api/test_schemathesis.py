@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from support.factories import REPO
+from support.factories import REPO, process_pool
 from support.server import free_port
 
 pytestmark = pytest.mark.slow
@@ -79,9 +79,7 @@ def _populate(server: Server) -> None:
     with server.client() as api:
         api.patch("/work-pools/local", json={"paused": True}).raise_for_status()
         for pool in ("fixture", "scratch"):
-            api.post(
-                "/work-pools", json={"name": pool, "type": "process", "paused": True}
-            ).raise_for_status()
+            api.post("/work-pools", json=process_pool(pool, paused=True)).raise_for_status()
         deployments, runs = [], []
         for name in ("one", "two"):
             body = {
