@@ -217,6 +217,7 @@ def _deploy_in_process(svc: Any, entrypoint: str) -> None:
     """Deploy ``entrypoint`` as ``FUNCTION/example``, unless that exists: a restart keeps
     whatever the user changed in it."""
     from service.deployments import DeploymentCreate, deploy
+    from service.errors import InvalidInput
 
     body = _deployment_body(entrypoint, "example", "local", None, None, None, None, None, [])
     try:
@@ -229,7 +230,11 @@ def _deploy_in_process(svc: Any, entrypoint: str) -> None:
             f"(redeploy it with: pushpool deploy {entrypoint} --name example)"
         )
         return
-    deployment, _ = deploy(svc, DeploymentCreate.model_validate(body))
+    try:
+        deployment, _ = deploy(svc, DeploymentCreate.model_validate(body))
+    except InvalidInput as exc:  # e.g. an old `local` pool without source roots: serve anyway
+        err_console.print(f"[yellow]Not deployed[/yellow] {entrypoint}: {exc}", highlight=False)
+        return
     err_console.print(
         f"Deployed [bold]{deployment.flow_name}/{deployment.name}[/bold] on pool local; "
         f"run it with: pushpool run {deployment.flow_name}/{deployment.name} --watch"

@@ -169,8 +169,11 @@ def test_an_old_local_pool_without_roots_gets_a_warning_naming_the_setting(
         )
     finally:
         store.close()
-    code, out = _start(monkeypatch)
-    assert code == 0, out
-    said = " ".join(out.split())
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: None)
+    result = CliRunner().invoke(app, ["server", "start", "--deploy", "examples/hello.py:hello"])
+    assert result.exit_code == 0, result.output  # it still serves
+    said = " ".join(result.output.split())
     assert "'local' allows no local source" in said and "allowed_source_roots" in said
     assert "PATCH /api/work-pools/local" in said
+    assert "Not deployed examples/hello.py:hello" in said
