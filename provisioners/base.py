@@ -13,14 +13,14 @@ from __future__ import annotations
 import importlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from provisioners.errors import ProvisionerError, UnknownPoolType
+from provisioners.errors import NotAllowed, ProvisionerError, UnknownPoolType
 
 log = logging.getLogger("pushpool.provisioners")
 
@@ -113,6 +113,8 @@ class ProvisionPlan:
 
 
 Progress = Callable[[PlanStep], None]
+#: A deploy-time problem: (dotted field of the deployment body, message).
+Problem = tuple[str, str]
 # Aliases: inside Provisioner, ``type`` names the pool type attribute.
 _ConfigModel = type[PoolConfig]
 _JobVariablesModel = type[JobVariables]
@@ -180,15 +182,6 @@ class Provisioner(ABC):
     @abstractmethod
     def list_orphans(self, live_run_ids: set[str]) -> list[InfraRef]: ...
 
-    def check_job_variables(self, job_variables: dict[str, Any]) -> None:
-        """Refuse (``ProvisionerError``) job variables this pool's config does not allow
-        (host commands on a process pool, say); called at deploy and at submit."""
-        return None
-
-    def check_source(self, source: dict[str, Any]) -> None:
-        """Refuse (``ProvisionerError``) a code source this pool's config does not allow."""
-        return None
-
     def plan(self) -> ProvisionPlan:
         return ProvisionPlan()
 
@@ -224,21 +217,38 @@ class Provisioner(ABC):
         """
         return []
 
-    @classmethod
-    def deployment_problems(cls, config: dict[str, Any], source_type: str) -> list[tuple[str, str]]:
-        """What would make a deployment on a pool of this type (its ``config``) with code
-        from a ``source_type`` source fail only when it runs, as ``(field, message)`` pairs:
-        checked at deploy time. Override to add the type's own checks."""
-        if source_type not in cls.source_types:
-            kinds = ", ".join(sorted(cls.source_types))
-            return [
-                (
-                    "source.type",
-                    f"a {cls.type} pool cannot run code from a "
-                    f"{source_type!r} source (it takes: {kinds})",
-                )
-            ]
-        return []
+    def deployment_problems(
+        self, source: Mapping[str, Any], job_variables: JobVariables
+    ) -> list[Problem]:
+        """The one deploy-time check of a deployment against this pool: everything that
+        this pool's config (set by an admin) does not allow, or that would make the
+        deployment fail only when it runs, as ``(field, message)`` pairs; ``[]`` when it
+        may be deployed.
+
+        Contract:
+        - called on every create and update of a deployment, with its ``source`` (the
+          model's dump: ``type`` plus that type's fields) and its job variables already
+          validated against :attr:`job_variables_model`; the API answers 422 naming the
+          first pair's ``field``, a dotted path in the deployment body (``source.path``,
+          ``job_variables.command``, ``work_pool``);
+        - reads only the pool's config and its arguments: no platform calls, no raising
+          for bad input (a problem is returned, never raised);
+        - the base checks the source type against :attr:`source_types` and the job
+          variables against the config's :meth:`PoolConfig.check_job_variables` (which
+          ``submit`` checks again, since an admin may change the config after deploy);
+          overrides add the type's own checks to ``super()``'s list.
+        """
+        problems: list[Problem] = []
+        kind = str(source.get("type"))
+        if kind not in self.source_types:
+            kinds = ", ".join(sorted(self.source_types))
+            message = f"a {self.type} pool cannot run code from a {kind!r} source"
+            problems.append(("source.type", f"{message} (it takes: {kinds})"))
+        try:
+            self.config.check_job_variables(job_variables)
+        except NotAllowed as exc:
+            problems.append((f"job_variables.{exc.field}", exc.message))
+        return problems
 
 
 #: pool type -> "module:Class"; the module is imported on first use of the type.

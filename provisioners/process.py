@@ -11,7 +11,8 @@ and the deployment's ``env`` plus the runner's own variables, never the server's
 environment. What runs host commands or picks host paths (``command``, ``python``, and
 env keys such as ``LD_*``/``PYTHON*``/``PATH``) is pool config, set by an admin; job
 variables may carry it only when the pool config says ``allow_job_commands: true``. A
-``local`` source must lie under the pool's ``allowed_source_roots`` when it has any. The
+``local`` source must lie under the pool's ``allowed_source_roots`` (symlinks resolved, at
+deploy and again in the runner); a pool without any allows no ``local`` source. The
 orphan sweep signals a process only when its start time matches ``pid.json`` and deletes
 only directories inside its own root.
 """
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +41,11 @@ from provisioners.base import (
     InfraStatus,
     JobVariables,
     PoolConfig,
+    Problem,
     Provisioner,
     SubmitRequest,
 )
-from provisioners.errors import ProvisionerError
+from provisioners.errors import NotAllowed, ProvisionerError
 
 RUNNER_MODULE = "runner_image"
 #: The only variables of the server's environment a flow inherits.
@@ -60,6 +63,14 @@ SOURCE_ROOTS_ENV = "PUSHPOOL_ALLOWED_SOURCE_ROOTS"
 
 def _host_env_keys(env: dict[str, str]) -> list[str]:
     return sorted(k for k in env if k in HOST_ENV_KEYS or k.startswith(HOST_ENV_PREFIXES))
+
+
+class ProcessJobVariables(JobVariables):
+    env: dict[str, str] = Field(default_factory=dict)
+    python: str | None = None
+    command: list[str] | None = Field(
+        default=None, min_length=1, description="Run this instead of `python -m runner_image`"
+    )
 
 
 class ProcessPoolConfig(PoolConfig):
@@ -85,16 +96,49 @@ class ProcessPoolConfig(PoolConfig):
     )
     allowed_source_roots: list[str] | None = Field(
         default=None,
-        description="Directories a `local` source must lie under (unset: any directory)",
+        description=(
+            "Absolute directories a `local` source must lie under, symlinks resolved"
+            " (unset or empty: no `local` source is allowed)"
+        ),
     )
 
+    @field_validator("allowed_source_roots")
+    @classmethod
+    def _absolute_roots(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not all(os.path.isabs(root) for root in value):
+            raise ValueError("every root must be an absolute path")
+        return value
 
-class ProcessJobVariables(JobVariables):
-    env: dict[str, str] = Field(default_factory=dict)
-    python: str | None = None
-    command: list[str] | None = Field(
-        default=None, min_length=1, description="Run this instead of `python -m runner_image`"
-    )
+    def check_job_variables(self, job_variables: JobVariables) -> None:
+        """Refuse host commands in job variables, unless the pool allows them."""
+        assert isinstance(job_variables, ProcessJobVariables)
+        if self.allow_job_commands:
+            return
+        host = [k for k in ("command", "python") if getattr(job_variables, k) is not None]
+        host += [f"env.{k}" for k in _host_env_keys(job_variables.env)]
+        if host:
+            raise NotAllowed(
+                host[0],
+                f"job variables {', '.join(host)} run host commands: set them in the "
+                "pool's config, or set allow_job_commands in it",
+            )
+
+    def source_problem(self, pool_name: str, path: str) -> str | None:
+        """Why a ``local`` source at ``path`` may not run on this pool, or ``None``."""
+        roots = self.allowed_source_roots
+        if not roots:
+            return (
+                f"work pool {pool_name!r} allows no local source: its config has no "
+                "allowed_source_roots; an admin sets them (PATCH /api/work-pools/"
+                f'{pool_name} with {{"config": {{..., "allowed_source_roots": ["/abs/dir"]}}}})'
+            )
+        resolved = Path(path).resolve()
+        if not any(resolved.is_relative_to(Path(root).resolve()) for root in roots):
+            return (
+                f"local source {path!r} (resolved: {str(resolved)!r}) is not under work pool "
+                f"{pool_name!r}'s allowed_source_roots {roots}"
+            )
+        return None
 
 
 #: How much of the end of ``output.log`` :meth:`ProcessProvisioner.log_tail` reads.
@@ -148,29 +192,16 @@ class ProcessProvisioner(Provisioner):
         self.root = Path(root) / pool_name
 
     # -- checks ---------------------------------------------------------------------
-    def check_job_variables(self, job_variables: dict[str, Any]) -> None:
-        """Refuse host commands in job variables, unless the pool allows them."""
-        job = ProcessJobVariables.model_validate(job_variables)
-        if not self.config.allow_job_commands:
-            host = [k for k in ("command", "python") if getattr(job, k) is not None]
-            host += [f"env.{k}" for k in _host_env_keys(job.env)]
-            if host:
-                raise ProvisionerError(
-                    f"job variables {', '.join(host)} run host commands: set them in the "
-                    "pool's config, or set allow_job_commands in it"
-                )
-
-    def check_source(self, source: dict[str, Any]) -> None:
-        """Refuse a ``local`` source outside the pool's ``allowed_source_roots``."""
-        roots = self.config.allowed_source_roots
-        if roots is None or source.get("type") != "local":
-            return
-        path = str(source.get("path", ""))
-        resolved = Path(path).resolve()
-        if not any(resolved.is_relative_to(Path(root).resolve()) for root in roots):
-            raise ProvisionerError(
-                f"local source {path!r} is not under the pool's allowed_source_roots {roots}"
-            )
+    def deployment_problems(
+        self, source: Mapping[str, Any], job_variables: JobVariables
+    ) -> list[Problem]:
+        """Adds: a ``local`` source lies under the pool's ``allowed_source_roots``."""
+        problems = super().deployment_problems(source, job_variables)
+        if source.get("type") == "local":
+            problem = self.config.source_problem(self.pool_name, str(source.get("path", "")))
+            if problem is not None:
+                problems.append(("source.path", problem))
+        return problems
 
     # -- helpers ------------------------------------------------------------------
     def _dir(self, key: str) -> Path:
@@ -216,8 +247,8 @@ class ProcessProvisioner(Provisioner):
         env.update(job.env)
         env.update(request.env)
         env[OUTCOME_ENV] = str(self._dir(request.idempotency_key) / OUTCOME_FILE)
-        if self.config.allowed_source_roots is not None:
-            env[SOURCE_ROOTS_ENV] = os.pathsep.join(self.config.allowed_source_roots)
+        # Always set: empty means no ``local`` source (the runner checks it again).
+        env[SOURCE_ROOTS_ENV] = os.pathsep.join(self.config.allowed_source_roots or [])
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 
@@ -227,7 +258,10 @@ class ProcessProvisioner(Provisioner):
 
     def submit(self, request: SubmitRequest) -> InfraRef:
         job = ProcessJobVariables.model_validate(request.job_variables)
-        self.check_job_variables(request.job_variables)
+        try:
+            self.config.check_job_variables(job)  # the pool's config may have changed
+        except NotAllowed as exc:
+            raise ProvisionerError(exc.message) from exc
         self._ensure_root()
         run_dir = self._dir(request.idempotency_key)
         try:

@@ -61,6 +61,8 @@ def _local_root(path: object, workdir: Path) -> Path:
     allowed = os.environ.get(SOURCE_ROOTS_ENV)
     if allowed is not None:
         roots = [Path(r).resolve() for r in allowed.split(os.pathsep) if r]
+        if not roots:
+            raise SourceError("the pool allows no local source (it has no allowed_source_roots)")
         if not any(root.is_relative_to(r) for r in roots):
             raise SourceError(f"local source path {path!r} is not under the pool's allowed roots")
     if not root.is_dir():

@@ -78,7 +78,7 @@ async def _sleep_or_wake(svc: Services, woken: asyncio.Event, delay: float) -> N
 
 
 #: (A 422 is added to those that take a body.)
-RUNNER_ERRORS = error_responses(401, 404, 409, 413)
+RUNNER_ERRORS = error_responses(401, 404, 409, 413, 429)
 
 
 def _document_exactly(app: FastAPI) -> None:

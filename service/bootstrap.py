@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,20 +113,42 @@ def _secret_value(secret_arn: str) -> str:
     return value
 
 
-def ensure_default_pool(svc: Services) -> bool:
-    """Create the ``local`` process pool on first start only (a user may delete it)."""
+def ensure_default_pool(svc: Services, source_roots: Sequence[Path] | None = None) -> bool:
+    """Create the ``local`` process pool on first start only (a user may delete it).
+
+    Its ``allowed_source_roots`` are ``source_roots`` (default: the current directory,
+    where ``pushpool server start`` runs): the Quickstart deploys ``examples/`` from the
+    checkout it starts in, and no other local directory is deployable until an admin adds
+    it to the pool's config."""
     from service.pools import WorkPoolCreate, create_pool
 
     if not svc.store.set_meta_if_absent("bootstrap.default_pool", "created"):
         return False
     from service.errors import AlreadyExists
 
-    working_dir = str(svc.settings.home / "runs")
+    config = {
+        "working_dir": str(svc.settings.home / "runs"),
+        "allowed_source_roots": [str(root.resolve()) for root in source_roots or [Path.cwd()]],
+    }
     try:
-        create_pool(
-            svc,
-            WorkPoolCreate(name=DEFAULT_POOL, type="process", config={"working_dir": working_dir}),
-        )
+        create_pool(svc, WorkPoolCreate(name=DEFAULT_POOL, type="process", config=config))
     except AlreadyExists:
         return False
     return True
+
+
+def default_pool_warning(svc: Services) -> str | None:
+    """What an admin must set when the ``local`` pool (made before pools had source roots)
+    allows no ``local`` source; ``None`` when it allows some or is not a process pool."""
+    try:
+        pool = svc.store.get_pool(DEFAULT_POOL)
+    except LookupError:
+        return None
+    if pool.type != "process" or pool.config.get("allowed_source_roots"):
+        return None
+    return (
+        f"work pool {DEFAULT_POOL!r} allows no local source (its config has no "
+        "allowed_source_roots): deploys of local code to it are refused until an admin sets "
+        f'them, e.g. PATCH /api/work-pools/{DEFAULT_POOL} with {{"config": '
+        f'{{..., "allowed_source_roots": ["{Path.cwd().resolve()}"]}}}}'
+    )

@@ -8,8 +8,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from provisioners.base import provisioner_class
-from provisioners.errors import NotAllowed, ProvisionerError
+from provisioners.base import JobVariables
 from service.errors import InvalidInput
 from service.models import (
     MAX_CONCURRENCY_LIMIT,
@@ -97,26 +96,15 @@ def _validate(svc: Services, body: DeploymentFields) -> dict[str, Any]:
     if body.parameter_schema is not None:
         check_json_schema(body.parameter_schema)
     check_parameters(body.parameter_schema, body.parameters, partial=True)
-    cls = provisioner_class(pool.type)
-    job_variables = check_model(cls.job_variables_model, body.job_variables, "job_variables")
-    config = cls.config_model.model_validate(pool.config)
-    try:
-        config.check_job_variables(job_variables)  # type: ignore[arg-type]
-    except NotAllowed as exc:
-        raise InvalidInput(f"job_variables.{exc.field}", exc.message) from exc
-    problems = cls.deployment_problems(pool.config, body.source.type)
+    provisioner = svc.dispatcher.provisioners.for_pool(pool)
+    job_variables = check_model(
+        provisioner.job_variables_model, body.job_variables, "job_variables"
+    )
+    assert isinstance(job_variables, JobVariables)
+    problems = provisioner.deployment_problems(body.source.model_dump(), job_variables)
     if problems:
         raise InvalidInput(*problems[0])
     _check_git_ref(pool.type, body.source)
-    provisioner = svc.dispatcher.provisioners.for_pool(pool)
-    for field, check, value in (
-        ("job_variables", provisioner.check_job_variables, body.job_variables),
-        ("source", provisioner.check_source, body.source.model_dump()),
-    ):
-        try:
-            check(value)
-        except ProvisionerError as exc:
-            raise InvalidInput(field, str(exc)) from exc
     return body.job_variables
 
 

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     #: environment (the stack also throttles the API stage).
     rate_limit_per_second: float = Field(default=50.0, ge=0)
     rate_limit_burst: int = Field(default=200, ge=1)
+    #: The same per run token, on the runner's endpoints: generous (a runner's heartbeats,
+    #: log and task-run batches, cache and slot calls stay far below it); a flow flooding
+    #: them gets 429 + Retry-After, which the runner honours.
+    runner_rate_limit_per_second: float = Field(default=500.0, ge=0)
+    runner_rate_limit_burst: int = Field(default=5000, ge=1)
     max_log_lines_per_batch: int = 1000
     #: A run's log is capped: lines beyond either limit are dropped (one marker says so).
     log_max_lines_per_run: int = 100_000

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from support.clock import FakeClock
+from support.factories import REPO
 
 from service.app import create_app
 from service.bootstrap import ensure_admin_key, ensure_default_pool
@@ -143,7 +144,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 @pytest.fixture
 def services(settings: Settings, clock: FakeClock, tmp_path: Path) -> Iterator[Services]:
     svc = build_services(settings, _sqlite_store(tmp_path), clock)
-    ensure_default_pool(svc)
+    ensure_default_pool(svc, [REPO, tmp_path])  # this checkout and the test's own files
     yield svc
     svc.store.close()
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from support.clock import FakeClock
-from support.factories import deployment_body
+from support.factories import deployment_body, process_pool
 
 from service.deployments import DeploymentCreate, DeploymentUpdate, deploy, update
 from service.models import Deployment, FlowRun
@@ -26,7 +26,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 @pytest.fixture
 def paused_pool(services: Services) -> str:
     """A paused pool: runs are materialised and stay put, nothing is dispatched."""
-    create_pool(services, WorkPoolCreate(name="hold", type="process", paused=True))
+    create_pool(services, WorkPoolCreate.model_validate(process_pool("hold", paused=True)))
     return "hold"
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -20,6 +20,8 @@ from provisioners.base import (
     InfraRef,
     InfraState,
     InfraStatus,
+    JobVariables,
+    Problem,
     Progress,
     Provisioner,
     ProvisionPlan,
@@ -60,11 +62,12 @@ class EcsProvisioner(Provisioner):
     config_model = EcsPoolConfig
     job_variables_model = EcsJobVariables
 
-    @classmethod
-    def deployment_problems(cls, config: dict[str, Any], source_type: str) -> list[tuple[str, str]]:
+    def deployment_problems(
+        self, source: Mapping[str, Any], job_variables: JobVariables
+    ) -> list[Problem]:
         """Adds: the pool has a cluster to run tasks in."""
-        problems = super().deployment_problems(config, source_type)
-        if not config.get("cluster"):
+        problems = super().deployment_problems(source, job_variables)
+        if not self.config.cluster:
             problems.append(
                 (
                     "work_pool",

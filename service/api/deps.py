@@ -38,13 +38,27 @@ def _unauthorized(message: str) -> HTTPException:
     return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _limiter(request: Request, svc: Services) -> RateLimiter:
-    state = request.app.state
-    if getattr(state, "rate_limiter", None) is None:
-        settings = svc.settings
-        state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
-    limiter: RateLimiter = state.rate_limiter
+def _limiter(request: Request, svc: Services, runner: bool = False) -> RateLimiter:
+    """The app's limiter for API keys, or (``runner``) the one for run tokens."""
+    state, settings = request.app.state, svc.settings
+    name = "runner_rate_limiter" if runner else "rate_limiter"
+    if getattr(state, name, None) is None:
+        rate, burst = (
+            (settings.runner_rate_limit_per_second, settings.runner_rate_limit_burst)
+            if runner
+            else (settings.rate_limit_per_second, settings.rate_limit_burst)
+        )
+        setattr(state, name, RateLimiter(rate, burst))
+    limiter: RateLimiter = getattr(state, name)
     return limiter
+
+
+def _too_many(wait: float, rate: float, whose: str) -> HTTPException:
+    return HTTPException(
+        429,
+        f"rate limit of {rate:g} requests/s for {whose} exceeded",
+        headers={"Retry-After": retry_after(wait)},
+    )
 
 
 async def require_api_key(request: Request, svc: ServicesDep, creds: Credentials) -> ApiKey:
@@ -57,12 +71,7 @@ async def require_api_key(request: Request, svc: ServicesDep, creds: Credentials
         raise _unauthorized("invalid or revoked API key")
     wait = _limiter(request, svc).acquire(key.id)
     if wait > 0:
-        raise HTTPException(
-            429,
-            f"rate limit of {svc.settings.rate_limit_per_second:g} requests/s for this API "
-            "key exceeded",
-            headers={"Retry-After": retry_after(wait)},
-        )
+        raise _too_many(wait, svc.settings.rate_limit_per_second, "this API key")
     return key
 
 
@@ -83,8 +92,12 @@ DeployerKey = Annotated[ApiKey, Depends(_role(Role.DEPLOYER))]
 AdminKey = Annotated[ApiKey, Depends(_role(Role.ADMIN))]
 
 
-async def require_run_token(run_id: str, svc: ServicesDep, creds: Credentials) -> FlowRun:
-    """The run named in the path, if the token is that run's and the attempt is live."""
+async def require_run_token(
+    request: Request, run_id: str, svc: ServicesDep, creds: Credentials
+) -> FlowRun:
+    """The run named in the path, if the token is that run's and the attempt is live, and
+    within the per-run-token rate limit (429 + ``Retry-After``; counted only once the
+    token is verified, so nobody spends another run's budget)."""
     if creds is None:
         raise _unauthorized("missing run token")
     try:
@@ -93,6 +106,9 @@ async def require_run_token(run_id: str, svc: ServicesDep, creds: Credentials) -
         run = None
     if run is None or not matches(creds.credentials, run.token_hash) or not runner_may_act(run):
         raise _unauthorized("invalid run token for this flow run")
+    wait = _limiter(request, svc, runner=True).acquire(run.id)
+    if wait > 0:
+        raise _too_many(wait, svc.settings.runner_rate_limit_per_second, "this run token")
     return run
 
 

@@ -53,9 +53,65 @@ PRIVILEGED = errors(401, 403, 429)
 _FASTAPI_422 = "#/components/schemas/HTTPValidationError"
 
 
+#: OpenAPI links: (method, path that creates, field of its body) -> the operations the
+#: created object's path parameter opens, and that parameter. Clients (and schemathesis'
+#: stateful phase) follow them from a create to its get/patch/delete.
+LINKS: dict[tuple[str, str, str], tuple[str, list[tuple[str, str]]]] = {
+    ("post", "/api/work-pools", "name"): (
+        "name",
+        [
+            ("get", "/api/work-pools/{name}"),
+            ("patch", "/api/work-pools/{name}"),
+            ("delete", "/api/work-pools/{name}"),
+        ],
+    ),
+    ("post", "/api/deployments", "id"): (
+        "deployment_id",
+        [
+            ("get", "/api/deployments/{deployment_id}"),
+            ("patch", "/api/deployments/{deployment_id}"),
+            ("delete", "/api/deployments/{deployment_id}"),
+            ("post", "/api/deployments/{deployment_id}/runs"),
+        ],
+    ),
+    ("post", "/api/deployments/{deployment_id}/runs", "id"): (
+        "run_id",
+        [
+            ("get", "/api/flow-runs/{run_id}"),
+            ("post", "/api/flow-runs/{run_id}/cancel"),
+            ("get", "/api/flow-runs/{run_id}/logs"),
+            ("get", "/api/flow-runs/{run_id}/task-runs"),
+            ("get", "/api/flow-runs/{run_id}/graph"),
+        ],
+    ),
+    ("post", "/api/api-keys", "id"): ("key_id", [("delete", "/api/api-keys/{key_id}")]),
+}
+
+
+def _add_links(paths: dict[str, Any]) -> None:
+    """Attach :data:`LINKS` to every 2xx answer of each creating operation."""
+    for (method, path, field), (parameter, targets) in LINKS.items():
+        source = paths.get(path, {}).get(method)
+        if source is None:
+            continue
+        links = {}
+        for target_method, target_path in targets:
+            target = paths.get(target_path, {}).get(target_method)
+            if target is not None:
+                links[target["operationId"]] = {
+                    "operationId": target["operationId"],
+                    "parameters": {parameter: f"$response.body#/{field}"},
+                }
+        for code, response in source["responses"].items():
+            if code.startswith("2") and links:
+                response["links"] = links
+
+
 def exact_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     """FastAPI documents a 422 (its own body) on every operation with any parameter; only
-    a body or a query can fail validation here, and the body is :class:`Error`."""
+    a body or a query can fail validation here, and the body is :class:`Error`. Adds the
+    :data:`LINKS` from each create to what it created."""
+    _add_links(schema.get("paths", {}))
     for operations in schema.get("paths", {}).values():
         for op in operations.values():
             response = op.get("responses", {}).get("422")

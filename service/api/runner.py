@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel
 
 from service import runs
@@ -46,12 +46,14 @@ def _unauthorized(message: str) -> HTTPException:
     return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def require_runner(run_id: str, svc: ServicesDep, creds: Credentials) -> FlowRun:
+async def require_runner(
+    request: Request, run_id: str, svc: ServicesDep, creds: Credentials
+) -> FlowRun:
     """:func:`require_run_token`, refusing a bootstrap credential (it opens only the
     exchange)."""
     if creds is not None and creds.credentials.startswith(BOOTSTRAP_PREFIX):
         raise _unauthorized("a bootstrap credential only opens POST .../exchange")
-    return await require_run_token(run_id, svc, creds)
+    return await require_run_token(request, run_id, svc, creds)
 
 
 RunnerRunDep = Annotated[FlowRun, Depends(require_runner)]

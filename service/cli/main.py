@@ -170,7 +170,12 @@ def server_start(
     import uvicorn
 
     from service.app import create_app
-    from service.bootstrap import credentials_path, ensure_admin_key, ensure_default_pool
+    from service.bootstrap import (
+        credentials_path,
+        default_pool_warning,
+        ensure_admin_key,
+        ensure_default_pool,
+    )
     from service.services import build_services
     from service.settings import get_settings
     from service.store import open_store
@@ -189,7 +194,11 @@ def server_start(
             f"{credentials_path(settings.home)} (mode 0600), where the CLI finds it"
         )
     if ensure_default_pool(svc):
-        err_console.print("Created work pool [bold]local[/bold] (type process)")
+        err_console.print(
+            f"Created work pool [bold]local[/bold] (type process; local sources under {Path.cwd()})"
+        )
+    elif (warning := default_pool_warning(svc)) is not None:
+        err_console.print(f"[yellow]Warning:[/yellow] {warning}", markup=True, highlight=False)
     for entrypoint in deploy or []:
         _deploy_in_process(svc, entrypoint)
     err_console.print(
@@ -210,6 +219,7 @@ def _deploy_in_process(svc: Any, entrypoint: str) -> None:
     """Deploy ``entrypoint`` as ``FUNCTION/example``, unless that exists: a restart keeps
     whatever the user changed in it."""
     from service.deployments import DeploymentCreate, deploy
+    from service.errors import InvalidInput
 
     body = _deployment_body(entrypoint, "example", "local", None, None, None, None, None, [])
     try:
@@ -222,7 +232,11 @@ def _deploy_in_process(svc: Any, entrypoint: str) -> None:
             f"(redeploy it with: pushpool deploy {entrypoint} --name example)"
         )
         return
-    deployment, _ = deploy(svc, DeploymentCreate.model_validate(body))
+    try:
+        deployment, _ = deploy(svc, DeploymentCreate.model_validate(body))
+    except InvalidInput as exc:  # e.g. an old `local` pool without source roots: serve anyway
+        err_console.print(f"[yellow]Not deployed[/yellow] {entrypoint}: {exc}", highlight=False)
+        return
     err_console.print(
         f"Deployed [bold]{deployment.flow_name}/{deployment.name}[/bold] on pool local; "
         f"run it with: pushpool run {deployment.flow_name}/{deployment.name} --watch"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from support.factories import deployment_body
+from support.factories import deployment_body, process_pool
 
 from service.services import Services
 from service.states import StateType
@@ -129,7 +129,7 @@ def test_run_parameters_validated_against_schema(api: TestClient) -> None:
         "required": ["n"],
         "additionalProperties": False,
     }
-    api.post("/api/work-pools", json={"name": "paused", "type": "process", "paused": True})
+    api.post("/api/work-pools", json=process_pool("paused", paused=True))
     dep = _deploy(api, parameter_schema=schema, work_pool="paused")
     missing = api.post(f"/api/deployments/{dep}/runs", json={})
     assert missing.status_code == 422
@@ -142,7 +142,7 @@ def test_run_parameters_validated_against_schema(api: TestClient) -> None:
 
 
 def test_idempotent_run_creation(api: TestClient) -> None:
-    api.post("/api/work-pools", json={"name": "paused", "type": "process", "paused": True})
+    api.post("/api/work-pools", json=process_pool("paused", paused=True))
     dep = _deploy(api, work_pool="paused")
     first = api.post(f"/api/deployments/{dep}/runs", json={"idempotency_key": "abc"})
     again = api.post(f"/api/deployments/{dep}/runs", json={"idempotency_key": "abc"})
@@ -151,7 +151,7 @@ def test_idempotent_run_creation(api: TestClient) -> None:
 
 
 def test_runs_list_paginates_and_filters(api: TestClient) -> None:
-    api.post("/api/work-pools", json={"name": "paused", "type": "process", "paused": True})
+    api.post("/api/work-pools", json=process_pool("paused", paused=True))
     dep = _deploy(api, work_pool="paused")
     ids = [api.post(f"/api/deployments/{dep}/runs").json()["id"] for _ in range(5)]
     page = api.get("/api/flow-runs", params={"limit": 2, "deployment_id": dep}).json()
@@ -165,7 +165,7 @@ def test_runs_list_paginates_and_filters(api: TestClient) -> None:
 
 
 def test_cancel_scheduled_run_then_conflict(api: TestClient) -> None:
-    api.post("/api/work-pools", json={"name": "paused", "type": "process", "paused": True})
+    api.post("/api/work-pools", json=process_pool("paused", paused=True))
     dep = _deploy(api, work_pool="paused")
     run = api.post(f"/api/deployments/{dep}/runs").json()
     r = api.post(f"/api/flow-runs/{run['id']}/cancel")
@@ -222,7 +222,7 @@ def test_run_token_only_opens_its_own_run(api: TestClient, services: Services) -
     """A runner token reads its own spec; not another run, not the admin API."""
     from service.security import new_run_token
 
-    api.post("/api/work-pools", json={"name": "paused", "type": "process", "paused": True})
+    api.post("/api/work-pools", json=process_pool("paused", paused=True))
     dep = _deploy(api, work_pool="paused")
     a = api.post(f"/api/deployments/{dep}/runs").json()["id"]
     b = api.post(f"/api/deployments/{dep}/runs").json()["id"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from support.factories import deployment_body
+from support.factories import deployment_body, process_pool
 
 from service.api.ratelimit import RateLimiter
 from service.app import create_app
@@ -20,7 +20,7 @@ from service.services import Services
 
 @pytest.fixture
 def paused(api: TestClient) -> str:
-    api.post("/api/work-pools", json={"name": "paused", "type": "process", "paused": True})
+    api.post("/api/work-pools", json=process_pool("paused", paused=True))
     return "paused"
 
 

@@ -7,14 +7,14 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from support.clock import FakeClock
-from support.factories import deployment_body
+from support.factories import deployment_body, process_pool
 
 from service.services import Services
 from service.states import StateType, set_state
 
 
 def _paused_deployment(api: TestClient, **overrides: Any) -> str:
-    api.post("/api/work-pools", json={"name": "paused", "type": "process", "paused": True})
+    api.post("/api/work-pools", json=process_pool("paused", paused=True))
     r = api.post("/api/deployments", json=deployment_body(work_pool="paused", **overrides))
     assert r.status_code == 201, r.text
     return str(r.json()["id"])

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from support.factories import deployment_body
+from support.factories import deployment_body, process_pool
 
 from service.app import create_app
 from service.models import Role
@@ -31,7 +31,7 @@ def as_key(services: Services, api: TestClient) -> Iterator[Client]:
         return client
 
     for pool in ("paused", "other"):
-        api.post("/api/work-pools", json={"name": pool, "type": "process", "paused": True})
+        api.post("/api/work-pools", json=process_pool(pool, paused=True))
     yield make
     for client in clients:
         client.close()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from support.factories import deployment_body
+from support.factories import deployment_body, process_pool
 
 from service.dispatch import BOOTSTRAP_ENV
 from service.security import hash_secret, new_bootstrap_credential
@@ -22,7 +22,7 @@ def new_token() -> str:
 @pytest.fixture
 def claimed(api: TestClient, services: Services) -> tuple[str, str]:
     """``(run id, bootstrap credential)`` of a claimed run (nothing started for it)."""
-    api.post("/api/work-pools", json={"name": "held", "type": "process", "paused": True})
+    api.post("/api/work-pools", json=process_pool("held", paused=True))
     r = api.post("/api/deployments", json=deployment_body(work_pool="held"))
     run_id = api.post(f"/api/deployments/{r.json()['id']}/runs").json()["id"]
     services.store.update_pool("held", {"paused": False}, services.clock())
@@ -134,3 +134,46 @@ def test_a_runs_log_is_capped_through_the_api(
     messages = [x["message"] for x in api.get(f"/api/flow-runs/{run_id}/logs").json()["logs"]]
     assert messages[:3] == ["l0", "l1", "l2"]
     assert len(messages) == 4 and messages[3].startswith("7 log line(s) (14 bytes) dropped")
+
+
+def test_a_run_token_flooding_the_runner_endpoints_gets_429(
+    api: TestClient, services: Services, runner: tuple[str, str, str]
+) -> None:
+    services.settings = services.settings.model_copy(
+        update={"runner_rate_limit_per_second": 0.01, "runner_rate_limit_burst": 5}
+    )
+    run_id, _, token = runner
+    beat = f"/api/runner/flow-runs/{run_id}/heartbeat"
+    # Wrong tokens are refused before the limit: they never spend the run's budget.
+    assert {api.post(beat, headers=bearer(new_token())).status_code for _ in range(10)} == {401}
+    answers = [api.post(beat, headers=bearer(token)).status_code for _ in range(6)]
+    assert answers == [200] * 5 + [429]
+    limited = api.get(f"/api/runner/flow-runs/{run_id}/spec", headers=bearer(token))
+    assert limited.status_code == 429 and "this run token" in limited.json()["detail"]
+    assert 90 <= int(limited.headers["Retry-After"]) <= 100
+    assert token not in limited.text
+    assert api.get("/api/work-pools").status_code == 200  # API keys have their own budget
+
+
+def test_the_runner_limit_is_generous_and_documented(api: TestClient, services: Services) -> None:
+    settings = services.settings
+    # A runner's own traffic: a heartbeat every few seconds, about one log batch a second,
+    # task-run batches, and one cache/slot call per task: far below either figure.
+    assert settings.runner_rate_limit_per_second >= 100 and settings.runner_rate_limit_burst >= 1000
+    spec = api.get("/openapi.json").json()["paths"]["/api/runner/flow-runs/{run_id}/heartbeat"]
+    assert "Retry-After" in spec["post"]["responses"]["429"]["headers"]
+
+
+def test_the_limiter_forgets_idle_keys_once_it_holds_many() -> None:
+    from service.api.ratelimit import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(rate=1, burst=2, monotonic=lambda: now[0], max_keys=3)
+    for key in ("a", "b", "c"):
+        limiter.acquire(key)
+    now[0] += 10  # all refilled: as good as new
+    limiter.acquire("busy")
+    limiter.acquire("busy")
+    limiter.acquire("d")
+    assert set(limiter._buckets) == {"busy", "d"}
+    assert limiter.acquire("busy") > 0  # a busy key keeps its debt

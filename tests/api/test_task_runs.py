@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi.testclient import TestClient
-from support.factories import deployment_body
+from support.factories import deployment_body, process_pool
 
 from pushpool import flow, task
 from pushpool.context import RunEnvironment, use_environment
@@ -18,7 +18,7 @@ def claimed_run(api: TestClient, services: Services) -> tuple[str, dict[str, str
     """A PENDING run of a new deployment and the runner's auth header for it."""
     from service.security import new_run_token
 
-    api.post("/api/work-pools", json={"name": "paused", "type": "process", "paused": True})
+    api.post("/api/work-pools", json=process_pool("paused", paused=True))
     r = api.post("/api/deployments", json=deployment_body(work_pool="paused"))
     run_id = api.post(f"/api/deployments/{r.json()['id']}/runs").json()["id"]
     token, digest = new_run_token()

@@ -54,7 +54,10 @@ def pushpool_app(
     create_pool(
         svc,
         WorkPoolCreate(
-            name=POOL, type="process", paused=True, config={"working_dir": str(home / "runs")}
+            name=POOL,
+            type="process",
+            paused=True,
+            config={"working_dir": str(home / "runs"), "allowed_source_roots": [str(EXAMPLES)]},
         ),
     )
     body = DeploymentCreate.model_validate(

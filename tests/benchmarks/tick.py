@@ -214,7 +214,10 @@ def build_database(url: str, home: Path, n: int, due: int, method: str) -> float
     create_pool(
         svc,
         WorkPoolCreate(
-            name=POOL, type="process", paused=True, config={"working_dir": str(runs_dir)}
+            name=POOL,
+            type="process",
+            paused=True,
+            config={"working_dir": str(runs_dir), "allowed_source_roots": [str(EXAMPLES)]},
         ),
     )
     if method == "store":

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from support.clock import FakeClock
-from support.factories import EXAMPLES, REPO
+from support.factories import EXAMPLES, REPO, process_pool
 from support.git import make_repo
 from typer.testing import CliRunner
 
@@ -52,7 +52,7 @@ def ok(cli: CliRunner, *args: str) -> str:
 @pytest.fixture
 def paused_hello(cli: CliRunner, api: TestClient) -> str:
     """hello/daily on a paused pool: runs are created, nothing is started."""
-    api.post("/api/work-pools", json={"name": "hold", "type": "process", "paused": True})
+    api.post("/api/work-pools", json=process_pool("hold", paused=True))
     ok(cli, "deploy", "examples/hello.py:hello", "--name", "daily", "--pool", "hold")
     return "hello/daily"
 

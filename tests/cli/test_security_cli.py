@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,44 @@ def test_the_suite_ignores_the_users_pushpool_variables(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_the_default_pool_takes_local_sources_only_under_the_start_directory(
+    home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from service.store import open_store
+
+    start_dir = tmp_path / "checkout"
+    start_dir.mkdir()
+    monkeypatch.chdir(start_dir)
+    code, out = _start(monkeypatch)
+    assert code == 0, out
+    assert f"local sources under {start_dir}" in " ".join(out.split())
+    store = open_store(Settings())
+    try:
+        assert store.get_pool("local").config["allowed_source_roots"] == [str(start_dir)]
+    finally:
+        store.close()
+
+
+def test_an_old_local_pool_without_roots_gets_a_warning_naming_the_setting(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.store import open_store
+
+    assert _start(monkeypatch)[0] == 0
+    store = open_store(Settings())
+    try:  # as a database from before source roots has it
+        store.update_pool(
+            "local", {"config": {"working_dir": str(home / "runs")}}, datetime.now(UTC)
+        )
+    finally:
+        store.close()
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: None)
+    result = CliRunner().invoke(app, ["server", "start", "--deploy", "examples/hello.py:hello"])
+    assert result.exit_code == 0, result.output  # it still serves
+    said = " ".join(result.output.split())
+    assert "'local' allows no local source" in said and "allowed_source_roots" in said
+    assert "PATCH /api/work-pools/local" in said
+    assert "Not deployed examples/hello.py:hello" in said

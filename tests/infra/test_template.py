@@ -114,8 +114,20 @@ ALIAS_REF = {"Ref": ALIAS}
 
 
 def statements() -> list[dict[str, Any]]:
+    """Every statement of the function's role; a conditional one (``Fn::If``) as its
+    statement when the condition holds."""
     role = props("AWS::IAM::Role")
-    return [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    found = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    return [s["Fn::If"][1] if "Fn::If" in s else s for s in found]
+
+
+def conditional_statements() -> dict[str, dict[str, Any]]:
+    """Statements present only when a condition holds, by condition name."""
+    role = props("AWS::IAM::Role")
+    found = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    conditional = [s["Fn::If"] for s in found if "Fn::If" in s]
+    assert all(branch[2] == {"Ref": "AWS::NoValue"} for branch in conditional)
+    return {branch[0]: branch[1] for branch in conditional}
 
 
 def actions_of(statement: dict[str, Any]) -> list[str]:
@@ -352,7 +364,7 @@ def test_nothing_is_star_unless_aws_requires_it() -> None:
 
 
 def test_pass_role_only_for_roles_tagged_for_a_pool_and_only_to_ecs_tasks() -> None:
-    (stmt,) = [s for s in statements() if "iam:PassRole" in actions_of(s)]
+    (stmt,) = [s for s in statements() if s.get("Sid") == "PassPoolRoles"]
     assert actions_of(stmt) == ["iam:PassRole"]
     role = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/"
     assert [r["Fn::Sub"] for r in stmt["Resource"]] == [
@@ -364,6 +376,23 @@ def test_pass_role_only_for_roles_tagged_for_a_pool_and_only_to_ecs_tasks() -> N
     # The provisioner tags the roles it creates with that key.
     iam_source = (ROOT / "provisioners" / "ecs" / "infra" / "iam.py").read_text()
     assert 'Tags=[{"Key": POOL_TAG' in iam_source
+
+
+def test_pass_role_for_other_roles_only_for_those_listed_and_only_to_ecs_tasks() -> None:
+    passing = [s for s in statements() if "iam:PassRole" in actions_of(s)]
+    assert {s["Sid"] for s in passing} == {"PassPoolRoles", "PassAllowedRoles"}
+    listed = conditional_statements()["HasAllowedRoleArns"]
+    assert listed["Sid"] == "PassAllowedRoles" and actions_of(listed) == ["iam:PassRole"]
+    assert listed["Resource"] == {"Ref": "AllowedRoleArns"}
+    assert listed["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
+    parameter = TPL["Parameters"]["AllowedRoleArns"]
+    assert (parameter["Type"], parameter["Default"]) == ("CommaDelimitedList", "")
+    # Present only when the list has an ARN: an empty list grants nothing.
+    assert TPL["Conditions"]["HasAllowedRoleArns"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "AllowedRoleArns"}]}, ""]}]
+    }
 
 
 def test_api_stage_is_throttled_and_function_concurrency_reserved() -> None:
@@ -565,6 +594,13 @@ def test_role_and_policies_as_moto_reports_them(deployed: Deployed) -> None:
     )
     table_arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{deployed.outputs['TableName']}"
     assert dynamo["Statement"][0]["Resource"] == [table_arn, f"{table_arn}/index/*"]
+    ecs = _policy_document(
+        iam.get_role_policy(RoleName=role_name, PolicyName="ecs-pools")["PolicyDocument"]
+    )
+    # AllowedRoleArns left empty: no PassRole beyond the pools' own roles. (moto keeps the
+    # AWS::NoValue the false condition gives as null; CloudFormation drops it.)
+    sids = [statement.get("Sid") for statement in ecs["Statement"] if statement is not None]
+    assert "PassPoolRoles" in sids and "PassAllowedRoles" not in sids
 
 
 def test_log_group_as_moto_reports_it(deployed: Deployed) -> None:

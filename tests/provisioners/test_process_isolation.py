@@ -20,9 +20,10 @@ from support.factories import EXAMPLES, deployment_body
 
 from provisioners.base import SubmitRequest, get_provisioner
 from provisioners.errors import ProvisionerError
-from provisioners.process import ProcessProvisioner
+from provisioners.process import ProcessJobVariables, ProcessProvisioner
 
 PY = sys.executable
+GIT_SOURCE = {"type": "git", "url": "https://example.com/r.git"}
 
 
 def request(
@@ -118,12 +119,19 @@ def test_host_commands_in_job_variables_need_the_pools_consent(
 ) -> None:
     with pytest.raises(ProvisionerError, match="allow_job_commands"):
         pool(tmp_path).submit(request("r1", job))
-    pool(tmp_path, allow_job_commands=True).check_job_variables(job)
+    variables = ProcessJobVariables.model_validate(job)
+    assert (
+        pool(tmp_path)
+        .deployment_problems(GIT_SOURCE, variables)[0][1]
+        .endswith("or set allow_job_commands in it")
+    )
+    assert pool(tmp_path, allow_job_commands=True).deployment_problems(GIT_SOURCE, variables) == []
 
 
 def test_deploy_refuses_host_commands_and_sources_outside_the_roots(api: TestClient) -> None:
     r = api.post("/api/deployments", json=deployment_body(job_variables={"command": ["id"]}))
     assert r.status_code == 422 and "allow_job_commands" in r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "job_variables", "command"]
     config = {"allowed_source_roots": [str(EXAMPLES)]}
     api.post("/api/work-pools", json={"name": "rooted", "type": "process", "config": config})
     outside = deployment_body(work_pool="rooted", source={"type": "local", "path": "/etc"})
@@ -131,6 +139,75 @@ def test_deploy_refuses_host_commands_and_sources_outside_the_roots(api: TestCli
     assert r.status_code == 422 and "allowed_source_roots" in r.text
     inside = deployment_body(work_pool="rooted")
     assert api.post("/api/deployments", json=inside).status_code == 201
+
+
+def test_a_pool_without_source_roots_allows_no_local_source(api: TestClient) -> None:
+    api.post("/api/work-pools", json={"name": "bare", "type": "process"})
+    r = api.post("/api/deployments", json=deployment_body(work_pool="bare"))
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "source", "path"]
+    message = r.json()["message"]
+    assert "'bare' allows no local source" in message and "allowed_source_roots" in message
+    assert "PATCH /api/work-pools/bare" in message
+    empty = {"name": "empty", "type": "process", "config": {"allowed_source_roots": []}}
+    api.post("/api/work-pools", json=empty)
+    assert api.post("/api/deployments", json=deployment_body(work_pool="empty")).status_code == 422
+    git = {"type": "git", "url": "https://example.com/r.git"}
+    assert (
+        api.post("/api/deployments", json=deployment_body(work_pool="bare", source=git)).status_code
+        == 201
+    )
+    assert api.get("/api/deployments").json() and all(
+        d["work_pool"] != "empty" for d in api.get("/api/deployments").json()
+    )
+
+
+def test_relative_source_roots_are_refused(api: TestClient) -> None:
+    body = {"name": "rel", "type": "process", "config": {"allowed_source_roots": ["examples"]}}
+    r = api.post("/api/work-pools", json=body)
+    assert r.status_code == 422 and "absolute" in r.text
+
+
+def test_a_symlink_escaping_the_root_is_refused(api: TestClient, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "flows").mkdir(parents=True)
+    (root / "escape").symlink_to(EXAMPLES)
+    rooted = {"name": "rooted", "type": "process", "config": {"allowed_source_roots": [str(root)]}}
+    api.post("/api/work-pools", json=rooted)
+    escaping = deployment_body(
+        work_pool="rooted", source={"type": "local", "path": str(root / "escape")}
+    )
+    r = api.post("/api/deployments", json=escaping)
+    assert r.status_code == 422 and str(EXAMPLES) in r.json()["message"], r.text
+    dotdot = deployment_body(
+        work_pool="rooted", source={"type": "local", "path": f"{root}/flows/../../"}
+    )
+    assert api.post("/api/deployments", json=dotdot).status_code == 422
+
+
+def test_the_runner_refuses_an_escaping_symlink_and_a_pool_without_roots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runner_image.errors import SourceError
+    from runner_image.source import prepare_source
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "escape").symlink_to(EXAMPLES)
+    monkeypatch.setenv("PUSHPOOL_ALLOWED_SOURCE_ROOTS", str(root))
+    with pytest.raises(SourceError, match="allowed roots"):
+        prepare_source({"type": "local", "path": str(root / "escape")}, tmp_path)
+    monkeypatch.setenv("PUSHPOOL_ALLOWED_SOURCE_ROOTS", "")
+    with pytest.raises(SourceError, match="allows no local source"):
+        prepare_source({"type": "local", "path": str(EXAMPLES)}, tmp_path)
+
+
+def test_the_pool_tells_the_runner_its_roots_even_when_there_are_none(tmp_path: Path) -> None:
+    provisioner = pool(tmp_path)
+    job = ProcessJobVariables()
+    assert provisioner._environment(request("r1", {}), job)["PUSHPOOL_ALLOWED_SOURCE_ROOTS"] == ""
+    rooted = pool(tmp_path, allowed_source_roots=["/a", "/b"])
+    assert rooted._environment(request("r1", {}), job)["PUSHPOOL_ALLOWED_SOURCE_ROOTS"] == "/a:/b"
 
 
 def test_the_runner_checks_the_source_root_again(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import dynamo_store
 from support.clock import FakeClock
-from support.factories import deployment_body
+from support.factories import deployment_body, process_pool
 
 from service.deployments import DeploymentCreate, deploy
 from service.errors import Conflict, DeploymentNotFound, InvalidInput, PoolNotFound, SchemaError
@@ -93,7 +93,7 @@ def test_tick_and_list_endpoints_never_scan(
 ) -> None:
     clock = FakeClock(T0)
     svc = build_services(Settings(home=tmp_path / "home"), store=ddb, clock=clock)
-    create_pool(svc, WorkPoolCreate(name="hold", type="process", paused=True))
+    create_pool(svc, WorkPoolCreate.model_validate(process_pool("hold", paused=True)))
     n = 5
     deps = []
     for i in range(n):
@@ -273,7 +273,7 @@ def test_deleting_a_deployment_is_one_transaction_with_its_schedules(
     ddb: DynamoStore, tmp_path: Path
 ) -> None:
     svc = build_services(Settings(home=tmp_path / "home"), store=ddb, clock=FakeClock(T0))
-    create_pool(svc, WorkPoolCreate(name="hold", type="process", paused=True))
+    create_pool(svc, WorkPoolCreate.model_validate(process_pool("hold", paused=True)))
     crons = [_cron(f"{m} * * * *") for m in range(20)]  # the most a deployment may have
     dep, _ = deploy(
         svc, DeploymentCreate.model_validate(deployment_body(work_pool="hold", schedules=crons))
@@ -294,7 +294,7 @@ def test_schedules_orphaned_by_an_old_cut_short_delete_do_not_block_due_ones(
     """Before deletes were one transaction, a delete cut short (a Lambda timeout) could
     leave a deployment's schedules behind; they must not hold the head of the index."""
     svc = build_services(Settings(home=tmp_path / "home"), store=ddb, clock=FakeClock(T0))
-    create_pool(svc, WorkPoolCreate(name="hold", type="process", paused=True))
+    create_pool(svc, WorkPoolCreate.model_validate(process_pool("hold", paused=True)))
     # The orphan fires first (12:05, the live one 12:30), so it heads the index.
     gone, _ = deploy(
         svc,
@@ -574,7 +574,7 @@ def test_deploying_writes_the_deployment_and_its_schedules_in_one_transaction(
     """Even replacing 20 schedules with 20 others (the most a deployment may have): one
     TransactWriteItems, so a cut-short deploy never leaves half a schedule set."""
     svc = build_services(Settings(home=tmp_path / "home"), store=ddb, clock=FakeClock(T0))
-    create_pool(svc, WorkPoolCreate(name="hold", type="process", paused=True))
+    create_pool(svc, WorkPoolCreate.model_validate(process_pool("hold", paused=True)))
     counter = CallCounter(ddb)
     for hour in (3, 4):
         crons = [_cron(f"{m} {hour} * * *") for m in range(20)]

@@ -71,3 +71,13 @@ def ecs_task_stopped_event(
         detail["clusterArn"] = cluster_arn
     detail["overrides"]["containerOverrides"][0]["environment"][0]["value"] = run_id
     return event
+
+
+def process_pool(name: str, **fields: Any) -> dict[str, Any]:
+    """A process pool's create body whose ``local`` sources may come from this checkout."""
+    return {
+        "name": name,
+        "type": "process",
+        "config": {"allowed_source_roots": [str(REPO)]},
+        **fields,
+    }

@@ -49,6 +49,7 @@ class Server:
         log = open(self.home.parent / "server.log", "ab")  # noqa: SIM115 - the child keeps it
         self.proc = subprocess.Popen(
             [str(pushpool), "server", "start", "--port", str(self.port)],
+            cwd=self.home.parent,  # started where its flows are, as a user starts it
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

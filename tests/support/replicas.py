@@ -111,7 +111,7 @@ def _seed(store: SqlStore, root: Path, runs: int, limit: int, seconds: float) ->
         WorkPool(
             name=POOL,
             type="process",
-            config={"working_dir": str(root / "runs")},
+            config={"working_dir": str(root / "runs"), "allowed_source_roots": [str(flows)]},
             concurrency_limit=limit,
             created_at=now,
             updated_at=now,

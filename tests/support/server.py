@@ -16,6 +16,7 @@ from service.app import create_app
 from service.bootstrap import ensure_admin_key, ensure_default_pool
 from service.services import Services, build_services
 from service.settings import Settings
+from support.factories import REPO
 
 
 def free_port() -> int:
@@ -40,7 +41,7 @@ def live_server(settings: Settings, *, run_scheduler: bool = False) -> Iterator[
     svc = build_services(settings)
     key = ensure_admin_key(svc)
     assert key is not None
-    ensure_default_pool(svc)
+    ensure_default_pool(svc, [REPO, settings.home.parent])  # this checkout, the test's files
     app = create_app(svc, run_scheduler=run_scheduler)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
