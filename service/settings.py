@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     #: At start, check the DynamoDB table and create it (with its TTL) if missing. The
     #: AWS stack owns its table and turns this off: no calls, and no IAM for them.
     dynamodb_create_table: bool = True
+    #: Block secrets' encryption keys, comma-separated, the first encrypts (else the
+    #: Secrets Manager secret below, else ``home/blocks.key``; see service.blocks.crypto).
+    blocks_keys: SecretStr | None = None
+    #: AWS: the Secrets Manager secret holding the blocks keys (the stack sets it).
+    blocks_key_secret_arn: str | None = None
     host: str = "127.0.0.1"
     port: int = 4300
     #: The URL runners use to reach this service; defaults to http://host:port.

@@ -33,6 +33,7 @@ DIFF_FIELDS = (
     "tags",
     "job_variables",
     "timeout_seconds",
+    "blocks",
 )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from service.blocks.models import BlockDocument, BlockType
 from service.errors import InvalidInput, SchemaError
 from service.models import (
     ApiKey,
@@ -508,6 +509,49 @@ class Store(ABC):
     @abstractmethod
     def release_slots(self, holder: str, tags: Sequence[str]) -> None:
         """Drop ``holder``'s leases on ``tags``. Idempotent."""
+
+    # -- blocks (service.blocks: the store holds secret fields only as Fernet tokens) ----
+    @abstractmethod
+    def put_block_type(self, block_type: BlockType) -> None:
+        """Create or replace the user block type ``block_type.slug``."""
+
+    @abstractmethod
+    def get_block_type(self, slug: str) -> BlockType:
+        """The user block type ``slug``; ``BlockTypeNotFound`` if there is none."""
+
+    @abstractmethod
+    def list_block_types(self) -> list[BlockType]:
+        """Every user block type, by slug."""
+
+    @abstractmethod
+    def delete_block_type(self, slug: str) -> None:
+        """Remove a user block type: ``BlockTypeNotFound`` if there is none, ``Conflict``
+        (nothing removed) while documents of it exist."""
+
+    @abstractmethod
+    def put_block(self, doc: BlockDocument) -> None:
+        """Write a block document, conditional on the version it replaces: version 1
+        creates (``Conflict`` if ``type/name`` exists), version n replaces the stored
+        version n - 1 (``Conflict`` if the stored one is another, ``BlockNotFound`` if
+        none). The encrypted ``secrets`` are stored with it."""
+
+    @abstractmethod
+    def get_block(self, slug: str, name: str) -> BlockDocument:
+        """The document ``slug/name`` with its encrypted secrets; ``BlockNotFound``."""
+
+    @abstractmethod
+    def list_blocks(self, slug: str | None) -> list[BlockDocument]:
+        """Every document (of type ``slug`` if given), by type then name, with secrets."""
+
+    @abstractmethod
+    def delete_block(self, slug: str, name: str) -> None:
+        """Remove ``slug/name``: ``BlockNotFound`` if absent, ``BlockInUse`` naming the
+        deployments (``flow/name``) whose ``blocks`` list it (nothing removed)."""
+
+
+def deployments_using(deployments: Iterable[Deployment], ref: str) -> list[str]:
+    """``flow/name`` of each deployment whose ``blocks`` list ``ref``, sorted."""
+    return sorted(f"{d.flow_name}/{d.name}" for d in deployments if ref in d.blocks)
 
 
 def sort_task_runs(task_runs: Iterable[TaskRun]) -> list[TaskRun]:

@@ -225,3 +225,20 @@ slot_leases = Table(
     Column("holder", String(200), primary_key=True),
     Column("expires_at", UTCDateTime(), nullable=False),
 )
+
+# Blocks: user block types, and documents whose secret fields are Fernet tokens only.
+block_types = Table(
+    "block_types",
+    metadata,
+    Column("slug", String(63), primary_key=True),
+    Column("doc", JSON, nullable=False),
+)
+block_documents = Table(
+    "block_documents",
+    metadata,
+    Column("type", String(63), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("doc", JSON, nullable=False),
+    Column("secrets", JSON, nullable=False),
+    Column("version", Integer, nullable=False),
+)
