@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from service.cli.client import ApiClient, CliError, client_from_env
+from service.cli.inputs import read_object_file
 
 app = typer.Typer(help="Blocks: typed configuration and write-only secrets.", no_args_is_help=True)
 type_app = typer.Typer(help="Block types.", no_args_is_help=True)
@@ -42,31 +43,8 @@ def _split(ref: str) -> tuple[str, str]:
 
 
 def read_values_file(path: Path) -> dict[str, Any]:
-    """A JSON or YAML (``.yaml``/``.yml``) object of values. Errors give the position only:
-    the file may hold secrets, so no line of it is ever echoed."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise CliError(f"-f {path}: {exc.strerror or exc}") from None
-    if path.suffix.lower() in {".yaml", ".yml"}:
-        import yaml
-
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise CliError(f"-f {path} is not valid YAML{where}") from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CliError(
-                f"-f {path} is not valid JSON at line {exc.lineno}, column {exc.colno}"
-            ) from None
-    if not isinstance(data, dict):
-        raise CliError(f"-f {path} must hold an object of field names to values")
-    return data
+    """A JSON or YAML object of values (never echoed on an error: it may hold secrets)."""
+    return read_object_file(path, "-f", "field names to values")
 
 
 def _values(
