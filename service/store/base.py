@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from service.errors import InvalidInput, SchemaError
+from service.event_records import Event, EventFilter, EventPage
 from service.models import (
     ApiKey,
     CacheRecord,
@@ -508,6 +509,33 @@ class Store(ABC):
     @abstractmethod
     def release_slots(self, holder: str, tags: Sequence[str]) -> None:
         """Drop ``holder``'s leases on ``tags``. Idempotent."""
+
+    # -- events ------------------------------------------------------------------------
+    #: Each event expires this long after it occurred (``None``: kept for good); set from
+    #: settings by :func:`service.store.open_store`.
+    event_retention: timedelta | None = timedelta(days=30)
+
+    @abstractmethod
+    def append_events(self, events: Sequence[Event]) -> None:
+        """Store events, each expiring :attr:`event_retention` after it occurred. An
+        event whose id is stored already is stored once (appending is idempotent)."""
+
+    @abstractmethod
+    def list_events(self, flt: EventFilter, limit: int, cursor: str | None = None) -> EventPage:
+        """Events passing ``flt`` (see :func:`service.event_records.matches`), newest
+        first by ``(occurred, id)``; ``cursor`` continues a page, ``next_cursor`` is
+        ``None`` on the last one. Events expired by :meth:`expire_events` are never
+        listed. Cost follows the events read, never the whole table: served by an index
+        on time (and on the resource id when ``flt.resource`` has no ``*``).
+
+        Raises ``InvalidInput('cursor', …)`` for a cursor this store did not issue.
+        """
+
+    @abstractmethod
+    def expire_events(self, now: datetime) -> int:
+        """Forget every event expired at ``now``: none is listed afterwards. Returns how
+        many were deleted here (a database that deletes them itself by a TTL attribute
+        may return 0 and delete them later)."""
 
 
 def sort_task_runs(task_runs: Iterable[TaskRun]) -> list[TaskRun]:
