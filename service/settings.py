@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     log_max_bytes_per_run: int = 50 * 1024 * 1024
     #: Log lines older than this are deleted (by the orphan sweep); 0 keeps them.
     log_retention_days: float = 30.0
+    #: Events older than this expire (deleted by the orphan sweep, or DynamoDB's TTL);
+    #: 0 keeps them.
+    event_retention_days: float = Field(default=30.0, ge=0)
     #: One page of a log read holds at most this many message bytes.
     log_read_max_bytes: int = 1_048_576
     #: How long a runner keeps trying to deliver its reports and logs.

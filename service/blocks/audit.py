@@ -1,28 +1,28 @@
-"""Who read which block: one record per read by a run's flow code.
+"""Who read which block: one event per read by a run's flow code, through
+:func:`service.events.record` (issue 15's one function to record an event).
 
-INTEGRATOR: the events feature (issue 15, branch ``events``) was not available when
-this was written; :func:`block_read` is the one place to wire to its "record an event"
-function. Until then a read is recorded on the ``pushpool.events`` logger (the server's
-log; CloudWatch on Lambda), never with a value.
+``pushpool.block.read`` about ``pushpool.block.<type>/<name>``, related to the flow run
+(and its deployment and pool); the payload names the attempt, never a value.
 """
 
 from __future__ import annotations
 
-import logging
-
+from service import events
+from service.event_records import Resource
 from service.models import FlowRun
 from service.services import Services
 
-log = logging.getLogger("pushpool.events")
+BLOCK = "pushpool.block"
 
 
 def block_read(svc: Services, run: FlowRun, ref: str) -> None:
     """Record that ``run`` (attempt ``run.run_count``) read block ``ref``."""
-    log.info(
-        "block.read ref=%s flow_run=%s attempt=%s deployment=%s at=%s",
-        ref,
-        run.id,
-        run.run_count,
-        run.deployment_id,
-        svc.clock().isoformat(),
+    slug, _, name = ref.partition("/")
+    events.record(
+        svc.store,
+        f"{BLOCK}.read",
+        Resource(id=f"{BLOCK}.{ref}", labels={"type": slug, "name": name}),
+        now=svc.clock(),
+        related=[events.run_resource(run), *events.run_related(run)],
+        payload={"attempt": run.run_count},
     )

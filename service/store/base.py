@@ -22,6 +22,7 @@ from typing import Any
 
 from service.blocks.models import BlockDocument, BlockType
 from service.errors import InvalidInput, SchemaError
+from service.event_records import Event, EventFilter, EventPage
 from service.models import (
     ApiKey,
     CacheRecord,
@@ -547,6 +548,33 @@ class Store(ABC):
     def delete_block(self, slug: str, name: str) -> None:
         """Remove ``slug/name``: ``BlockNotFound`` if absent, ``BlockInUse`` naming the
         deployments (``flow/name``) whose ``blocks`` list it (nothing removed)."""
+
+    # -- events ------------------------------------------------------------------------
+    #: Each event expires this long after it occurred (``None``: kept for good); set from
+    #: settings by :func:`service.store.open_store`.
+    event_retention: timedelta | None = timedelta(days=30)
+
+    @abstractmethod
+    def append_events(self, events: Sequence[Event]) -> None:
+        """Store events, each expiring :attr:`event_retention` after it occurred. An
+        event whose id is stored already is stored once (appending is idempotent)."""
+
+    @abstractmethod
+    def list_events(self, flt: EventFilter, limit: int, cursor: str | None = None) -> EventPage:
+        """Events passing ``flt`` (see :func:`service.event_records.matches`), newest
+        first by ``(occurred, id)``; ``cursor`` continues a page, ``next_cursor`` is
+        ``None`` on the last one. Events expired by :meth:`expire_events` are never
+        listed. Cost follows the events read, never the whole table: served by an index
+        on time (and on the resource id when ``flt.resource`` has no ``*``).
+
+        Raises ``InvalidInput('cursor', …)`` for a cursor this store did not issue.
+        """
+
+    @abstractmethod
+    def expire_events(self, now: datetime) -> int:
+        """Forget every event expired at ``now``: none is listed afterwards. Returns how
+        many were deleted here (a database that deletes them itself by a TTL attribute
+        may return 0 and delete them later)."""
 
 
 def deployments_using(deployments: Iterable[Deployment], ref: str) -> list[str]:

@@ -143,6 +143,7 @@ from service.store.base import (
     take_within,
 )
 from service.store.dynamo_blocks import DynamoBlocks
+from service.store.dynamo_events import DynamoEventsMixin
 from service.vocabulary import ACTIVE, StateType
 
 Item = dict[str, Any]
@@ -338,7 +339,7 @@ def _dep_guard(old: Item | None) -> Callable[[_Expr], str]:
     return lambda e: f"{e.n('counted_in')} = {e.v(counted)}"
 
 
-class DynamoStore(DynamoBlocks, Store):
+class DynamoStore(DynamoBlocks, DynamoEventsMixin, Store):
     expires_logs = True  # each line carries ``expires_at`` (TTL); reads skip expired ones
 
     def __init__(

@@ -4,7 +4,6 @@ process pool's env references into the child's environment only."""
 
 from __future__ import annotations
 
-import logging
 import secrets
 from typing import Any
 
@@ -15,6 +14,7 @@ from support.factories import deployment_body
 
 from provisioners.base import SubmitRequest
 from service.blocks.resolve import SECRET_ENV
+from service.event_records import EventFilter
 from service.security import new_bootstrap_credential
 from service.services import Services
 
@@ -51,12 +51,11 @@ def blocks(api: TestClient) -> None:
 
 
 def test_flow_code_reads_declared_blocks_only(
-    api: TestClient, services: Services, blocks: None, caplog: pytest.LogCaptureFixture
+    api: TestClient, services: Services, blocks: None
 ) -> None:
     run_id, token = _run_with_token(api, services, blocks=["secret/db-password", "smtp/mail"])
     base = f"/api/runner/flow-runs/{run_id}/blocks"
-    with caplog.at_level(logging.INFO, logger="pushpool.events"):
-        ok = api.get(f"{base}/secret/db-password", headers=bearer(token))
+    ok = api.get(f"{base}/secret/db-password", headers=bearer(token))
     assert ok.status_code == 200
     assert ok.json() == {"values": {"value": MARKER}, "secret_fields": ["value"]}
     smtp = api.get(f"{base}/smtp/mail", headers=bearer(token)).json()
@@ -67,10 +66,12 @@ def test_flow_code_reads_declared_blocks_only(
     # An API key (even the admin's) does not open the runner route; nor does no key.
     assert api.get(f"{base}/secret/db-password").status_code == 401
     assert api.get(f"{base}/secret/db-password", headers={}).status_code == 401
-    # Each read is recorded (which block, which run), never with the value.
-    reads = [r.getMessage() for r in caplog.records if "block.read" in r.getMessage()]
-    assert reads and "ref=secret/db-password" in reads[0] and run_id in reads[0]
-    assert MARKER not in caplog.text
+    # Each read is an event (which block, which run), never with the value.
+    page = services.store.list_events(EventFilter(names=["pushpool.block.read"]), 10)
+    reads = sorted(e.resource.id for e in page.items)
+    assert reads == ["pushpool.block.secret/db-password", "pushpool.block.smtp/mail"]
+    assert all(f"pushpool.flow-run.{run_id}" in {r.id for r in e.related} for e in page.items)
+    assert MARKER not in str(page.items)
 
 
 def test_dispatch_resolves_env_references_at_submit(

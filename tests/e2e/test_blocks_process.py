@@ -16,6 +16,7 @@ import pytest
 from support.blocks import MARKER
 from support.server import LiveServer, live_server
 
+from service.event_records import EventFilter
 from service.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -112,4 +113,10 @@ def test_a_flow_reads_its_declared_secrets_and_nothing_leaks(
         assert any(line["message"] == "password is [REDACTED]" for line in logs), logs
         everything += json.dumps(logs) + json.dumps(client.get(f"/flow-runs/{run['id']}").json())
     everything += client.get("/blocks").text + client.get("/deployments").text
+    events = live.services.store.list_events(EventFilter(), 200).items
+    assert {e.resource.id for e in events if e.name == "pushpool.block.read"} == {
+        "pushpool.block.secret/db-password",
+        "pushpool.block.smtp/mail",
+    }
+    everything += "".join(e.model_dump_json() for e in events)
     assert MARKER not in everything

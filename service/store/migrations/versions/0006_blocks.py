@@ -1,7 +1,7 @@
 """blocks: ``block_types`` and ``block_documents`` (secret fields as Fernet tokens)
 
 Revision ID: 0006_blocks
-Revises: 0005
+Revises: 0006_events
 Create Date: 2026-12-03
 
 New tables only. Deployments' new ``blocks`` list lives in their JSON ``doc`` (read
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_blocks"
-down_revision = "0005"
+down_revision = "0006_events"  # integrator: re-chain (branch "events" merged here)
 branch_labels = None
 depends_on = None
 
