@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,9 @@ class RunEnvironment:
     slot_timeout: float | None = None
     report_batch_size: int = 500
     report_flush_seconds: float = 2.0
+    #: Reads a block document's values (secrets in clear) by ``(type slug, name)``
+    #: through the run's credentials; None outside a run (``Block.load`` refuses).
+    blocks: Callable[[str, str], dict[str, Any]] | None = None
 
 
 @dataclass

@@ -37,3 +37,8 @@ class ParameterError(PushpoolError, ValueError):
 
 class ReporterError(PushpoolError):
     """The run's reporter (the transport to the control plane) failed."""
+
+
+class BlockError(PushpoolError):
+    """A block could not be loaded: not declared by the run's deployment, missing,
+    invalid, or no run is executing. The message names the block."""

@@ -177,6 +177,11 @@ class RunnerClient:
     def release_slots(self, tags: list[str], holder: str) -> None:  # sdk: tag slots
         self._call("POST", "/slots/release", {"tags": tags, "holder": holder})
 
+    def get_block(self, slug: str, name: str) -> dict[str, Any]:  # sdk: Block.load
+        """A block its deployment declares: ``{"values": ..., "secret_fields": [...]}``."""
+        data = self._call("GET", f"/blocks/{slug}/{name}")
+        return data if isinstance(data, dict) else {}
+
     def heartbeat(self) -> str | None:
         data = self._call("POST", "/heartbeat", {})
         state = data.get("state") if isinstance(data, dict) else None

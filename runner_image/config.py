@@ -15,6 +15,8 @@ BOOTSTRAP_VAR = "PUSHPOOL_BOOTSTRAP_TOKEN"
 WINDOW_VAR = "PUSHPOOL_DELIVERY_WINDOW_SECONDS"
 #: Where to leave the outcome record (the process pool sets it to its run directory).
 OUTCOME_FILE_VAR = "PUSHPOOL_OUTCOME_FILE"
+#: Names (comma-separated) of variables that hold block secrets: redacted from logs.
+SECRET_ENV_VAR = "PUSHPOOL_SECRET_ENV"
 REQUIRED_VARS = (API_URL_VAR, FLOW_RUN_ID_VAR, BOOTSTRAP_VAR)
 DEFAULT_WINDOW = 15 * 60.0
 
@@ -30,6 +32,8 @@ class RunnerConfig:
     bootstrap: str = field(repr=False)
     window: float = DEFAULT_WINDOW
     outcome_file: Path | None = None
+    #: The values of the variables named by ``PUSHPOOL_SECRET_ENV`` (block secrets).
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
 def load_config(environ: MutableMapping[str, str] | None = None) -> RunnerConfig:
@@ -47,12 +51,14 @@ def load_config(environ: MutableMapping[str, str] | None = None) -> RunnerConfig
         raise ConfigError(f"{API_URL_VAR} must be an http:// or https:// URL, got {api_url!r}")
     bootstrap = env.pop(BOOTSTRAP_VAR).strip()
     outcome = env.pop(OUTCOME_FILE_VAR, "").strip()
+    secret_names = [n.strip() for n in env.pop(SECRET_ENV_VAR, "").split(",") if n.strip()]
     return RunnerConfig(
         api_url=api_url,
         flow_run_id=env[FLOW_RUN_ID_VAR].strip(),
         bootstrap=bootstrap,
         window=_window(env.get(WINDOW_VAR)),
         outcome_file=Path(outcome) if outcome else None,
+        secrets=tuple(env[n] for n in secret_names if env.get(n)),
     )
 
 

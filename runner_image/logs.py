@@ -64,12 +64,18 @@ def make_entry(
 
 
 class Redactor:
-    """Replaces secrets (the run token) in text."""
+    """Replaces secrets (the run token, block secrets) in text."""
 
     MIN_SECRET_LENGTH = 8  # redacting a very short string would mangle ordinary output
 
     def __init__(self, *secrets: str) -> None:
         self._secrets = [s for s in secrets if len(s) >= self.MIN_SECRET_LENGTH]
+
+    def add(self, *secrets: str) -> None:
+        """Redact these too from now on (block secrets the flow loaded)."""
+        self._secrets.extend(
+            s for s in secrets if len(s) >= self.MIN_SECRET_LENGTH and s not in self._secrets
+        )
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:

@@ -115,7 +115,7 @@ def new_run_token() -> str:
 def _run(client: RunnerClient, interrupter: Interrupter, config: RunnerConfig) -> int:
     record = OutcomeRecord(config.outcome_file)
     token = new_run_token()
-    redact = Redactor(config.bootstrap, token)
+    redact = Redactor(config.bootstrap, token, *config.secrets)
     setup_deadline = time.monotonic() + config.window
     try:
         client.exchange(config.bootstrap, token, setup_deadline)
@@ -139,7 +139,7 @@ def _run(client: RunnerClient, interrupter: Interrupter, config: RunnerConfig) -
     heartbeat.start()
     checkout: list[SourceCheckout] = []
     try:
-        outcome = _execute(spec, client, interrupter, checkout, setup_deadline)
+        outcome = _execute(spec, client, interrupter, checkout, setup_deadline, redact)
         # Heartbeats go on while the outcome is delivered: the run is alive until then.
         root = checkout[0] if checkout else None
         return _finish(client, capture, root, outcome, record, config.window, redact)
@@ -153,6 +153,7 @@ def _execute(
     interrupter: Interrupter,
     checkout: list[SourceCheckout],
     deadline: float,
+    redact: Redactor,
 ) -> Outcome:
     try:
         with interrupter.armed():
@@ -174,7 +175,7 @@ def _execute(
         with (
             FlowTimeout(spec.timeout_seconds, interrupter.trigger),
             interrupter.armed(),
-            task_environment(spec.id, client),
+            task_environment(spec.id, client, redact.add),
         ):
             value = call_flow(flow, spec.parameters)
     except BaseException as exc:

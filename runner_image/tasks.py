@@ -19,6 +19,7 @@ nothing). :class:`RunnerTaskReporter` implements ``pushpool.reporting.TaskRunRep
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import sys
 import threading
@@ -49,6 +50,8 @@ class TaskTransport(Protocol):
     def acquire_slots(self, tags: list[str], holder: str, lease_seconds: float) -> bool: ...
 
     def release_slots(self, tags: list[str], holder: str) -> None: ...
+
+    def get_block(self, slug: str, name: str) -> dict[str, Any]: ...
 
 
 class RunnerTaskReporter:
@@ -170,9 +173,30 @@ class RunnerTaskReporter:
             logger.warning("could not write cache record: %s", exc)
 
 
+def block_reader(
+    transport: TaskTransport, on_secret: Callable[..., None]
+) -> Callable[[str, str], dict[str, Any]]:
+    """``Block.load``'s channel: the run's route, errors as ``BlockError`` naming the
+    block; each secret read is handed to ``on_secret`` (the log redactor) first."""
+
+    def read(slug: str, name: str) -> dict[str, Any]:
+        from pushpool.errors import BlockError
+
+        try:
+            data = transport.get_block(slug, name)
+        except Exception as exc:
+            raise BlockError(f"block '{slug}/{name}' could not be loaded: {exc}") from exc
+        values = data.get("values") or {}
+        secrets = [values.get(f) for f in data.get("secret_fields") or []]
+        on_secret(*(s if isinstance(s, str) else json.dumps(s) for s in secrets if s is not None))
+        return dict(values)
+
+    return read
+
+
 @contextmanager
 def task_environment(
-    flow_run_id: str, transport: TaskTransport
+    flow_run_id: str, transport: TaskTransport, on_secret: Callable[..., None] = lambda *s: None
 ) -> Iterator[RunnerTaskReporter | None]:
     """Install the SDK's run environment for the block if the flow uses ``pushpool``."""
     if "pushpool" not in sys.modules:
@@ -187,6 +211,7 @@ def task_environment(
         result_store=default_store(),
         flow_run_id=flow_run_id,
         flow_retries_in_process=False,  # the deployment's retries (from @flow at deploy)
+        blocks=block_reader(transport, on_secret),
     )
     try:
         with use_environment(env):

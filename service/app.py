@@ -14,6 +14,8 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api import (
     api_keys,
+    block_types,
+    blocks,
     concurrency_limits,
     deployments,
     errors,
@@ -140,10 +142,17 @@ def create_app(
         scheduler,
         task_runs,  # sdk: task runs and their graph
         concurrency_limits,  # sdk: tag concurrency limits
+        block_types,  # blocks
+        blocks,  # blocks
     ):
         app.include_router(module.router, prefix="/api")
     # The runner's routes take a run token; what they answer besides success:
-    for runner_router in (runner.router, task_runs.runner_router, concurrency_limits.runner_router):
+    for runner_router in (
+        runner.router,
+        task_runs.runner_router,
+        concurrency_limits.runner_router,
+        blocks.runner_router,  # blocks
+    ):
         app.include_router(runner_router, prefix="/api", responses=RUNNER_ERRORS)
     app.include_router(dashboard)  # the web dashboard at / (service/web)
     errors.install(app)

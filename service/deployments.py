@@ -9,7 +9,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from provisioners.base import JobVariables
-from service.errors import InvalidInput
+from service.blocks.models import BlockRef, split_ref
+from service.blocks.refs import check_references
+from service.errors import BlockNotFound, InvalidInput
 from service.models import (
     MAX_CONCURRENCY_LIMIT,
     BoundedDict,
@@ -52,6 +54,12 @@ class DeploymentFields(Strict):
         le=MAX_TIMEOUT_SECONDS,
         description="Stop a run still running after this many seconds: FAILED (TimedOut)",
     )
+    blocks: list[BlockRef] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Blocks (type/name) its flow code may load; those its job variables "
+        "reference ({{ block:type/name }}) are added",
+    )
 
     @field_validator("entrypoint")
     @classmethod
@@ -83,6 +91,7 @@ class DeploymentUpdate(Patch):
     retry_delay_seconds: int | None = Field(default=None, ge=0, le=7 * 86400)
     tags: list[Tag] | None = Field(default=None, max_length=50)
     timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS)
+    blocks: list[BlockRef] | None = Field(default=None, max_length=100)
 
     @field_validator("entrypoint")
     @classmethod
@@ -90,8 +99,22 @@ class DeploymentUpdate(Patch):
         return None if v is None else check_entrypoint(v)
 
 
+def _blocks(svc: Services, body: DeploymentFields, pool_type: str) -> list[str]:
+    """The declared blocks plus those the job variables reference, each one existing."""
+    referenced = check_references(body.job_variables, pool_type)
+    wanted = sorted(set(body.blocks) | set(referenced))
+    for ref in wanted:
+        try:
+            svc.store.get_block(*split_ref(ref))
+        except BlockNotFound:
+            where = f"blocks[{body.blocks.index(ref)}]" if ref in body.blocks else "job_variables"
+            raise InvalidInput(where, f"block {ref!r} does not exist") from None
+    return wanted
+
+
 def _validate(svc: Services, body: DeploymentFields) -> dict[str, Any]:
-    """Check what a model cannot; return the normalised job variables."""
+    """Check what a model cannot; return the normalised job variables (``body.blocks``
+    gains the blocks the job variables reference)."""
     pool = svc.store.get_pool(body.work_pool)
     if body.parameter_schema is not None:
         check_json_schema(body.parameter_schema)
@@ -101,6 +124,7 @@ def _validate(svc: Services, body: DeploymentFields) -> dict[str, Any]:
         provisioner.job_variables_model, body.job_variables, "job_variables"
     )
     assert isinstance(job_variables, JobVariables)
+    body.blocks = _blocks(svc, body, pool.type)
     problems = provisioner.deployment_problems(body.source.model_dump(), job_variables)
     if problems:
         raise InvalidInput(*problems[0])

@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 from provisioners.base import InfraRef, Provisioner, SubmitRequest, get_provisioner
 from provisioners.errors import CapacityUnavailable
 from service.clock import Clock
-from service.errors import DeploymentNotFound, IllegalTransition, ProvisionerError
+from service.errors import BlockKeyError, DeploymentNotFound, IllegalTransition, ProvisionerError
 from service.models import Deployment, FlowRun, WorkPool
 from service.security import new_bootstrap_credential
 from service.states import StateType, requeue_for_capacity, set_state
 from service.store.base import Store
 
 if TYPE_CHECKING:
+    from service.blocks.crypto import Keyring
     from service.settings import Settings
 
 log = logging.getLogger("pushpool.dispatch")
@@ -117,6 +118,15 @@ class Dispatcher:
         self.store, self.settings, self.clock = store, settings, clock
         self.provisioners = provisioners
         self.monotonic = monotonic
+        self._keyring: Keyring | None = None
+
+    def blocks_keyring(self) -> Keyring:
+        """The keyring of block secrets, built on first use from the settings."""
+        if self._keyring is None:
+            from service.blocks.crypto import Keyring, key_source
+
+            self._keyring = Keyring(key_source(self.settings))
+        return self._keyring
 
     def provisioner(self, pool_name: str) -> Provisioner:
         return self.provisioners.for_pool(self.store.get_pool(pool_name))
@@ -206,6 +216,11 @@ class Dispatcher:
         lookups = lookups or self.lookups()
         request = self._request(run, token, lookups)
         try:
+            request = self._with_blocks(request)
+        except (LookupError, BlockKeyError) as exc:  # names the block, never a value
+            self._crash(run, f"block references not resolved: {exc}")
+            return None
+        try:
             provisioner = lookups.provisioner(run.work_pool)
             ref = provisioner.submit(request)
         except CapacityUnavailable as exc:
@@ -222,6 +237,14 @@ class Dispatcher:
             self._crash(run, f"submission failed: {type(exc).__name__}: {exc}")
             return None
         return provisioner, ref
+
+    def _with_blocks(self, request: SubmitRequest) -> SubmitRequest:
+        """Resolve ``{{ block:... }}`` in the job variables' ``env`` (blocks: read now)."""
+        if "{{" not in json.dumps(request.job_variables.get("env") or {}):
+            return request
+        from service.blocks.resolve import with_blocks
+
+        return with_blocks(request, self.store, self.blocks_keyring())
 
     def _record(self, run: FlowRun, provisioner: Provisioner, ref: InfraRef) -> None:
         self._record_many([(run, provisioner, ref)])

@@ -108,3 +108,27 @@ class CacheRecordNotFound(NotFound):
 
 class ConcurrencyLimitNotFound(NotFound):
     kind = "concurrency limit"
+
+
+class BlockTypeNotFound(NotFound):
+    kind = "block type"
+
+
+class BlockNotFound(NotFound):
+    kind = "block"
+
+
+class BlockInUse(Conflict):
+    """A block (or a block type's documents) that deployments still declare."""
+
+    def __init__(self, ref: str, deployments: list[str]) -> None:
+        self.ref, self.deployments = ref, deployments
+        super().__init__(
+            f"block {ref!r} is used by deployment(s) {', '.join(deployments)}: remove it "
+            "from their 'blocks' (and job variables) first"
+        )
+
+
+class BlockKeyError(PushpoolError):
+    """The blocks encryption keys are missing, malformed or do not open a secret. The
+    message never carries a key or a value."""

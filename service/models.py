@@ -171,6 +171,8 @@ class Deployment(Strict):
     retry_delay_seconds: int = 0
     tags: list[str] = Field(default_factory=list)
     timeout_seconds: int | None = None
+    #: The blocks (``type/name``) its flow code may load and its job variables name.
+    blocks: list[str] = Field(default_factory=list)
     created_at: datetime
     updated_at: datetime
 

@@ -96,6 +96,7 @@ class Scheduler:
         if in_time() and self._sweep_due(now):
             report.reconcile.orphans = self.reconciler.sweep_orphans()
             self._expire_logs(now)
+            self.store.expire_events(now)
         return report
 
     def _expire_logs(self, now: datetime) -> None:

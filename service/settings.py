@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     #: At start, check the DynamoDB table and create it (with its TTL) if missing. The
     #: AWS stack owns its table and turns this off: no calls, and no IAM for them.
     dynamodb_create_table: bool = True
+    #: Block secrets' encryption keys, comma-separated, the first encrypts (else the
+    #: Secrets Manager secret below, else ``home/blocks.key``; see service.blocks.crypto).
+    blocks_keys: SecretStr | None = None
+    #: AWS: the Secrets Manager secret holding the blocks keys (the stack sets it).
+    blocks_key_secret_arn: str | None = None
     host: str = "127.0.0.1"
     port: int = 4300
     #: The URL runners use to reach this service; defaults to http://host:port.
@@ -62,6 +67,9 @@ class Settings(BaseSettings):
     log_max_bytes_per_run: int = 50 * 1024 * 1024
     #: Log lines older than this are deleted (by the orphan sweep); 0 keeps them.
     log_retention_days: float = 30.0
+    #: Events older than this expire (deleted by the orphan sweep, or DynamoDB's TTL);
+    #: 0 keeps them.
+    event_retention_days: float = Field(default=30.0, ge=0)
     #: One page of a log read holds at most this many message bytes.
     log_read_max_bytes: int = 1_048_576
     #: How long a runner keeps trying to deliver its reports and logs.

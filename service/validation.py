@@ -48,7 +48,7 @@ def _walk(node: Any) -> Iterator[tuple[_Where, Any]]:
             stack.extend(((*here, i), v) for i, v in enumerate(item))
 
 
-def _check_refs(schema: dict[str, Any]) -> None:
+def _check_refs(schema: dict[str, Any], field: str) -> None:
     """Refuse every reference that does not point inside the schema (``#...``)."""
     for where, node in _walk(schema):
         if not isinstance(node, dict):
@@ -57,7 +57,7 @@ def _check_refs(schema: dict[str, Any]) -> None:
             ref = node.get(keyword)
             if isinstance(ref, str) and not ref.startswith("#"):
                 raise InvalidInput(
-                    _path("parameter_schema", (*where, keyword)),
+                    _path(field, (*where, keyword)),
                     f"{ref!r} is not retrieved: only references inside the schema "
                     "('#/...') are allowed",
                 )
@@ -73,20 +73,20 @@ def _validator(schema: dict[str, Any]) -> jsonschema_rs.Validator:
     )
 
 
-def check_json_schema(schema: dict[str, Any]) -> None:
+def check_json_schema(schema: dict[str, Any], field: str = "parameter_schema") -> None:
     """A schema the service can validate with in bounded time: a valid JSON Schema, no
-    outside ``$ref``, every ``pattern`` linear-time."""
+    outside ``$ref``, every ``pattern`` linear-time. Errors name ``field``."""
     import jsonschema_rs
 
-    _check_refs(schema)
+    _check_refs(schema, field)
     try:
         jsonschema_rs.meta.validate(schema)
         _validator(schema)
     except jsonschema_rs.ValidationError as exc:
-        where = _path("parameter_schema", exc.instance_path)
+        where = _path(field, exc.instance_path)
         raise InvalidInput(where, f"not a valid JSON Schema: {_first_line(exc.message)}") from exc
     except (ValueError, jsonschema_rs.ReferencingError) as exc:
-        raise InvalidInput("parameter_schema", _first_line(str(exc))) from exc
+        raise InvalidInput(field, _first_line(str(exc))) from exc
 
 
 def _first_line(message: str) -> str:
@@ -110,6 +110,16 @@ def check_parameters(
         path = error.instance_path
         where = _path("parameters", path) if path else "parameters"
         raise InvalidInput(where, _first_line(error.message))
+
+
+def first_error(schema: dict[str, Any], instance: Any) -> tuple[list[str | int], str] | None:
+    """The first problem (in path order) of ``instance`` against ``schema``, as (path,
+    message), or None when it is valid."""
+    errors = list(_validator(schema).iter_errors(instance))
+    if not errors:
+        return None
+    error = min(errors, key=lambda e: [str(p) for p in e.instance_path])
+    return list(error.instance_path), _first_line(error.message)
 
 
 def check_model(model: type[BaseModel], data: dict[str, Any], field: str) -> BaseModel:

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 
 from service.errors import (
     AlreadyExists,
+    BlockKeyError,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -31,6 +32,7 @@ STATUS: list[tuple[type[Exception], int]] = [
     (InvalidInput, 422),
     (UnknownPoolType, 422),
     (ProvisionerError, 502),
+    (BlockKeyError, 503),
 ]
 
 

@@ -30,6 +30,7 @@ _WHY = {
     422: "The input is invalid; each problem is named",
     429: "Too many requests with this API key; retry after Retry-After seconds",
     502: "The work pool's platform refused or failed the request",
+    503: "The service's blocks encryption keys are unavailable (server configuration)",
 }
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
 

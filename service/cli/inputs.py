@@ -31,6 +31,7 @@ DIFF_FIELDS = (
     "tags",
     "job_variables",
     "timeout_seconds",
+    "blocks",
 )
 
 
@@ -73,27 +74,38 @@ def start_at(start_in: str | None, at: str | None, now: datetime) -> datetime | 
     return None
 
 
-def read_params_file(path: Path) -> dict[str, Any]:
-    """A JSON or YAML (``.yaml``/``.yml``) file holding one object of parameters."""
+def read_object_file(path: Path, option: str, what: str) -> dict[str, Any]:
+    """A JSON or YAML (``.yaml``/``.yml``) file holding one object (``what`` says of
+    what). A parse error gives the position only: no line of the file is ever echoed
+    (it may hold secrets)."""
     try:
         text = path.read_text()
     except OSError as exc:
-        raise CliError(f"--params-file {path}: {exc.strerror or exc}") from None
+        raise CliError(f"{option} {path}: {exc.strerror or exc}") from None
     if path.suffix.lower() in {".yaml", ".yml"}:
         import yaml
 
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise CliError(f"--params-file {path} is not valid YAML: {exc}") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise CliError(f"{option} {path} is not valid YAML{where}") from None
     else:
         try:
             data = json.loads(text)
-        except ValueError as exc:
-            raise CliError(f"--params-file {path} is not valid JSON: {exc}") from None
+        except json.JSONDecodeError as exc:
+            raise CliError(
+                f"{option} {path} is not valid JSON at line {exc.lineno}, column {exc.colno}"
+            ) from None
     if not isinstance(data, dict):
-        raise CliError(f"--params-file {path} must hold an object of parameter names to values")
+        raise CliError(f"{option} {path} must hold an object of {what}")
     return data
+
+
+def read_params_file(path: Path) -> dict[str, Any]:
+    """A JSON or YAML (``.yaml``/``.yml``) file holding one object of parameters."""
+    return read_object_file(path, "--params-file", "parameter names to values")
 
 
 def check_git_source(url: str, ref: str | None, timeout: float = GIT_TIMEOUT_SECONDS) -> None:

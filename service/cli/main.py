@@ -18,7 +18,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from provisioners.errors import PushpoolError
-from service.cli import db, helpstyle, inputs, provision
+from service.cli import blocks, db, helpstyle, inputs, provision
 from service.cli.client import ApiClient, CliError, client_from_env
 from service.cli.introspect import flow_defaults, parameter_schema
 from service.cli.terminal import strip_escapes
@@ -89,6 +89,8 @@ app.add_typer(key_app, name="api-key")
 app.add_typer(admin_app, name="admin")
 app.add_typer(service_app, name="service")
 app.add_typer(db.app, name="db")
+app.add_typer(blocks.app, name="block")
+admin_app.command("rotate-blocks-key")(blocks.rotate_key)
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -493,6 +495,10 @@ def deploy(
     ] = None,
     env: Annotated[list[str] | None, typer.Option(help="Environment variable key=value")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Tag for the deployment's runs")] = None,
+    block: Annotated[
+        list[str] | None,
+        typer.Option(help="A block (type/name) the flow may load; repeat (default: kept)"),
+    ] = None,
     timeout: Annotated[
         str | None,
         typer.Option(help="Stop a run still running after this long (30m, 2h): FAILED"),
@@ -526,6 +532,10 @@ def deploy(
     old = _existing_deployment(client, body["flow_name"], name)
     if old is not None and "schedules" not in body and not clear_schedules:
         body["schedules"] = old["schedules"]  # kept: only --clear-schedules removes them
+    if block is not None:
+        body["blocks"] = block
+    elif old is not None:
+        body["blocks"] = old.get("blocks", [])  # blocks: kept unless --block is given
     deployment = client.post("/deployments", json=body)
     if output == Output.json:
         _print_json(deployment)

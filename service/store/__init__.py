@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ def open_store(settings: Settings, *, schema: SchemaAction = "migrate") -> Store
         days = settings.log_retention_days
         retention = int(days * 86400) if days > 0 else 100 * 365 * 86400
         store = DynamoStore(settings.dynamodb_table, log_retention_seconds=retention)
+        store.event_retention = event_retention(settings)
         if not settings.dynamodb_create_table:
             return store
     else:
@@ -41,8 +43,15 @@ def open_store(settings: Settings, *, schema: SchemaAction = "migrate") -> Store
             max_overflow=settings.database_max_overflow,
             pool_timeout=settings.database_pool_timeout_seconds,
         )
+        store.event_retention = event_retention(settings)
     if schema == "migrate":
         store.migrate()
     elif schema == "check":
         store.check_schema()
     return store
+
+
+def event_retention(settings: Settings) -> timedelta | None:
+    """How long events are kept (``None``: for good), from ``event_retention_days``."""
+    days = settings.event_retention_days
+    return timedelta(days=days) if days > 0 else None

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from service.blocks.models import BlockDocument, BlockType
 from service.errors import InvalidInput, SchemaError
+from service.event_records import Event, EventFilter, EventPage
 from service.models import (
     ApiKey,
     CacheRecord,
@@ -551,6 +553,76 @@ class Store(ABC):
     @abstractmethod
     def release_slots(self, holder: str, tags: Sequence[str]) -> None:
         """Drop ``holder``'s leases on ``tags``. Idempotent."""
+
+    # -- blocks (service.blocks: the store holds secret fields only as Fernet tokens) ----
+    @abstractmethod
+    def put_block_type(self, block_type: BlockType) -> None:
+        """Create or replace the user block type ``block_type.slug``."""
+
+    @abstractmethod
+    def get_block_type(self, slug: str) -> BlockType:
+        """The user block type ``slug``; ``BlockTypeNotFound`` if there is none."""
+
+    @abstractmethod
+    def list_block_types(self) -> list[BlockType]:
+        """Every user block type, by slug."""
+
+    @abstractmethod
+    def delete_block_type(self, slug: str) -> None:
+        """Remove a user block type: ``BlockTypeNotFound`` if there is none, ``Conflict``
+        (nothing removed) while documents of it exist."""
+
+    @abstractmethod
+    def put_block(self, doc: BlockDocument) -> None:
+        """Write a block document, conditional on the version it replaces: version 1
+        creates (``Conflict`` if ``type/name`` exists), version n replaces the stored
+        version n - 1 (``Conflict`` if the stored one is another, ``BlockNotFound`` if
+        none). The encrypted ``secrets`` are stored with it."""
+
+    @abstractmethod
+    def get_block(self, slug: str, name: str) -> BlockDocument:
+        """The document ``slug/name`` with its encrypted secrets; ``BlockNotFound``."""
+
+    @abstractmethod
+    def list_blocks(self, slug: str | None) -> list[BlockDocument]:
+        """Every document (of type ``slug`` if given), by type then name, with secrets."""
+
+    @abstractmethod
+    def delete_block(self, slug: str, name: str) -> None:
+        """Remove ``slug/name``: ``BlockNotFound`` if absent, ``BlockInUse`` naming the
+        deployments (``flow/name``) whose ``blocks`` list it (nothing removed)."""
+
+    # -- events ------------------------------------------------------------------------
+    #: Each event expires this long after it occurred (``None``: kept for good); set from
+    #: settings by :func:`service.store.open_store`.
+    event_retention: timedelta | None = timedelta(days=30)
+
+    @abstractmethod
+    def append_events(self, events: Sequence[Event]) -> None:
+        """Store events, each expiring :attr:`event_retention` after it occurred. An
+        event whose id is stored already is stored once (appending is idempotent)."""
+
+    @abstractmethod
+    def list_events(self, flt: EventFilter, limit: int, cursor: str | None = None) -> EventPage:
+        """Events passing ``flt`` (see :func:`service.event_records.matches`), newest
+        first by ``(occurred, id)``; ``cursor`` continues a page, ``next_cursor`` is
+        ``None`` on the last one. Events expired by :meth:`expire_events` are never
+        listed. Cost follows the events read, never the whole table: served by an index
+        on time (and on the resource id when ``flt.resource`` has no ``*``).
+
+        Raises ``InvalidInput('cursor', …)`` for a cursor this store did not issue.
+        """
+
+    @abstractmethod
+    def expire_events(self, now: datetime) -> int:
+        """Forget every event expired at ``now``: none is listed afterwards. Returns how
+        many were deleted here (a database that deletes them itself by a TTL attribute
+        may return 0 and delete them later)."""
+
+
+def deployments_using(deployments: Iterable[Deployment], ref: str) -> list[str]:
+    """``flow/name`` of each deployment whose ``blocks`` list ``ref``, sorted."""
+    return sorted(f"{d.flow_name}/{d.name}" for d in deployments if ref in d.blocks)
 
 
 def sort_task_runs(task_runs: Iterable[TaskRun]) -> list[TaskRun]:

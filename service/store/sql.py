@@ -101,6 +101,8 @@ from service.store.base import (
     sort_task_runs,
     take_within,
 )
+from service.store.sql_blocks import SqlBlocks
+from service.store.sql_events import SqlEventsMixin
 from service.vocabulary import ACTIVE, StateType
 
 _RUN_JSON_FIELDS = ("parameters", "job_variables", "result", "error", "tags")
@@ -174,7 +176,7 @@ def _postgres_engine(url: str, pool_size: int, max_overflow: int, pool_timeout: 
     )
 
 
-class SqlStore(Store):
+class SqlStore(SqlBlocks, SqlEventsMixin, Store):
     def __init__(
         self,
         url: str,

@@ -228,3 +228,38 @@ slot_leases = Table(
     Column("holder", String(200), primary_key=True),
     Column("expires_at", UTCDateTime(), nullable=False),
 )
+
+# Blocks: user block types, and documents whose secret fields are Fernet tokens only.
+block_types = Table(
+    "block_types",
+    metadata,
+    Column("slug", String(63), primary_key=True),
+    Column("doc", JSON, nullable=False),
+)
+block_documents = Table(
+    "block_documents",
+    metadata,
+    Column("type", String(63), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("doc", JSON, nullable=False),
+    Column("secrets", JSON, nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+# Events, newest first by (occurred, id); ``doc`` is the whole event, ``labels`` the
+# primary resource's labels (filtered in SQL), ``expires_at`` when retention drops it.
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("occurred", UTCDateTime(), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("resource_id", String(300), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("doc", JSON, nullable=False),
+    Column("expires_at", UTCDateTime()),
+    Index("ix_events_occurred", "occurred", "id"),
+    Index("ix_events_resource", "resource_id", "occurred"),
+    Index("ix_events_name", "name", "occurred"),
+    Index("ix_events_expires", "expires_at"),
+)

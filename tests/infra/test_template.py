@@ -233,7 +233,7 @@ def test_table_has_ttl_pitr_and_on_demand_billing() -> None:
 
 
 def test_admin_key_secret_is_generated_unless_given() -> None:
-    secret = props("AWS::SecretsManager::Secret")
+    secret = RESOURCES["AdminApiKeySecret"]["Properties"]
     generate = secret["GenerateSecretString"]["Fn::If"]
     assert generate[0] == "GenerateAdminApiKey"
     assert generate[1]["ExcludePunctuation"] is True
@@ -413,7 +413,28 @@ def test_logs_and_secret_are_scoped_to_our_own() -> None:
         ":log-group:${LogGroup}:log-stream:*"
     )
     assert "logs:CreateLogGroup" not in by_action
-    assert by_action["secretsmanager:GetSecretValue"]["Resource"] == {"Ref": "AdminApiKeySecret"}
+    secret_reads = {
+        s["Sid"]: s["Resource"]
+        for s in statements()
+        if "secretsmanager:GetSecretValue" in actions_of(s)
+    }
+    assert secret_reads == {
+        "ReadAdminApiKey": {"Ref": "AdminApiKeySecret"},
+        "ReadBlocksKeys": {"Ref": "BlocksKeySecret"},
+    }
+    assert not any(
+        a.startswith("secretsmanager:") and a != "secretsmanager:GetSecretValue"
+        for s in statements()
+        for a in actions_of(s)
+    )
+
+
+def test_blocks_keys_secret_is_generated_retained_and_given_to_the_function() -> None:
+    secret = RESOURCES["BlocksKeySecret"]
+    assert secret["DeletionPolicy"] == "Retain"
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] >= 32
+    env = RESOURCES[FUNCTION]["Properties"]["Environment"]["Variables"]
+    assert env["PUSHPOOL_BLOCKS_KEY_SECRET_ARN"] == {"Ref": "BlocksKeySecret"}
 
 
 # -- deploying into moto -------------------------------------------------------------------

@@ -132,10 +132,12 @@ from service.store.dynamo._table import (
     from_ts,
     ts,
 )
+from service.store.dynamo.blocks import DynamoBlocks
 from service.store.dynamo.deployments import (
     DeploymentsMixin,
     _dep_guard,
 )
+from service.store.dynamo.events import DynamoEventsMixin
 from service.store.dynamo.keys import (
     KeysMixin,
     _live_admin,
@@ -174,6 +176,8 @@ from service.store.dynamo.tasks import (
 
 
 class DynamoStore(
+    DynamoBlocks,
+    DynamoEventsMixin,
     KeysMixin,
     PoolsMixin,
     DeploymentsMixin,

@@ -1,6 +1,6 @@
 """when a run began: ``flow_runs.began_at`` and its index, for "most recent runs" listings
 
-Revision ID: 0006_run_began
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-03
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_run_began"
+revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None

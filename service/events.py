@@ -1,0 +1,119 @@
+"""Recording events: the one function every part of the service calls, and the resources
+the service's own events are about.
+
+:func:`record` is the single entry point (flow-run state changes, deployments, pools,
+blocks, automations, …). Its signature is stable: other features depend on it. Recording
+never undoes or fails the change it reports: the change is already committed, so a store
+error while writing the event is logged and the event is lost (an event stream is a
+record of what happened, not the source of truth).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from service.event_records import Event, Resource, new_event
+
+if TYPE_CHECKING:
+    from service.models import Deployment, FlowRun
+    from service.store.base import Store
+
+log = logging.getLogger("pushpool.events")
+
+#: Event name prefixes of the service's own events.
+FLOW_RUN = "pushpool.flow-run"
+DEPLOYMENT = "pushpool.deployment"
+WORK_POOL = "pushpool.work-pool"
+
+
+def record(
+    store: Store,
+    name: str,
+    resource: Resource,
+    *,
+    now: datetime,
+    related: Sequence[Resource] = (),
+    payload: Mapping[str, object] | None = None,
+) -> Event:
+    """Record that ``name`` happened to ``resource`` at ``now`` and return the event.
+
+    Raises ``ValueError`` (pydantic's ``ValidationError``) for a malformed name, resource
+    or payload — a caller's bug. A store failure is logged, never raised: the event is
+    then lost and the caller's own change stands."""
+    event = new_event(name, resource, occurred=now, related=related, payload=payload)
+    append(store, [event])
+    return event
+
+
+def append(store: Store, events: Sequence[Event]) -> None:
+    """Store ready-made events (a batch), logging rather than raising a store failure."""
+    if not events:
+        return
+    try:
+        store.append_events(events)
+    except Exception:  # an event must never fail the change it records
+        log.exception("could not record %d event(s), first %r", len(events), events[0].name)
+
+
+def _set(labels: dict[str, str]) -> dict[str, str]:
+    """The labels that have a value."""
+    return {k: v for k, v in labels.items() if v}
+
+
+def run_resource(run: FlowRun) -> Resource:
+    """``pushpool.flow-run.<id>`` with its flow, deployment, pool, tags and state labels."""
+    labels = {
+        "name": run.name or "",
+        "flow": run.flow_name,
+        "deployment": run.deployment_name or "",
+        "deployment-id": run.deployment_id or "",
+        "pool": run.work_pool,
+        "tags": ",".join(run.tags),
+        "state": run.state.name,
+        "state-type": run.state.type.value,
+    }
+    return Resource(id=f"{FLOW_RUN}.{run.id}", labels=_set(labels))
+
+
+def run_related(run: FlowRun) -> list[Resource]:
+    """The deployment and pool a run belongs to, as related resources."""
+    out = [Resource(id=f"{WORK_POOL}.{run.work_pool}", labels={"name": run.work_pool})]
+    if run.deployment_id:
+        labels = {"name": run.deployment_name or "", "flow": run.flow_name}
+        out.insert(0, Resource(id=f"{DEPLOYMENT}.{run.deployment_id}", labels=labels))
+    return out
+
+
+def run_state_event(run: FlowRun) -> Event:
+    """``pushpool.flow-run.<State name>`` for the state ``run`` is in now."""
+    state = run.state
+    return new_event(
+        f"{FLOW_RUN}.{state.name}",
+        run_resource(run),
+        occurred=state.timestamp,
+        related=run_related(run),
+        payload={
+            "state": {"type": state.type.value, "name": state.name, "message": state.message},
+            "run_count": run.run_count,
+        },
+    )
+
+
+def deployment_resource(deployment: Deployment) -> Resource:
+    """``pushpool.deployment.<id>`` with its name, flow, pool and tags."""
+    labels = {
+        "name": deployment.name,
+        "flow": deployment.flow_name,
+        "pool": deployment.work_pool,
+        "tags": ",".join(deployment.tags),
+    }
+    return Resource(id=f"{DEPLOYMENT}.{deployment.id}", labels=_set(labels))
+
+
+def pool_resource(name: str, pool_type: str | None = None) -> Resource:
+    """``pushpool.work-pool.<name>``."""
+    labels = {"name": name} | ({"type": pool_type} if pool_type else {})
+    return Resource(id=f"{WORK_POOL}.{name}", labels=labels)

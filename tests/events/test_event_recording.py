@@ -1,0 +1,93 @@
+"""``service.events.record``: validation, storage failures, the service's own resources;
+the wildcard matching every filter shares; retention from settings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from service import events
+from service.event_records import Event, EventFilter, Resource, matches, new_event, wildcard_match
+from service.settings import Settings
+from service.store import open_store
+from service.store.base import Store
+
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def test_record_stores_the_event_and_returns_it(store: Store) -> None:
+    resource = Resource(id="pushpool.block.b1", labels={"name": "creds"})
+    event = events.record(store, "pushpool.block.read", resource, now=T0, payload={"k": 1})
+    assert store.list_events(EventFilter(), 10).items == [event]
+    assert (event.name, event.occurred, event.payload) == ("pushpool.block.read", T0, {"k": 1})
+
+
+@pytest.mark.parametrize("name", ["", "has space", ".leading-dot", "x" * 201])
+def test_record_refuses_a_malformed_name(store: Store, name: str) -> None:
+    with pytest.raises(ValidationError):
+        events.record(store, name, Resource(id="r"), now=T0)
+    assert store.list_events(EventFilter(), 10).items == []
+
+
+class _Broken(Store):
+    """A store whose event writes fail (only ``append_events`` is ever called)."""
+
+    def append_events(self, events: Sequence[Event]) -> None:
+        raise RuntimeError("database is down")
+
+
+def test_a_store_failure_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    _Broken.__abstractmethods__ = frozenset()  # type: ignore[misc]
+    broken = _Broken()  # type: ignore[abstract]
+    with caplog.at_level(logging.ERROR, logger="pushpool.events"):
+        event = events.record(broken, "pushpool.test", Resource(id="r"), now=T0)
+    assert event.name == "pushpool.test"
+    assert "could not record 1 event(s)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        ("pushpool.flow-run.*", "pushpool.flow-run.Failed", True),
+        ("pushpool.flow-run.*", "pushpool.deployment.created", False),
+        ("*.Failed", "pushpool.flow-run.Failed", True),
+        ("*", "anything.at.all", True),
+        ("a.*.c", "a.b.b.c", True),
+        ("a.b", "a.b.c", False),
+        ("a.b", "aXb", False),  # "." is literal
+        ("a+b", "a+b", True),  # so are regex characters
+        ("a[b]*", "a[b]xyz", True),
+    ],
+)
+def test_wildcards(pattern: str, value: str, expected: bool) -> None:
+    assert wildcard_match(pattern, value) is expected
+
+
+def test_matches_needs_every_criterion() -> None:
+    ev = new_event(
+        "pushpool.flow-run.Failed",
+        Resource(id="pushpool.flow-run.1", labels={"deployment": "etl"}),
+        occurred=T0,
+    )
+    assert matches(EventFilter(names=["*.Failed"], labels={"deployment": "etl"}), ev)
+    assert not matches(EventFilter(names=["*.Failed"], labels={"deployment": "x"}), ev)
+    assert not matches(EventFilter(resource="pushpool.deployment.*"), ev)
+    assert not matches(EventFilter(since=T0 + timedelta(seconds=1)), ev)
+    assert not matches(EventFilter(until=T0), ev)
+    assert matches(EventFilter(since=T0, until=T0 + timedelta(seconds=1)), ev)
+
+
+@pytest.mark.parametrize(("days", "expected"), [(7.0, timedelta(days=7)), (0.0, None)])
+def test_open_store_takes_the_retention_from_settings(
+    tmp_path: Path, days: float, expected: timedelta | None
+) -> None:
+    store = open_store(Settings(home=tmp_path, event_retention_days=days))
+    try:
+        assert store.event_retention == expected
+    finally:
+        store.close()
