@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from support.blocks import MARKER
-from support.factories import deployment_body
+from support.factories import deployment_body, process_pool
 
 from provisioners.base import SubmitRequest
 from service.blocks.resolve import SECRET_ENV
@@ -25,7 +25,7 @@ def bearer(secret: str) -> dict[str, str]:
 
 def _run_with_token(api: TestClient, services: Services, **deploy: Any) -> tuple[str, str]:
     """A claimed run of a deployment (``deploy``: its fields) whose runner holds a token."""
-    api.post("/api/work-pools", json={"name": "held", "type": "process", "paused": True})
+    api.post("/api/work-pools", json=process_pool("held", paused=True))
     r = api.post("/api/deployments", json=deployment_body(work_pool="held", **deploy))
     assert r.status_code == 201, r.text
     run_id = api.post(f"/api/deployments/{r.json()['id']}/runs").json()["id"]
