@@ -177,6 +177,11 @@ class RunnerClient:
     def release_slots(self, tags: list[str], holder: str) -> None:  # sdk: tag slots
         self._call("POST", "/slots/release", {"tags": tags, "holder": holder})
 
+    def send_event(self, event: dict[str, Any]) -> dict[str, Any]:  # sdk: events
+        """``pushpool.emit_event``: the stored event (the service adds the run to it)."""
+        data = self._call("POST", "/events", event)
+        return data if isinstance(data, dict) else {}
+
     def heartbeat(self) -> str | None:
         data = self._call("POST", "/heartbeat", {})
         state = data.get("state") if isinstance(data, dict) else None

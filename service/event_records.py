@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import re
-import uuid
+import secrets
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -59,6 +61,20 @@ class Event(BaseModel):
     payload: BoundedDict = Field(default_factory=dict)
 
 
+_id_lock = threading.Lock()
+_last_ns = 0
+
+
+def new_event_id() -> str:
+    """A unique id that sorts by creation in this process (nanoseconds, then random), so
+    events recorded at one ``occurred`` time list in the order they were recorded."""
+    global _last_ns
+    with _id_lock:
+        _last_ns = max(time.time_ns(), _last_ns + 1)
+        stamp = _last_ns
+    return f"{stamp:016x}-{secrets.token_hex(8)}"
+
+
 def new_event(
     name: str,
     resource: Resource,
@@ -70,7 +86,7 @@ def new_event(
 ) -> Event:
     """An event with a fresh id (validated: a bad name or payload raises ``ValueError``)."""
     return Event(
-        id=event_id or str(uuid.uuid4()),
+        id=event_id or new_event_id(),
         occurred=occurred,
         name=name,
         resource=resource,
