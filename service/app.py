@@ -23,6 +23,7 @@ from service.api import (
     runner,
     scheduler,
     task_runs,
+    webhooks,
     work_pools,
 )
 from service.api.limits import BodySizeLimit
@@ -141,12 +142,14 @@ def create_app(
         task_runs,  # sdk: task runs and their graph
         concurrency_limits,  # sdk: tag concurrency limits
         events,
+        webhooks,
     ):
         app.include_router(module.router, prefix="/api")
     # The runner's routes take a run token; what they answer besides success:
     for runner_router in (runner.router, task_runs.runner_router, concurrency_limits.runner_router):
         app.include_router(runner_router, prefix="/api", responses=RUNNER_ERRORS)
     app.include_router(events.runner_router, prefix="/api", responses=RUNNER_ERRORS)
+    app.include_router(webhooks.hooks_router, prefix="/api")
     errors.install(app)
     _document_exactly(app)
     limit = max_body_bytes or (svc.settings.max_body_bytes if svc else 1_048_576)

@@ -108,3 +108,11 @@ class CacheRecordNotFound(NotFound):
 
 class ConcurrencyLimitNotFound(NotFound):
     kind = "concurrency limit"
+
+
+class WebhookNotFound(NotFound):
+    kind = "webhook"
+
+
+class BadSignature(PushpoolError):
+    """A webhook call's signature header is missing or does not match its secret."""

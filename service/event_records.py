@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -93,6 +93,23 @@ def new_event(
         related=list(related),
         payload=dict(payload or {}),
     )
+
+
+Scheme = Literal["none", "github", "stripe"]
+
+
+class Webhook(BaseModel):
+    """A webhook as stored (see :mod:`service.webhooks`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    slug: str
+    template: str
+    signature: Scheme = "none"
+    #: The HMAC secret: kept to check signatures, never returned.
+    secret: str | None = Field(default=None, exclude=True, repr=False)
+    created_at: AwareDatetime
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from provisioners.errors import PushpoolError
-from service.cli import db, events, helpstyle, inputs, provision
+from service.cli import db, events, helpstyle, inputs, provision, webhooks
 from service.cli.client import ApiClient, CliError, client_from_env
 from service.cli.introspect import flow_defaults, parameter_schema
 from service.cli.terminal import strip_escapes
@@ -90,6 +90,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(service_app, name="service")
 app.add_typer(db.app, name="db")
 app.add_typer(events.app, name="events")
+app.add_typer(webhooks.app, name="webhook")
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)

@@ -60,3 +60,26 @@ def test_follow_prints_each_new_event_once_oldest_first(live: LiveServer) -> Non
     watch(client, {}, 0.1, 3.0, printed.append, sleep=sleep, monotonic=lambda: float(next(ticks)))
     names = [line.split()[1] for line in printed]
     assert names == ["live.one", "live.two", "live.three"]
+
+
+def test_webhook_create_ls_call_and_delete(live: LiveServer, tmp_path: Path) -> None:
+    import httpx
+
+    template = tmp_path / "hook.j2"
+    template.write_text('{"name": "ci.build.{{ body.status }}", "resource": {"id": "ci.build"}}')
+    cli = CliRunner()
+    made = cli.invoke(app, ["webhook", "create", "ci", "--template-file", str(template)])
+    assert made.exit_code == 0, made.output
+    url = made.output.split("POST ", 1)[1].strip()
+    assert url.startswith(f"{live.url}/api/hooks/")
+    listed = cli.invoke(app, ["webhook", "ls", "-o", "json"])
+    assert [h["name"] for h in json.loads(listed.output)] == ["ci"]
+    assert httpx.post(url, json={"status": "failed"}).status_code == 201
+    shown = cli.invoke(app, ["events", "ls", "-n", "ci.*", "-o", "json"])
+    assert [e["name"] for e in json.loads(shown.output)] == ["ci.build.failed"]
+    both = cli.invoke(app, ["webhook", "create", "x", "--template", "{}", "--template-file", "f"])
+    assert both.exit_code != 0
+    assert cli.invoke(app, ["webhook", "delete", "ci"]).exit_code == 0
+    assert httpx.post(url, json={"status": "ok"}).status_code == 404
+    gone = cli.invoke(app, ["webhook", "delete", "ci"])
+    assert gone.exit_code == 1 and "not found" in gone.output
