@@ -31,8 +31,11 @@ from service.models import BoundedDict
 EventName = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]*$")
 ]
-ResourceId = Annotated[str, Field(min_length=1, max_length=300)]
-LabelValue = Annotated[str, Field(max_length=1000)]
+ResourceId = Annotated[str, Field(min_length=1, max_length=300, pattern=r"^[^\x00-\x1f]+$")]
+#: A label name: like a name (the SQL store filters on it as a JSON path).
+LABEL_KEY = r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]*$"
+LabelKey = Annotated[str, Field(min_length=1, max_length=100, pattern=LABEL_KEY)]
+LabelValue = Annotated[str, Field(max_length=1000, pattern=r"^[^\x00]*$")]
 #: At most this many related resources per event.
 MAX_RELATED = 20
 
@@ -43,9 +46,7 @@ class Resource(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: ResourceId
-    labels: dict[Annotated[str, Field(min_length=1, max_length=100)], LabelValue] = Field(
-        default_factory=dict, max_length=50
-    )
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=50)
 
 
 class Event(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Query, status
 from pydantic import AwareDatetime, BaseModel
 
@@ -10,7 +12,7 @@ from service.api.deps import DeployerKey, ServicesDep, ViewerKey
 from service.api.responses import AUTHENTICATED, errors
 from service.api.runner import RunnerRunDep
 from service.errors import InvalidInput
-from service.event_records import Event, EventFilter
+from service.event_records import LABEL_KEY, Event, EventFilter
 
 router = APIRouter(prefix="/events", tags=["events"], responses=AUTHENTICATED)
 #: The runner's route (run token): included with the runner's documented errors.
@@ -26,10 +28,18 @@ def _labels(pairs: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InvalidInput("label", f"{pair!r} is not key=value", where="query")
+        if not sep or not re.match(LABEL_KEY, key) or len(key) > 100:
+            raise InvalidInput("label", f"{pair!r} is not label=value", where="query")
         out[key] = value
     return out
+
+
+def _printable(**params: str | list[str] | None) -> None:
+    """Refuse control characters in filters (no name, id or label holds them)."""
+    for field, value in params.items():
+        for text in [value] if isinstance(value, str) else value or []:
+            if any(ord(ch) < 32 for ch in text):
+                raise InvalidInput(field, "holds a control character", where="query")
 
 
 @router.get("", responses=errors(422))
@@ -49,6 +59,7 @@ async def list_events(
     cursor: str | None = Query(default=None, max_length=500),
 ) -> EventPage:
     """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+    _printable(name=name, resource=resource, label=label, cursor=cursor)
     labels = _labels(label)
     flt = EventFilter(names=name, resource=resource, labels=labels, since=since, until=until)
     try:

@@ -134,6 +134,8 @@ def test_a_deployer_emits_events_and_a_viewer_lists_them(
         ({"name": "has space", "resource": {"id": "x"}}, "name"),
         ({"name": "a", "resource": {"id": "x"}, "occurred": "2999-01-01T00:00:00Z"}, "occurred"),
         ({"name": "a", "resource": {"id": "x"}, "extra": 1}, "extra"),
+        ({"name": "a", "resource": {"id": "x", "labels": {"a b": "1"}}}, "labels"),
+        ({"name": "a", "resource": {"id": "x\u0000"}}, "resource"),
     ],
 )
 def test_a_bad_event_is_refused_and_stores_nothing(
@@ -148,7 +150,14 @@ def test_a_bad_event_is_refused_and_stores_nothing(
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"label": "no-equals"}, "label"), ({"cursor": "bogus"}, "cursor"), ({"limit": 0}, "limit")],
+    [
+        ({"label": "no-equals"}, "label"),
+        ({"label": 'a"b=1'}, "label"),  # label names are names (a JSON path in SQL)
+        ({"name": "a\x00b"}, "name"),
+        ({"resource": "r\x01"}, "resource"),
+        ({"cursor": "bogus"}, "cursor"),
+        ({"limit": 0}, "limit"),
+    ],
 )
 def test_bad_queries_are_422(api: TestClient, params: dict[str, Any], field: str) -> None:
     r = api.get("/api/events", params=params)
