@@ -6,6 +6,7 @@ annotated flow is called, asyncio when an async task runs, boto3 for an S3 store
 
 from pushpool.cache import DEFAULT, INPUTS, NONE, TASK_SOURCE, CachePolicy
 from pushpool.context import RunEnvironment, use_environment
+from pushpool.events import emit_event
 from pushpool.flows import Flow, flow
 from pushpool.futures import PushpoolFuture, as_completed, wait
 from pushpool.records import TaskRunRecord, TaskState
@@ -28,6 +29,7 @@ __all__ = [
     "TaskState",
     "ThreadPoolTaskRunner",
     "as_completed",
+    "emit_event",
     "exponential_backoff",
     "flow",
     "get_run_logger",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pushpool.records import CacheRecord, TaskRunRecord
 
@@ -68,6 +68,14 @@ class LocalReporter:
         self._cond = threading.Condition()
         self._cache: dict[str, CacheRecord] = {}
         self._cache_dir = cache_dir
+        #: Events emitted by flow code outside a run (``pushpool.emit_event``).
+        self.events: list[dict[str, Any]] = []
+
+    def emit_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Keep ``event`` (outside a run there is no service to send it to)."""
+        with self._cond:
+            self.events.append(event)
+        return event
 
     def report(self, batch: Sequence[TaskRunRecord]) -> None:
         with self._cond:

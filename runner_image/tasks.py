@@ -52,6 +52,7 @@ class TaskTransport(Protocol):
     def release_slots(self, tags: list[str], holder: str) -> None: ...
 
     def get_block(self, slug: str, name: str) -> dict[str, Any]: ...
+    def send_event(self, event: dict[str, Any]) -> dict[str, Any]: ...
 
 
 class RunnerTaskReporter:
@@ -95,6 +96,10 @@ class RunnerTaskReporter:
             logger.warning("could not report task runs (will retry): %s", exc)
             while len(self._kept) > MAX_KEPT:
                 self._kept.pop(next(iter(self._kept)))
+
+    def emit_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Send one event from flow code now (``pushpool.emit_event`` handles failures)."""
+        return self._transport.send_event(event)
 
     def close(self) -> None:
         """Stop renewing leases; try once more to deliver what is kept."""

@@ -19,11 +19,13 @@ from service.api import (
     concurrency_limits,
     deployments,
     errors,
+    events,
     flow_runs,
     health,
     runner,
     scheduler,
     task_runs,
+    webhooks,
     work_pools,
 )
 from service.api.limits import BodySizeLimit
@@ -144,6 +146,8 @@ def create_app(
         concurrency_limits,  # sdk: tag concurrency limits
         block_types,  # blocks
         blocks,  # blocks
+        events,
+        webhooks,
     ):
         app.include_router(module.router, prefix="/api")
     # The runner's routes take a run token; what they answer besides success:
@@ -155,6 +159,8 @@ def create_app(
     ):
         app.include_router(runner_router, prefix="/api", responses=RUNNER_ERRORS)
     app.include_router(dashboard)  # the web dashboard at / (service/web)
+    app.include_router(events.runner_router, prefix="/api", responses=RUNNER_ERRORS)
+    app.include_router(webhooks.hooks_router, prefix="/api")
     errors.install(app)
     _document_exactly(app)
     limit = max_body_bytes or (svc.settings.max_body_bytes if svc else 1_048_576)

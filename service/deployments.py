@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from provisioners.base import JobVariables
+from service import events
 from service.blocks.models import BlockRef, split_ref
 from service.blocks.refs import check_references
 from service.errors import BlockNotFound, InvalidInput
@@ -183,7 +184,24 @@ def _store(svc: Services, deployment: Deployment) -> tuple[Deployment, bool]:
     if existing is not None and existing.paused != deployment.paused:
         # Paused: its future runs go. Resumed: it starts afresh from now, nothing "missed".
         svc.store.reset_schedules(stored.id, {r.id: r.next_fire_at for r in records if r.active})
+    before = None if existing is None else existing.paused
+    _record(svc, stored, before, stored.paused)
     return stored, created
+
+
+def delete(svc: Services, deployment_id: str) -> None:
+    """Delete the deployment (see ``Store.delete_deployment``) and record it."""
+    deployment = svc.store.get_deployment(deployment_id)
+    svc.store.delete_deployment(deployment_id)
+    _record(svc, deployment, deployment.paused, None)
+
+
+def _record(svc: Services, deployment: Deployment, before: bool | None, after: bool | None) -> None:
+    resource = events.deployment_resource(deployment)
+    now = svc.clock()
+    events.record_change(
+        svc.store, events.DEPLOYMENT, resource, now=now, before_paused=before, after_paused=after
+    )
 
 
 def update(svc: Services, deployment_id: str, body: DeploymentUpdate) -> Deployment:

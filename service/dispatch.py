@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from provisioners.base import InfraRef, Provisioner, SubmitRequest, get_provisioner
 from provisioners.errors import CapacityUnavailable
+from service import events
 from service.clock import Clock
 from service.errors import BlockKeyError, DeploymentNotFound, IllegalTransition, ProvisionerError
 from service.models import Deployment, FlowRun, WorkPool
@@ -150,6 +151,7 @@ class Dispatcher:
             return digest
 
         claimed = self.store.claim_due_runs(self.clock(), limit, issue, run_ids=run_ids)
+        events.append(self.store, [events.run_state_event(run) for run in claimed])
         return [Claim(run, tokens[run.id]) for run in claimed]
 
     def submit_claimed(self, claims: Iterable[Claim]) -> None:

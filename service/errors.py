@@ -132,3 +132,11 @@ class BlockInUse(Conflict):
 class BlockKeyError(PushpoolError):
     """The blocks encryption keys are missing, malformed or do not open a secret. The
     message never carries a key or a value."""
+
+
+class WebhookNotFound(NotFound):
+    kind = "webhook"
+
+
+class BadSignature(PushpoolError):
+    """A webhook call's signature header is missing or does not match its secret."""

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import base64
 import re
-import uuid
+import secrets
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -29,8 +31,11 @@ from service.models import BoundedDict
 EventName = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]*$")
 ]
-ResourceId = Annotated[str, Field(min_length=1, max_length=300)]
-LabelValue = Annotated[str, Field(max_length=1000)]
+ResourceId = Annotated[str, Field(min_length=1, max_length=300, pattern=r"^[^\x00-\x1f]+$")]
+#: A label name: like a name (the SQL store filters on it as a JSON path).
+LABEL_KEY = r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]*$"
+LabelKey = Annotated[str, Field(min_length=1, max_length=100, pattern=LABEL_KEY)]
+LabelValue = Annotated[str, Field(max_length=1000, pattern=r"^[^\x00]*$")]
 #: At most this many related resources per event.
 MAX_RELATED = 20
 
@@ -41,9 +46,7 @@ class Resource(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: ResourceId
-    labels: dict[Annotated[str, Field(min_length=1, max_length=100)], LabelValue] = Field(
-        default_factory=dict, max_length=50
-    )
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=50)
 
 
 class Event(BaseModel):
@@ -59,6 +62,20 @@ class Event(BaseModel):
     payload: BoundedDict = Field(default_factory=dict)
 
 
+_id_lock = threading.Lock()
+_last_ns = 0
+
+
+def new_event_id() -> str:
+    """A unique id that sorts by creation in this process (nanoseconds, then random), so
+    events recorded at one ``occurred`` time list in the order they were recorded."""
+    global _last_ns
+    with _id_lock:
+        _last_ns = max(time.time_ns(), _last_ns + 1)
+        stamp = _last_ns
+    return f"{stamp:016x}-{secrets.token_hex(8)}"
+
+
 def new_event(
     name: str,
     resource: Resource,
@@ -70,13 +87,30 @@ def new_event(
 ) -> Event:
     """An event with a fresh id (validated: a bad name or payload raises ``ValueError``)."""
     return Event(
-        id=event_id or str(uuid.uuid4()),
+        id=event_id or new_event_id(),
         occurred=occurred,
         name=name,
         resource=resource,
         related=list(related),
         payload=dict(payload or {}),
     )
+
+
+Scheme = Literal["none", "github", "stripe"]
+
+
+class Webhook(BaseModel):
+    """A webhook as stored (see :mod:`service.webhooks`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    slug: str
+    template: str
+    signature: Scheme = "none"
+    #: The HMAC secret: kept to check signatures, never returned.
+    secret: str | None = Field(default=None, exclude=True, repr=False)
+    created_at: AwareDatetime
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from service.event_records import Event, Resource, new_event
+from pydantic import AwareDatetime, Field
+
+from service.errors import InvalidInput
+from service.event_records import MAX_RELATED, Event, EventName, Resource, new_event
+from service.models import BoundedDict, Strict
 
 if TYPE_CHECKING:
     from service.models import Deployment, FlowRun
+    from service.services import Services
     from service.store.base import Store
 
 log = logging.getLogger("pushpool.events")
 
+#: Names under this prefix are the service's own: nobody else may emit them (an
+#: automation that reacts to ``pushpool.flow-run.Failed`` must not be fooled).
+RESERVED = "pushpool."
+#: How far ahead of the server's clock an emitted event's time may be.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 #: Event name prefixes of the service's own events.
 FLOW_RUN = "pushpool.flow-run"
 DEPLOYMENT = "pushpool.deployment"
@@ -117,3 +127,71 @@ def pool_resource(name: str, pool_type: str | None = None) -> Resource:
     """``pushpool.work-pool.<name>``."""
     labels = {"name": name} | ({"type": pool_type} if pool_type else {})
     return Resource(id=f"{WORK_POOL}.{name}", labels=labels)
+
+
+def change_names(prefix: str, before_paused: bool | None, after_paused: bool | None) -> list[str]:
+    """The events of a change to a deployment or pool: ``created`` (no ``before``),
+    ``deleted`` (no ``after``), else ``updated`` and, if that flipped it, ``paused`` or
+    ``resumed``."""
+    if before_paused is None:
+        return [f"{prefix}.created"]
+    if after_paused is None:
+        return [f"{prefix}.deleted"]
+    names = [f"{prefix}.updated"]
+    if before_paused != after_paused:
+        names.append(f"{prefix}.{'paused' if after_paused else 'resumed'}")
+    return names
+
+
+def record_change(
+    store: Store,
+    prefix: str,
+    resource: Resource,
+    *,
+    now: datetime,
+    before_paused: bool | None,
+    after_paused: bool | None,
+) -> None:
+    """Record :func:`change_names` of one deployment or pool change, in one write."""
+    names = change_names(prefix, before_paused, after_paused)
+    append(store, [new_event(name, resource, occurred=now) for name in names])
+
+
+class EventIn(Strict):
+    """An event emitted by a user (``POST /api/events``) or by flow code (the runner
+    route; there ``resource`` defaults to the flow run)."""
+
+    name: EventName = Field(description="Not starting with 'pushpool.' (the service's own)")
+    resource: Resource | None = None
+    related: list[Resource] = Field(default_factory=list, max_length=MAX_RELATED - 2)
+    payload: BoundedDict = Field(default_factory=dict)
+    occurred: AwareDatetime | None = Field(
+        default=None, description="When it happened (default: now); not in the future"
+    )
+
+
+def emit(svc: Services, body: EventIn, *, run: FlowRun | None = None) -> Event:
+    """Store an emitted event and return it. From flow code (``run``) the resource
+    defaults to the run, and the run (with its deployment and pool) is always related.
+
+    Raises ``InvalidInput`` for a reserved name, a missing resource (without ``run``) or
+    a time in the future; a store failure is raised (the caller asked for this write).
+    """
+    now = svc.clock()
+    if body.name.startswith(RESERVED):
+        raise InvalidInput("name", f"names starting with {RESERVED!r} are the service's own")
+    if body.occurred is not None and body.occurred > now + MAX_CLOCK_SKEW:
+        raise InvalidInput("occurred", "is in the future")
+    related = list(body.related)
+    resource = body.resource
+    if run is not None:
+        own = run_resource(run)
+        related += run_related(run) if resource is None else [own, *run_related(run)]
+        resource = resource or own
+    if resource is None:
+        raise InvalidInput("resource", "is required")
+    event = new_event(
+        body.name, resource, occurred=body.occurred or now, related=related, payload=body.payload
+    )
+    svc.store.append_events([event])
+    return event

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from provisioners.base import provisioner_class
+from service import events
 from service.models import MAX_CONCURRENCY_LIMIT, BoundedDict, Name, Patch, Strict, WorkPool
 from service.services import Services
 from service.validation import check_model
@@ -44,7 +45,9 @@ def create_pool(svc: Services, body: WorkPoolCreate) -> WorkPool:
         created_at=now,
         updated_at=now,
     )
-    return svc.store.create_pool(pool)
+    created = svc.store.create_pool(pool)
+    _record(svc, created, None, created.paused)
+    return created
 
 
 def update_pool(svc: Services, name: str, body: WorkPoolUpdate) -> WorkPool:
@@ -52,4 +55,21 @@ def update_pool(svc: Services, name: str, body: WorkPoolUpdate) -> WorkPool:
     changes = body.model_dump(exclude_unset=True)
     if "config" in changes:
         changes["config"] = validated_config(pool.type, changes["config"])
-    return svc.store.update_pool(name, changes, svc.clock())
+    updated = svc.store.update_pool(name, changes, svc.clock())
+    _record(svc, updated, pool.paused, updated.paused)
+    return updated
+
+
+def delete_pool(svc: Services, name: str) -> None:
+    """Delete the pool (see ``Store.delete_pool``) and record it."""
+    pool = svc.store.get_pool(name)
+    svc.store.delete_pool(name)
+    _record(svc, pool, pool.paused, None)
+
+
+def _record(svc: Services, pool: WorkPool, before: bool | None, after: bool | None) -> None:
+    resource = events.pool_resource(pool.name, pool.type)
+    now = svc.clock()
+    events.record_change(
+        svc.store, events.WORK_POOL, resource, now=now, before_paused=before, after_paused=after
+    )

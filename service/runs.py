@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from service import events
 from service.errors import Conflict, InvalidInput
 from service.models import (
     BoundedDict,
@@ -84,6 +85,8 @@ def create_run(
             f"idempotency key {body.idempotency_key!r} was already used for run {run.id} "
             "with different parameters; use a new key to start another run"
         )
+    if created:
+        events.append(svc.store, [events.run_state_event(run)])
     if created and run.expected_start > now:
         svc.wake()
     due = push and created and run.expected_start <= now

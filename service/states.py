@@ -30,8 +30,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from service.models import FlowRun
-    from service.store.base import Store
+    from service.models import FlowRun, StateRecord
+    from service.store.base import Store, TransitionEffects
 
 
 S = StateType
@@ -120,7 +120,7 @@ def set_state(
             type=target, name=name or DEFAULT_NAMES[target], message=message, timestamp=now
         )
         try:
-            run = store.transition(run_id, current, state, effects)
+            run = _transition(store, run_id, current, state, effects)
         except IllegalTransition:
             if expected is not None:
                 raise
@@ -155,7 +155,7 @@ def _maybe_retry(store: Store, run: FlowRun, now: datetime) -> FlowRun:
         fields={"expected_start": now + timedelta(seconds=delay), "end_time": None}
     )
     try:
-        return store.transition(run.id, run.state.type, state, effects)
+        return _transition(store, run.id, run.state.type, state, effects)
     except IllegalTransition:
         return store.get_run(run.id)
 
@@ -183,4 +183,15 @@ def requeue_for_capacity(
         },
         revoke_token=True,
     )
-    return store.transition(run.id, S.PENDING, state, effects)
+    return _transition(store, run.id, S.PENDING, state, effects)
+
+
+def _transition(
+    store: Store, run_id: str, expected: StateType, state: StateRecord, effects: TransitionEffects
+) -> FlowRun:
+    """``store.transition``, then the ``pushpool.flow-run.<State>`` event of the change."""
+    from service import events
+
+    run = store.transition(run_id, expected, state, effects)
+    events.append(store, [events.run_state_event(run)])
+    return run

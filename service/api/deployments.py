@@ -81,7 +81,7 @@ def update_deployment(
 def delete_deployment(deployment_id: str, svc: ServicesDep, key: DeployerKey) -> Response:
     if key.limited:
         require_pool(key, svc.store.get_deployment(deployment_id).work_pool)
-    svc.store.delete_deployment(deployment_id)
+    deployments.delete(svc, deployment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 
 from service.errors import (
     AlreadyExists,
+    BadSignature,
     BlockKeyError,
     Conflict,
     Forbidden,
@@ -25,6 +26,7 @@ from service.errors import (
 log = logging.getLogger("pushpool.api")
 
 STATUS: list[tuple[type[Exception], int]] = [
+    (BadSignature, 401),
     (Forbidden, 403),
     (NotFound, 404),
     (AlreadyExists, 409),

@@ -35,5 +35,5 @@ def update_pool(name: str, body: pools.WorkPoolUpdate, svc: ServicesDep, _: Admi
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(403, 404, 409))
 def delete_pool(name: str, svc: ServicesDep, _: AdminKey) -> Response:
-    svc.store.delete_pool(name)
+    pools.delete_pool(svc, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -22,7 +22,7 @@ from typing import Any
 
 from service.blocks.models import BlockDocument, BlockType
 from service.errors import InvalidInput, SchemaError
-from service.event_records import Event, EventFilter, EventPage
+from service.event_records import Event, EventFilter, EventPage, Webhook
 from service.models import (
     ApiKey,
     CacheRecord,
@@ -618,6 +618,23 @@ class Store(ABC):
         """Forget every event expired at ``now``: none is listed afterwards. Returns how
         many were deleted here (a database that deletes them itself by a TTL attribute
         may return 0 and delete them later)."""
+
+    # -- webhooks ----------------------------------------------------------------------
+    @abstractmethod
+    def create_webhook(self, hook: Webhook) -> Webhook:
+        """Store ``hook`` (its secret too). Raises ``AlreadyExists`` if the name is taken."""
+
+    @abstractmethod
+    def get_webhook(self, slug: str) -> Webhook:
+        """The webhook with this slug (secret included). Raises ``WebhookNotFound``."""
+
+    @abstractmethod
+    def list_webhooks(self) -> list[Webhook]:
+        """Every webhook, by name."""
+
+    @abstractmethod
+    def delete_webhook(self, name: str) -> None:
+        """Raises ``WebhookNotFound``; afterwards its slug finds nothing."""
 
 
 def deployments_using(deployments: Iterable[Deployment], ref: str) -> list[str]:

@@ -13,12 +13,15 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, delete, insert, or_, select
+from sqlalchemy.exc import IntegrityError
 
+from service.errors import AlreadyExists, WebhookNotFound
 from service.event_records import (
     Event,
     EventFilter,
     EventPage,
+    Webhook,
     decode_cursor,
     encode_cursor,
     like_pattern,
@@ -53,7 +56,7 @@ def _filter_clauses(flt: EventFilter, cursor: str | None) -> list[ColumnElement[
 
 
 class SqlEventsMixin:
-    """``append_events``, ``list_events``, ``expire_events`` for :class:`SqlStore`."""
+    """Events and webhooks for :class:`SqlStore`."""
 
     if TYPE_CHECKING:
         is_sqlite: bool
@@ -80,8 +83,8 @@ class SqlEventsMixin:
             }
             for ev in events
         ]
-        with self._write() as c:
-            c.execute(self._insert(t.events).values(rows).on_conflict_do_nothing())
+        with self._write() as c:  # one cached statement, executemany
+            c.execute(self._insert(t.events).on_conflict_do_nothing(), rows)
 
     def list_events(self, flt: EventFilter, limit: int, cursor: str | None = None) -> EventPage:
         q = (
@@ -99,3 +102,31 @@ class SqlEventsMixin:
     def expire_events(self, now: datetime) -> int:
         with self._write() as c:
             return int(c.execute(delete(t.events).where(_E.expires_at <= now)).rowcount)
+
+    # -- webhooks ----------------------------------------------------------------------
+    def create_webhook(self, hook: Webhook) -> Webhook:
+        row = hook.model_dump() | {"secret": hook.secret}
+        try:
+            with self._write() as c:
+                c.execute(insert(t.webhooks).values(**row))
+        except IntegrityError as exc:
+            raise AlreadyExists("webhook", hook.name) from exc
+        return hook
+
+    def get_webhook(self, slug: str) -> Webhook:
+        with self._read() as c:
+            row = c.execute(select(t.webhooks).where(t.webhooks.c.slug == slug)).first()
+        if row is None:
+            raise WebhookNotFound(slug[:8] + "…")
+        return Webhook(**row._mapping)
+
+    def list_webhooks(self) -> list[Webhook]:
+        with self._read() as c:
+            rows = c.execute(select(t.webhooks).order_by(t.webhooks.c.name)).all()
+        return [Webhook(**row._mapping) for row in rows]
+
+    def delete_webhook(self, name: str) -> None:
+        with self._write() as c:
+            gone = c.execute(delete(t.webhooks).where(t.webhooks.c.name == name)).rowcount
+        if not gone:
+            raise WebhookNotFound(name)

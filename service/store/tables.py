@@ -263,3 +263,15 @@ events = Table(
     Index("ix_events_name", "name", "occurred"),
     Index("ix_events_expires", "expires_at"),
 )
+
+# Webhooks: the slug is the unguessable URL; ``secret`` checks HMAC signatures.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("slug", String(64), nullable=False, unique=True),
+    Column("template", Text, nullable=False),
+    Column("signature", String(20), nullable=False),
+    Column("secret", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+)

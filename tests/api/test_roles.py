@@ -150,10 +150,11 @@ def test_every_operation_documents_what_it_can_answer(api: TestClient) -> None:
                 assert codes == {"200"}, where
                 continue
             assert {"401", "422" if op.get("requestBody") else "401"} <= codes, where
-            if path.startswith("/api/runner/"):
+            if path.startswith(("/api/runner/", "/api/hooks/")):  # run token; public webhook
                 continue
             assert "429" in codes and "Retry-After" in op["responses"]["429"]["headers"], where
-            needs_more_than_a_viewer = method != "get" or path == "/api/api-keys"
+            # Webhook slugs open their URLs: only deployers list them.
+            needs_more_than_a_viewer = method != "get" or path in ("/api/api-keys", "/api/webhooks")
             assert ("403" in codes) == needs_more_than_a_viewer, where
             if "{" in path:
                 assert "404" in codes, where

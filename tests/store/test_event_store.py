@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service.errors import InvalidInput
-from service.event_records import Event, EventFilter, Resource, new_event
+from service.errors import AlreadyExists, InvalidInput, WebhookNotFound
+from service.event_records import Event, EventFilter, Resource, Webhook, new_event
 from service.store.base import Store
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -147,3 +147,33 @@ def test_events_kept_for_good_without_retention(store: Store) -> None:
 def test_a_foreign_cursor_is_refused(store: Store) -> None:
     with pytest.raises(InvalidInput, match="cursor"):
         store.list_events(EventFilter(), 10, "not-a-cursor")
+
+
+def hook(name: str = "gh", slug: str = "slug-1", secret: str | None = "s3cret-value") -> Webhook:
+    signature = "github" if secret else "none"
+    return Webhook(
+        name=name,
+        slug=slug,
+        template='{"name": "x"}',
+        signature=signature,
+        secret=secret,
+        created_at=T0,
+    )
+
+
+def test_webhooks_are_found_by_slug_with_their_secret(store: Store) -> None:
+    store.create_webhook(hook())
+    store.create_webhook(hook("another", "slug-2", None))
+    found = store.get_webhook("slug-1")
+    assert found == hook() and found.secret == "s3cret-value"
+    assert [h.name for h in store.list_webhooks()] == ["another", "gh"]
+    with pytest.raises(AlreadyExists):
+        store.create_webhook(hook(slug="slug-3"))  # the name is taken
+    with pytest.raises(WebhookNotFound):
+        store.get_webhook("slug-3")  # and nothing of it was stored
+    store.delete_webhook("gh")
+    with pytest.raises(WebhookNotFound):
+        store.get_webhook("slug-1")
+    with pytest.raises(WebhookNotFound):
+        store.delete_webhook("gh")
+    assert [h.name for h in store.list_webhooks()] == ["another"]

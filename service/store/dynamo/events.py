@@ -12,7 +12,14 @@ event               ``EVT#<H>``         ``<T>#<id>`` doc (JSON), expires_at (TTL
                                                      ``<T>#<id>``
 hour with events    ``EVTHOURS``        ``<H>``      expires_at (TTL: its last event's)
 expiry mark         ``META``            ``events.expired_before``  at (epoch s)
+webhook             ``WEBHOOK``         name         slug, template, signature, secret,
+                                                     created_at
+webhook by slug     ``HOOKSLUG#<slug>`` ``HOOKSLUG`` a copy of the webhook (one read per
+                                                     call of its URL)
 ==================  ==================  ===========  ==================================
+
+A webhook's two items are written and deleted together in one transaction, each
+conditional (a taken name or slug fails the whole write).
 
 Listing newest first queries ``EVTHOURS`` backwards for the hours that hold events (from
 ``until`` or the cursor down to ``since``), then each hour's partition backwards: no
@@ -38,10 +45,12 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from service.errors import AlreadyExists, WebhookNotFound
 from service.event_records import (
     Event,
     EventFilter,
     EventPage,
+    Webhook,
     decode_cursor,
     encode_cursor,
     matches,
@@ -58,6 +67,10 @@ _PAGE = 200
 def ts(value: datetime) -> str:
     """The store's fixed-width UTC time (as :func:`service.store.dynamo.ts`)."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_ts(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def _hour(stamp: str) -> str:
@@ -92,7 +105,7 @@ def _upper_bound(flt: EventFilter, cursor: str | None) -> str | None:
 
 
 class DynamoEventsMixin:
-    """``append_events``, ``list_events``, ``expire_events`` for :class:`DynamoStore`."""
+    """Events and webhooks for :class:`DynamoStore`."""
 
     if TYPE_CHECKING:
         client: Any
@@ -248,3 +261,75 @@ class DynamoEventsMixin:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise  # else: the mark is at or past ``now`` already
         return 0
+
+    # -- webhooks ----------------------------------------------------------------------
+    def create_webhook(self, hook: Webhook) -> Webhook:
+        fields = {
+            "name": hook.name,
+            "slug": hook.slug,
+            "template": hook.template,
+            "signature": hook.signature,
+            "secret": hook.secret,
+            "created_at": ts(hook.created_at),
+        }
+        keys = [("WEBHOOK", hook.name), (f"HOOKSLUG#{hook.slug}", "HOOKSLUG")]
+        ops = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": _enc({"pk": pk, "sk": sk, **fields}),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+            for pk, sk in keys
+        ]
+        try:
+            self.client.transact_write_items(TransactItems=ops)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            raise AlreadyExists("webhook", hook.name) from exc
+        return hook
+
+    def _ev_hook(self, pk: str, sk: str) -> dict[str, Any] | None:
+        resp = self.client.get_item(
+            TableName=self.table, Key=_enc({"pk": pk, "sk": sk}), ConsistentRead=True
+        )
+        raw = resp.get("Item")
+        return _dec(raw) if raw else None
+
+    @staticmethod
+    def _ev_webhook(item: dict[str, Any]) -> Webhook:
+        return Webhook(
+            name=item["name"],
+            slug=item["slug"],
+            template=item["template"],
+            signature=item["signature"],
+            secret=item.get("secret"),
+            created_at=from_ts(item["created_at"]),
+        )
+
+    def get_webhook(self, slug: str) -> Webhook:
+        item = self._ev_hook(f"HOOKSLUG#{slug}", "HOOKSLUG")
+        if item is None:
+            raise WebhookNotFound(slug[:8] + "…")
+        return self._ev_webhook(item)
+
+    def list_webhooks(self) -> list[Webhook]:
+        kw = {
+            "KeyConditionExpression": "pk = :p",
+            "ExpressionAttributeValues": {":p": _ser.serialize("WEBHOOK")},
+            "ConsistentRead": True,
+        }
+        return [self._ev_webhook(item) for item in self._ev_query(**kw)]
+
+    def delete_webhook(self, name: str) -> None:
+        item = self._ev_hook("WEBHOOK", name)
+        if item is None:
+            raise WebhookNotFound(name)
+        keys = [("WEBHOOK", name), (f"HOOKSLUG#{item['slug']}", "HOOKSLUG")]
+        ops = [
+            {"Delete": {"TableName": self.table, "Key": _enc({"pk": pk, "sk": sk})}}
+            for pk, sk in keys
+        ]
+        self.client.transact_write_items(TransactItems=ops)
