@@ -180,6 +180,7 @@ class RunnerClient:
     def get_block(self, slug: str, name: str) -> dict[str, Any]:  # sdk: Block.load
         """A block its deployment declares: ``{"values": ..., "secret_fields": [...]}``."""
         data = self._call("GET", f"/blocks/{slug}/{name}")
+        return data if isinstance(data, dict) else {}
 
     def send_event(self, event: dict[str, Any]) -> dict[str, Any]:  # sdk: events
         """``pushpool.emit_event``: the stored event (the service adds the run to it)."""
