@@ -18,6 +18,7 @@ from typing import Any
 from provisioners.aci import links
 from provisioners.aci.arm import ArmClient
 from provisioners.aci.errors import ArmError
+from provisioners.aci.graph import GraphRow, pool_states
 from provisioners.aci.groups import ContainerGroups, resource_group_id
 from provisioners.aci.models import AciJobVariables, AciPoolConfig
 from provisioners.aci.names import ATTEMPT_TAG, POOL_TAG, RUN_TAG, group_name
@@ -26,6 +27,7 @@ from provisioners.aci.spec import group_spec, job_variables
 from provisioners.aci.status import group_status, listed_status
 from provisioners.base import (
     InfraRef,
+    InfraState,
     InfraStatus,
     Progress,
     Provisioner,
@@ -37,7 +39,7 @@ from provisioners.errors import CapacityUnavailable, ProvisionerError, scrubbed
 log = logging.getLogger("pushpool.aci")
 
 TYPE = "aci"
-#: Parallel GETs of a status pass (ARM's list has no instance views).
+#: Parallel GETs of a status pass (groups Resource Graph shows ended or lacks).
 STATUS_WORKERS = 8
 
 
@@ -47,6 +49,11 @@ def _cores(group: Any) -> float:
         requests = getattr(getattr(c, "resources", None), "requests", None)
         total += float(getattr(requests, "cpu", 0) or 0)
     return total
+
+
+def _graph_running(rows: dict[str, GraphRow], ref: InfraRef) -> bool:
+    row = rows.get(str(ref.data["name"]).lower())
+    return row is not None and row.running
 
 
 def _tag(group: Any, key: str) -> str | None:
@@ -170,30 +177,45 @@ class AciProvisioner(Provisioner):
         return group_status(self.groups.get(str(ref.data["name"])), ref.id)
 
     def status_many(self, refs: Sequence[InfraRef]) -> dict[str, InfraStatus]:
-        """One list of the resource group, then a GET for each group that list cannot
-        settle (ARM's list has no instance views), a few in parallel."""
+        """One ARM list of the resource group (existence, provisioning, cores for the
+        limiter) and one Resource Graph query per 1,000 groups (instance states; ARM's
+        list has none), then a GET only for a group the graph says has ended (for its
+        exit code and events) or has no state for (:mod:`.graph` on freshness)."""
         if not refs:
             return {}
         try:
-            listed = {g.name: g for g in self.groups.list()}
+            listed = {g.name.lower(): g for g in self.groups.list()}
         except ArmError as exc:
             log.warning("status of %d container group(s): %s", len(refs), exc)
             return {}
         self._observe(listed.values())
         statuses: dict[str, InfraStatus] = {}
-        to_get: list[InfraRef] = []
+        unsettled: list[InfraRef] = []
         for ref in refs:
-            group = listed.get(str(ref.data["name"]))
+            group = listed.get(str(ref.data["name"]).lower())
             known = group_status(None, ref.id) if group is None else listed_status(group)
             if known is None:
-                to_get.append(ref)
+                unsettled.append(ref)
             else:
                 statuses[ref.id] = known
+        to_get = self._not_running(unsettled)
+        statuses |= {r.id: InfraStatus(InfraState.RUNNING) for r in unsettled if r not in to_get}
         with ThreadPoolExecutor(max_workers=STATUS_WORKERS) as pool:
             for ref, got in zip(to_get, pool.map(self._try_status, to_get), strict=True):
                 if got is not None:
                     statuses[ref.id] = got
         return statuses
+
+    def _not_running(self, refs: list[InfraRef]) -> list[InfraRef]:
+        """The refs Resource Graph does not show running (all of them if it fails)."""
+        if not refs:
+            return []
+        try:
+            rows = pool_states(self.arm, self.config.resource_group, self.pool_name)
+        except ArmError as exc:
+            log.warning("Resource Graph: %s; reading %d group(s) one by one", exc, len(refs))
+            return refs
+        return [r for r in refs if not _graph_running(rows, r)]
 
     def _try_status(self, ref: InfraRef) -> InfraStatus | None:
         try:
