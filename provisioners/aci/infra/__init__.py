@@ -15,7 +15,13 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from provisioners.aci.infra.resources import CONTROL_PLANE_ACTIONS, Context, Found, Resource
+from provisioners.aci.infra.resources import (
+    Context,
+    Found,
+    Resource,
+    control_plane_actions,
+    subnet_scopes,
+)
 from provisioners.aci.infra.resources import pool_resources as _pool_resources
 from provisioners.aci.links import push_commands
 from provisioners.aci.models import ProvisionedResource
@@ -41,6 +47,7 @@ class Infrastructure:
             c.resource_group,
             c.location,
             c.control_plane_principal_id,
+            tuple(c.subnet_ids),
         )
         return cls(ctx, list(c.provisioned))
 
@@ -123,8 +130,8 @@ def setup_notes(provisioner: AciProvisioner) -> dict[str, str]:
     c = provisioner.config
     scope = f"/subscriptions/{c.subscription_id}/resourceGroups/{c.resource_group}"
     role = {
-        "assignableScopes": [scope],
-        "permissions": [{"actions": CONTROL_PLANE_ACTIONS}],
+        "assignableScopes": [scope, *subnet_scopes(c.subnet_ids)],
+        "permissions": [{"actions": control_plane_actions(c.subnet_ids)}],
     }
     notes = {
         "Azure role the control plane needs in this resource group": json.dumps(role, indent=2)
@@ -134,6 +141,10 @@ def setup_notes(provisioner: AciProvisioner) -> dict[str, str]:
             "set control_plane_principal_id (the control plane's identity) and provision again"
             " to assign that role to it"
         )
+    notes["Subnets"] = (
+        "the role is assigned on each of the pool's subnet_ids (to join them); a deployment's"
+        " own subnet_ids need the same: add them to the pool's subnet_ids and provision again"
+    )
     if c.registry_server:
         notes["Build and push the runner image (runner_image/Dockerfile)"] = "\n".join(
             push_commands(c.registry_server)

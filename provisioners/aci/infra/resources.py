@@ -24,6 +24,21 @@ CONTROL_PLANE_ACTIONS = [
     "Microsoft.ContainerInstance/containerGroups/containers/logs/read",
     "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",
 ]
+#: Placing a container group in a subnet (``subnet_ids``): a linked check on the subnet.
+SUBNET_JOIN_ACTION = "Microsoft.Network/virtualNetworks/subnets/join/action"
+
+
+def control_plane_actions(subnet_ids: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """The custom role's actions: the subnet join only where the pool uses subnets."""
+    return CONTROL_PLANE_ACTIONS + ([SUBNET_JOIN_ACTION] if subnet_ids else [])
+
+
+def subnet_scopes(subnet_ids: tuple[str, ...] | list[str]) -> list[str]:
+    """The resource groups of the subnets' virtual networks (where the role must be
+    assignable for an assignment on each subnet), in order, without repeats."""
+    return list(dict.fromkeys("/".join(s.split("/")[:5]) for s in subnet_ids))
+
+
 _NAMESPACE = uuid.UUID("5d0b6f0e-7c1d-4d8a-9a51-6f7075736870")
 
 
@@ -45,6 +60,8 @@ class Context:
     resource_group: str
     location: str
     control_plane_principal_id: str | None = None
+    #: The pool's subnets: the control plane must be able to join each.
+    subnet_ids: tuple[str, ...] = ()
     #: Resource kind -> what is known of it so far (id, principal id, login server).
     facts: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -184,7 +201,8 @@ class Registry(Resource):
 
 
 class RoleAssignment(Resource):
-    """``role`` for ``principal`` (a fact of ``principal_of``, or a given id) at ``scope_of``."""
+    """``role`` for ``principal`` (a fact of ``principal_of``, or a given id) at ``scope_of``
+    (``resource-group``, a fact's kind, or an ARM id such as a subnet's)."""
 
     kind = "role-assignment"
 
@@ -196,7 +214,12 @@ class RoleAssignment(Resource):
         return ctx.arm.client("authorization").role_assignments
 
     def _scope(self, ctx: Context) -> str:
+        if self.scope_of.startswith("/"):
+            return self.scope_of
         return ctx.rg_id if self.scope_of == "resource-group" else ctx.facts[self.scope_of]["id"]
+
+    def _scope_known(self, ctx: Context) -> bool:
+        return self.scope_of.startswith("/") or self.scope_of in ("resource-group", *ctx.facts)
 
     def _principal(self, ctx: Context) -> str:
         fact = ctx.facts.get(self.principal)
@@ -213,7 +236,7 @@ class RoleAssignment(Resource):
         )
 
     def find(self, ctx: Context) -> Found | None:
-        if self.scope_of != "resource-group" and self.scope_of not in ctx.facts:
+        if not self._scope_known(ctx):
             return None  # what it applies to does not exist yet
         got = ctx.arm.maybe(
             "roleAssignments/read", lambda: self._ops(ctx).get(self._scope(ctx), self._guid(ctx))
@@ -251,11 +274,23 @@ class CustomRole(Resource):
         ctx.facts[self.kind] = {"guid": guid}
         return guid
 
+    @staticmethod
+    def _scopes(ctx: Context) -> list[str]:
+        return [ctx.rg_id, *subnet_scopes(ctx.subnet_ids)]
+
     def find(self, ctx: Context) -> Found | None:
+        """The role, if it grants what the pool needs now (else it is planned again: a
+        PUT of the same id updates it, e.g. once ``subnet_ids`` are added)."""
         got = ctx.arm.maybe(
             "roleDefinitions/read", lambda: self._ops(ctx).get(ctx.rg_id, self._guid(ctx))
         )
-        return None if got is None else Found(got.id, True)
+        if got is None:
+            return None
+        actions = [a for p in got.permissions or [] for a in p.actions or []]
+        current = sorted(actions) == sorted(control_plane_actions(ctx.subnet_ids))
+        scopes = sorted(s.lower() for s in got.assignable_scopes or [])
+        current = current and scopes == sorted(s.lower() for s in self._scopes(ctx))
+        return Found(got.id, True) if current else None
 
     def create(self, ctx: Context) -> str:
         body = {
@@ -263,8 +298,10 @@ class CustomRole(Resource):
                 "roleName": role_name(ctx.pool),
                 "description": f"pushpool control plane for the ACI pool {ctx.pool}",
                 "type": "CustomRole",
-                "permissions": [{"actions": CONTROL_PLANE_ACTIONS, "notActions": []}],
-                "assignableScopes": [ctx.rg_id],
+                "permissions": [
+                    {"actions": control_plane_actions(ctx.subnet_ids), "notActions": []}
+                ],
+                "assignableScopes": self._scopes(ctx),
             }
         }
         made = ctx.arm.call(
@@ -288,10 +325,11 @@ def pool_resources(ctx: Context) -> list[Resource]:
         RoleAssignment("acr-pull", ACR_PULL_ROLE, "container-registry", "managed-identity"),
         CustomRole(role_name(ctx.pool)),
     ]
-    if ctx.control_plane_principal_id:
-        resources.append(
-            RoleAssignment(
-                "control-plane", "custom", "resource-group", ctx.control_plane_principal_id
-            )
-        )
+    principal = ctx.control_plane_principal_id
+    if principal:
+        resources.append(RoleAssignment("control-plane", "custom", "resource-group", principal))
+        resources += [
+            RoleAssignment(f"subnet-join-{i}", "custom", subnet, principal)
+            for i, subnet in enumerate(ctx.subnet_ids, 1)
+        ]
     return resources
