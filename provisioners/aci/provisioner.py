@@ -80,7 +80,9 @@ class AciProvisioner(Provisioner):
 
     @cached_property
     def limiter(self) -> QuotaLimiter:
-        return self._limiter or limiter_for(self.config.subscription_id, self.config.location)
+        return self._limiter or limiter_for(
+            self.config.subscription_id, self.config.location, self.shared
+        )
 
     @cached_property
     def groups(self) -> ContainerGroups:

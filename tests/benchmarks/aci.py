@@ -5,8 +5,8 @@ time from 1,000 runs due to the last one submitted under ACI's create quota.
 
 Targets (issue 11): submit <= 2 calls; a status pass over 100 live runs <= 3 calls. ARM's
 list of container groups carries no instance views (Azure/azure-sdk-for-python#27068),
-so a pass lists once and GETs each group the list cannot settle: the figure is shown for
-groups still creating (settled by the list) and for running ones (one GET each).
+so a pass lists once, asks Resource Graph once per 1,000 groups for instance states, and
+GETs only the groups the graph shows ended (for their exit codes) or lacks.
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ def _request() -> SubmitRequest:
 
 def calls_per_run(emulator: Emulator) -> list[tuple[str, int]]:
     roomy = {
-        "creates_per_5_minutes": 999,
-        "creates_per_hour": 999,
-        "max_groups": 999,
-        "max_cores": 999,
+        "creates_per_5_minutes": 9999,
+        "creates_per_hour": 9999,
+        "max_groups": 9999,
+        "max_cores": 9999,
     }
     p = AciProvisioner("bench", pool_config(quota=roomy), limiter=QuotaLimiter())
     a = emulator.azure
@@ -61,10 +61,23 @@ def calls_per_run(emulator: Emulator) -> list[tuple[str, int]]:
     a.requests.clear()
     p.status_many(refs)
     running = len(a.requests)
+    for ref in refs[:10]:
+        a.exit(str(ref.data["name"]), 137, "OOMKilled")
+    a.requests.clear()
+    p.status_many(refs)
+    ended = len(a.requests)
+    more = refs + [p.submit(_request()) for _ in range(900)]
+    for ref in more[100:]:
+        a.start(str(ref.data["name"]))
+    a.requests.clear()
+    p.status_many(more[100:])
+    thousand = len(a.requests)
     return [
         ("submit one run", submit),
         ("status pass, 100 groups creating", creating),
         ("status pass, 100 groups running", running),
+        ("status pass, 100 groups: 90 running, 10 exited", ended),
+        ("status pass, 900 groups running (1,000 in the group)", thousand),
     ]
 
 

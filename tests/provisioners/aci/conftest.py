@@ -40,7 +40,9 @@ def aci_services(
         emulator.add_resource_group(RESOURCE_GROUP)
         config = pool_config()
         key = (config["subscription_id"].lower(), config["location"])
-        monkeypatch.setitem(quota._limiters, key, QuotaLimiter(seconds))
+        # Windows in the store, as every replica of the control plane keeps them.
+        windows = quota.StoreWindows(services.store, quota.window_key(*key))
+        monkeypatch.setitem(quota._limiters, key, QuotaLimiter(seconds, windows))
         # The emulator enforces ACI's quotas too: a create over them would be answered
         # with 429 / ContainerGroupQuotaReached (and requeued), never run.
         emulator.azure.rate_limits, emulator.azure.max_groups = (100, 300), 100
