@@ -281,14 +281,14 @@ class AciProvisioner(Provisioner):
     def provision(self, plan: ProvisionPlan, progress: Progress | None = None) -> dict[str, Any]:
         from provisioners.aci.infra import Infrastructure
 
-        return Infrastructure.for_pool(self).apply(plan, progress)
+        return Infrastructure.for_pool(self).apply(plan, list(self.config.provisioned), progress)
 
     def deprovision(self, progress: Progress | None = None) -> None:
         from provisioners.aci.infra import Infrastructure
 
         for ref in self.list_orphans(set()) if self._resource_group_exists() else []:
             self.teardown(ref)
-        Infrastructure.for_pool(self).remove(progress)
+        Infrastructure.for_pool(self).remove(list(self.config.provisioned), progress)
 
     def _resource_group_exists(self) -> bool:
         ops = self.arm.client("resources").resource_groups

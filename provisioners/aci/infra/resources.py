@@ -1,4 +1,5 @@
-"""The resources of an ACI pool, each found, created and deleted through ARM.
+"""The resources of an ACI pool, each found, created and deleted through ARM (the plan
+engine is :mod:`provisioners.infra`).
 
 Everything that takes tags carries ``pushpool-pool=<pool>``; role assignments and the
 custom role (which take none) have names derived from the pool, so they are found again.
@@ -7,12 +8,13 @@ custom role (which take none) have names derived from the pool, so they are foun
 from __future__ import annotations
 
 import uuid
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
+from provisioners import infra
 from provisioners.aci.arm import ArmClient
 from provisioners.aci.names import POOL_TAG, identity_name, registry_name, role_name
+from provisioners.infra import Found
 
 ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 #: What the control plane does to a pool's container groups, and nothing more.
@@ -47,12 +49,6 @@ def stable_uuid(*parts: str) -> str:
     return str(uuid.uuid5(_NAMESPACE, "/".join(parts)))
 
 
-@dataclass(frozen=True)
-class Found:
-    id: str
-    owned: bool
-
-
 @dataclass
 class Context:
     arm: ArmClient
@@ -78,27 +74,8 @@ class Context:
         return (tags or {}).get(POOL_TAG) == self.pool
 
 
-class Resource(ABC):
-    kind: ClassVar[str]
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}/{self.name}"
-
-    @abstractmethod
-    def find(self, ctx: Context) -> Found | None: ...
-
-    @abstractmethod
-    def create(self, ctx: Context) -> str: ...
-
-    @abstractmethod
-    def delete(self, ctx: Context, resource_id: str) -> None: ...
-
-    def outputs(self, ctx: Context) -> dict[str, Any]:
-        return {}
+class Resource(infra.Resource[Context]):
+    """One resource of an ACI pool (see :class:`provisioners.infra.Resource`)."""
 
 
 class ResourceGroup(Resource):
@@ -154,7 +131,7 @@ class Identity(Resource):
             lambda: self._ops(ctx).delete(ctx.resource_group, self.name),
         )
 
-    def outputs(self, ctx: Context) -> dict[str, Any]:
+    def outputs(self, ctx: Context, resource_id: str) -> dict[str, Any]:
         return {"identity_id": ctx.facts[self.kind]["id"]}
 
 
@@ -195,7 +172,7 @@ class Registry(Resource):
             lambda: self._ops(ctx).begin_delete(ctx.resource_group, self.name).result(),
         )
 
-    def outputs(self, ctx: Context) -> dict[str, Any]:
+    def outputs(self, ctx: Context, resource_id: str) -> dict[str, Any]:
         server = ctx.facts[self.kind]["login_server"]
         return {"registry_server": server, "image": f"{server}/pushpool-runner:latest"}
 
@@ -257,6 +234,11 @@ class RoleAssignment(Resource):
         )
         return str(made.id)
 
+    def check(self, ctx: Context, resource_id: str) -> Found | None:
+        """The recorded assignment, by its id (what it applies to may be gone already)."""
+        got = ctx.arm.maybe("roleAssignments/read", lambda: self._ops(ctx).get_by_id(resource_id))
+        return None if got is None else Found(got.id, True)
+
     def delete(self, ctx: Context, resource_id: str) -> None:
         ctx.arm.maybe("roleAssignments/delete", lambda: self._ops(ctx).delete_by_id(resource_id))
 
@@ -278,12 +260,20 @@ class CustomRole(Resource):
     def _scopes(ctx: Context) -> list[str]:
         return [ctx.rg_id, *subnet_scopes(ctx.subnet_ids)]
 
+    def _get(self, ctx: Context) -> Any | None:
+        return ctx.arm.maybe(
+            "roleDefinitions/read", lambda: self._ops(ctx).get(ctx.rg_id, self._guid(ctx))
+        )
+
+    def check(self, ctx: Context, resource_id: str) -> Found | None:
+        """The recorded role, whatever it grants now."""
+        got = self._get(ctx)
+        return None if got is None else Found(got.id, True)
+
     def find(self, ctx: Context) -> Found | None:
         """The role, if it grants what the pool needs now (else it is planned again: a
         PUT of the same id updates it, e.g. once ``subnet_ids`` are added)."""
-        got = ctx.arm.maybe(
-            "roleDefinitions/read", lambda: self._ops(ctx).get(ctx.rg_id, self._guid(ctx))
-        )
+        got = self._get(ctx)
         if got is None:
             return None
         actions = [a for p in got.permissions or [] for a in p.actions or []]
