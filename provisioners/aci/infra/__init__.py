@@ -16,6 +16,7 @@ import json
 from typing import TYPE_CHECKING
 
 from provisioners import infra
+from provisioners.aci import permissions
 from provisioners.aci.infra.resources import (
     Context,
     control_plane_actions,
@@ -61,6 +62,7 @@ def setup_notes(provisioner: AciProvisioner) -> dict[str, str]:
             "set control_plane_principal_id (the control plane's identity) and provision again"
             " to assign that role to it"
         )
+    notes["ARM operations and the permissions they need"] = permissions.table()
     notes["Subnets"] = (
         "the role is assigned on each of the pool's subnet_ids (to join them); a deployment's"
         " own subnet_ids need the same: add them to the pool's subnet_ids and provision again"

@@ -12,22 +12,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioners import infra
+from provisioners.aci import permissions
 from provisioners.aci.arm import ArmClient
 from provisioners.aci.names import POOL_TAG, identity_name, registry_name, role_name
 from provisioners.infra import Found
 
 ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
-#: What the control plane does to a pool's container groups, and nothing more.
+#: What the control plane does to a pool's container groups, and nothing more (each
+#: with the ARM operations that need it: :mod:`provisioners.aci.permissions`).
 CONTROL_PLANE_ACTIONS = [
-    "Microsoft.ContainerInstance/containerGroups/read",
-    "Microsoft.ContainerInstance/containerGroups/write",
-    "Microsoft.ContainerInstance/containerGroups/delete",
-    "Microsoft.ContainerInstance/containerGroups/stop/action",
-    "Microsoft.ContainerInstance/containerGroups/containers/logs/read",
-    "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",
+    f"{permissions.ACI}/read",
+    f"{permissions.ACI}/write",
+    f"{permissions.ACI}/delete",
+    f"{permissions.ACI}/stop/action",
+    f"{permissions.ACI}/containers/logs/read",
+    permissions.IDENTITY_ASSIGN,
 ]
 #: Placing a container group in a subnet (``subnet_ids``): a linked check on the subnet.
-SUBNET_JOIN_ACTION = "Microsoft.Network/virtualNetworks/subnets/join/action"
+SUBNET_JOIN_ACTION = permissions.SUBNET_JOIN
 
 
 def control_plane_actions(subnet_ids: tuple[str, ...] | list[str] = ()) -> list[str]:
