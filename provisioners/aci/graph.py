@@ -13,11 +13,14 @@ is not an ARM write and reaches the index with Resource Graph's periodic full sc
 delay is not documented. So a row is a hint: a group it says is still running is taken
 as running (a run whose container died unseen is still caught by the reconciler's
 heartbeat timeout, which stops it), and a group it says has ended, or that it lacks, is
-read with a GET, which is authoritative and has the exit code and events.
+read with a GET, which is authoritative and has the exit code and events. A row a GET
+found stale (the graph still says ``Waiting`` of a running group) is remembered
+(:class:`RunningMemo`), so the GET is not repeated until the row changes.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -67,6 +70,34 @@ class GraphRow:
             and self.container_state == "Running"
             and self.group_state not in ENDED_GROUP
         )
+
+
+class RunningMemo:
+    """Rows a GET confirmed running. While Resource Graph keeps showing a group exactly so
+    (it has indexed no change since), the group is still believed running: an index that
+    lags on runtime changes costs one GET per group, not one per group per pass. Bounded
+    (cleared past :attr:`MAX` entries: only ever an extra GET)."""
+
+    MAX = 10_000
+
+    def __init__(self) -> None:
+        self._rows: dict[str, GraphRow] = {}
+        self._lock = threading.Lock()
+
+    def believed_running(self, rows: dict[str, GraphRow], name: str) -> bool:
+        row = rows.get(name)
+        with self._lock:
+            return row is not None and (row.running or self._rows.get(name) == row)
+
+    def confirm(self, rows: dict[str, GraphRow], name: str) -> None:
+        """A GET found ``name`` running while the graph showed ``rows[name]``."""
+        row = rows.get(name)
+        if row is None:
+            return
+        with self._lock:
+            if len(self._rows) >= self.MAX:
+                self._rows.clear()
+            self._rows[name] = row
 
 
 def _row(item: dict[str, Any]) -> GraphRow:

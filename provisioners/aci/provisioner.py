@@ -18,7 +18,7 @@ from typing import Any
 from provisioners.aci import links
 from provisioners.aci.arm import ArmClient
 from provisioners.aci.errors import ArmError
-from provisioners.aci.graph import GraphRow, pool_states
+from provisioners.aci.graph import GraphRow, RunningMemo, pool_states
 from provisioners.aci.groups import ContainerGroups, resource_group_id
 from provisioners.aci.models import AciJobVariables, AciPoolConfig
 from provisioners.aci.names import ATTEMPT_TAG, POOL_TAG, RUN_TAG, group_name
@@ -51,9 +51,9 @@ def _cores(group: Any) -> float:
     return total
 
 
-def _graph_running(rows: dict[str, GraphRow], ref: InfraRef) -> bool:
-    row = rows.get(str(ref.data["name"]).lower())
-    return row is not None and row.running
+def _name(ref: InfraRef) -> str:
+    """The group's name as Resource Graph rows are keyed (lowercased)."""
+    return str(ref.data["name"]).lower()
 
 
 def _tag(group: Any, key: str) -> str | None:
@@ -77,6 +77,7 @@ class AciProvisioner(Provisioner):
         super().__init__(pool_name, config)
         self.arm = arm or ArmClient(self.config.subscription_id)
         self._limiter = limiter
+        self._running_memo = RunningMemo()
 
     @cached_property
     def limiter(self) -> QuotaLimiter:
@@ -200,24 +201,26 @@ class AciProvisioner(Provisioner):
                 unsettled.append(ref)
             else:
                 statuses[ref.id] = known
-        to_get = self._not_running(unsettled)
+        rows = self._graph_rows(len(unsettled)) if unsettled else None
+        memo = self._running_memo
+        to_get = [r for r in unsettled if rows is None or not memo.believed_running(rows, _name(r))]
         statuses |= {r.id: InfraStatus(InfraState.RUNNING) for r in unsettled if r not in to_get}
         with ThreadPoolExecutor(max_workers=STATUS_WORKERS) as pool:
             for ref, got in zip(to_get, pool.map(self._try_status, to_get), strict=True):
-                if got is not None:
-                    statuses[ref.id] = got
+                if got is None:
+                    continue
+                statuses[ref.id] = got
+                if rows is not None and got.state == InfraState.RUNNING:
+                    memo.confirm(rows, _name(ref))
         return statuses
 
-    def _not_running(self, refs: list[InfraRef]) -> list[InfraRef]:
-        """The refs Resource Graph does not show running (all of them if it fails)."""
-        if not refs:
-            return []
+    def _graph_rows(self, wanted: int) -> dict[str, GraphRow] | None:
+        """Resource Graph's rows of this pool's groups (``None`` if it fails: GETs then)."""
         try:
-            rows = pool_states(self.arm, self.config.resource_group, self.pool_name)
+            return pool_states(self.arm, self.config.resource_group, self.pool_name)
         except ArmError as exc:
-            log.warning("Resource Graph: %s; reading %d group(s) one by one", exc, len(refs))
-            return refs
-        return [r for r in refs if not _graph_running(rows, r)]
+            log.warning("Resource Graph: %s; reading %d group(s) one by one", exc, wanted)
+            return None
 
     def _try_status(self, ref: InfraRef) -> InfraStatus | None:
         try:

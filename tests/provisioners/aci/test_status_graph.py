@@ -60,8 +60,10 @@ def test_a_stale_graph_row_is_a_hint_and_the_next_scan_settles_it(
     a.graph_scan_seconds = 3600.0  # runtime changes reach Resource Graph only on a scan
     ref = provisioner.submit(_request())
     a.start(ref.data["name"])
-    # Indexed at the PUT (Creating, Waiting): the graph cannot say it runs, so a GET does.
+    # Indexed at the PUT (Creating, Waiting): the graph cannot say it runs, so a GET does,
+    # once: while the graph keeps that row, the group is believed running.
     assert _pass(provisioner, emulator, [ref]) == [InfraState.RUNNING] and _gets(emulator) == 1
+    assert _pass(provisioner, emulator, [ref]) == [InfraState.RUNNING] and _gets(emulator) == 0
     provisioner.groups.stop(ref.data["name"])  # an ARM write: re-indexed at once
     assert _pass(provisioner, emulator, [ref]) == [InfraState.EXITED]
     other = provisioner.submit(_request())
