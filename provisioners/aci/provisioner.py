@@ -204,7 +204,8 @@ class AciProvisioner(Provisioner):
         rows = self._graph_rows(len(unsettled)) if unsettled else None
         memo = self._running_memo
         to_get = [r for r in unsettled if rows is None or not memo.believed_running(rows, _name(r))]
-        statuses |= {r.id: InfraStatus(InfraState.RUNNING) for r in unsettled if r not in to_get}
+        asked = {r.id for r in to_get}
+        statuses |= {r.id: InfraStatus(InfraState.RUNNING) for r in unsettled if r.id not in asked}
         with ThreadPoolExecutor(max_workers=STATUS_WORKERS) as pool:
             for ref, got in zip(to_get, pool.map(self._try_status, to_get), strict=True):
                 if got is None:
