@@ -141,11 +141,12 @@ def thousand_runs() -> tuple[float, float, int]:
         emulator.add_resource_group(RESOURCE_GROUP)
         emulator.azure.on_create = lambda name, group: emulator.azure.start(name)
         config = pool_config()
-        quota._limiters[(config["subscription_id"].lower(), config["location"])] = QuotaLimiter(
-            seconds
-        )
         store = SqlStore(f"sqlite:///{Path(tmp) / 'store.db'}")
         store.migrate()
+        # The windows in the store, as every replica of the control plane keeps them.
+        key = (config["subscription_id"].lower(), config["location"])
+        windows = quota.StoreWindows(store, quota.window_key(*key))
+        quota._limiters[key] = QuotaLimiter(seconds, windows)
         services = build_services(Settings(home=Path(tmp) / "home"), store, clock)
         ensure_default_pool(services)
         create_pool(services, WorkPoolCreate(name="azure", type="aci", config=config))
