@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -120,6 +120,15 @@ _ConfigModel = type[PoolConfig]
 _JobVariablesModel = type[JobVariables]
 
 
+class SharedState(Protocol):
+    """What a provisioner may keep in the control plane's store, shared by every process
+    and replica (the Store's meta values; ``service`` passes its store)."""
+
+    def get_meta(self, key: str) -> str | None: ...
+
+    def compare_and_set_meta(self, key: str, expected: str | None, value: str) -> bool: ...
+
+
 class Provisioner(ABC):
     """Runs flow runs on one platform.
 
@@ -151,9 +160,17 @@ class Provisioner(ABC):
     #: Code source types (``local``, ``git``, ``image``) this pool type can run.
     source_types: ClassVar[frozenset[str]] = frozenset({"local", "git", "image"})
 
+    #: State shared with the other processes of the control plane (``None``: this process
+    #: only); set by :meth:`use_shared_state` before the first use.
+    shared: SharedState | None = None
+
     def __init__(self, pool_name: str, config: dict[str, Any]) -> None:
         self.pool_name = pool_name
         self.config = self.config_model.model_validate(config)
+
+    def use_shared_state(self, shared: SharedState) -> None:
+        """Keep cross-process state (rate windows, say) in ``shared``."""
+        self.shared = shared
 
     @abstractmethod
     def submit(self, request: SubmitRequest) -> InfraRef: ...

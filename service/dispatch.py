@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from provisioners.base import InfraRef, Provisioner, SubmitRequest, get_provisioner
+from provisioners.base import (
+    InfraRef,
+    Provisioner,
+    SharedState,
+    SubmitRequest,
+    get_provisioner,
+)
 from provisioners.errors import CapacityUnavailable
 from service import events
 from service.clock import Clock
@@ -55,12 +61,16 @@ class Provisioners:
     """Provisioner instances per pool, rebuilt when the pool's type or config changes.
 
     ``defaults`` gives per pool type config values a pool's own config may override
-    (the process pool's run root under ``PUSHPOOL_HOME``, say)."""
+    (the process pool's run root under ``PUSHPOOL_HOME``, say); ``shared`` (the store)
+    holds what provisioners share across processes (ACI's quota windows)."""
 
-    def __init__(self, defaults: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, defaults: dict[str, dict[str, Any]] | None = None, shared: SharedState | None = None
+    ) -> None:
         self._cache: dict[str, tuple[str, Provisioner]] = {}
         self._lock = threading.Lock()
         self._defaults = defaults or {}
+        self._shared = shared
 
     def for_pool(self, pool: WorkPool) -> Provisioner:
         config = {**self._defaults.get(pool.type, {}), **pool.config}
@@ -70,7 +80,10 @@ class Provisioners:
         with self._lock:
             cached = self._cache.get(pool.name)
             if cached is None or cached[0] != fingerprint:
-                cached = (fingerprint, get_provisioner(pool.type, pool.name, config))
+                provisioner = get_provisioner(pool.type, pool.name, config)
+                if self._shared is not None:
+                    provisioner.use_shared_state(self._shared)
+                cached = (fingerprint, provisioner)
                 self._cache[pool.name] = cached
             return cached[1]
 

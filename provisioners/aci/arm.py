@@ -34,7 +34,7 @@ AZURE_AUDIENCE = "api://AzureADTokenExchange"
 ARM_URL = "https://management.azure.com"
 #: Retries the SDK makes itself (honouring ``Retry-After``) before an error reaches us.
 RETRY_TOTAL = 2
-Api = Literal["containers", "resources", "msi", "registry", "authorization"]
+Api = Literal["containers", "resources", "msi", "registry", "authorization", "graph"]
 T = TypeVar("T")
 
 _credential: Any = None
@@ -132,6 +132,10 @@ def _client_class(api: Api) -> Any:
         from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
         return ContainerRegistryManagementClient
+    if api == "graph":
+        from azure.mgmt.resourcegraph import ResourceGraphClient
+
+        return ResourceGraphClient
     from azure.mgmt.authorization import AuthorizationManagementClient
 
     return AuthorizationManagementClient
@@ -168,7 +172,9 @@ class ArmClient:
         with self._lock:
             if api not in self._clients:
                 cls = _client_class(api)
-                self._clients[api] = cls(subscription_id=self.subscription_id, **self._options())
+                # Resource Graph is tenant-wide: its queries name their subscriptions.
+                scoped = {} if api == "graph" else {"subscription_id": self.subscription_id}
+                self._clients[api] = cls(**scoped, **self._options())
             return self._clients[api]
 
     def call(self, operation: str, fn: Callable[[], T]) -> T:

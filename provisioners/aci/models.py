@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from provisioners.base import JobVariables, PoolConfig
+from provisioners.infra import ProvisionedResource
 
 SUBSCRIPTION_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
 #: ARM's rule for resource group names (no trailing period).
@@ -26,16 +27,6 @@ RESERVED_TAG_PREFIX = "pushpool-"
 _BAD_TAG_CHARS = set("<>%&\\?/")
 MAX_TAGS = 50
 GpuSku = Literal["K80", "P100", "V100"]
-
-
-class ProvisionedResource(BaseModel):
-    """One resource ``provision`` created (and ``deprovision`` may remove): ARM id."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    resource: str
-    name: str
-    id: str
 
 
 class QuotaLimits(BaseModel):

@@ -18,6 +18,7 @@ from typing import Any
 from provisioners.aci import links
 from provisioners.aci.arm import ArmClient
 from provisioners.aci.errors import ArmError
+from provisioners.aci.graph import GraphRow, RunningMemo, pool_states
 from provisioners.aci.groups import ContainerGroups, resource_group_id
 from provisioners.aci.models import AciJobVariables, AciPoolConfig
 from provisioners.aci.names import ATTEMPT_TAG, POOL_TAG, RUN_TAG, group_name
@@ -26,6 +27,7 @@ from provisioners.aci.spec import group_spec, job_variables
 from provisioners.aci.status import group_status, listed_status
 from provisioners.base import (
     InfraRef,
+    InfraState,
     InfraStatus,
     Progress,
     Provisioner,
@@ -37,7 +39,7 @@ from provisioners.errors import CapacityUnavailable, ProvisionerError, scrubbed
 log = logging.getLogger("pushpool.aci")
 
 TYPE = "aci"
-#: Parallel GETs of a status pass (ARM's list has no instance views).
+#: Parallel GETs of a status pass (groups Resource Graph shows ended or lacks).
 STATUS_WORKERS = 8
 
 
@@ -47,6 +49,11 @@ def _cores(group: Any) -> float:
         requests = getattr(getattr(c, "resources", None), "requests", None)
         total += float(getattr(requests, "cpu", 0) or 0)
     return total
+
+
+def _name(ref: InfraRef) -> str:
+    """The group's name as Resource Graph rows are keyed (lowercased)."""
+    return str(ref.data["name"]).lower()
 
 
 def _tag(group: Any, key: str) -> str | None:
@@ -70,10 +77,13 @@ class AciProvisioner(Provisioner):
         super().__init__(pool_name, config)
         self.arm = arm or ArmClient(self.config.subscription_id)
         self._limiter = limiter
+        self._running_memo = RunningMemo()
 
     @cached_property
     def limiter(self) -> QuotaLimiter:
-        return self._limiter or limiter_for(self.config.subscription_id, self.config.location)
+        return self._limiter or limiter_for(
+            self.config.subscription_id, self.config.location, self.shared
+        )
 
     @cached_property
     def groups(self) -> ContainerGroups:
@@ -170,30 +180,48 @@ class AciProvisioner(Provisioner):
         return group_status(self.groups.get(str(ref.data["name"])), ref.id)
 
     def status_many(self, refs: Sequence[InfraRef]) -> dict[str, InfraStatus]:
-        """One list of the resource group, then a GET for each group that list cannot
-        settle (ARM's list has no instance views), a few in parallel."""
+        """One ARM list of the resource group (existence, provisioning, cores for the
+        limiter) and one Resource Graph query per 1,000 groups (instance states; ARM's
+        list has none), then a GET only for a group the graph says has ended (for its
+        exit code and events) or has no state for (:mod:`.graph` on freshness)."""
         if not refs:
             return {}
         try:
-            listed = {g.name: g for g in self.groups.list()}
+            listed = {g.name.lower(): g for g in self.groups.list()}
         except ArmError as exc:
             log.warning("status of %d container group(s): %s", len(refs), exc)
             return {}
         self._observe(listed.values())
         statuses: dict[str, InfraStatus] = {}
-        to_get: list[InfraRef] = []
+        unsettled: list[InfraRef] = []
         for ref in refs:
-            group = listed.get(str(ref.data["name"]))
+            group = listed.get(str(ref.data["name"]).lower())
             known = group_status(None, ref.id) if group is None else listed_status(group)
             if known is None:
-                to_get.append(ref)
+                unsettled.append(ref)
             else:
                 statuses[ref.id] = known
+        rows = self._graph_rows(len(unsettled)) if unsettled else None
+        memo = self._running_memo
+        to_get = [r for r in unsettled if rows is None or not memo.believed_running(rows, _name(r))]
+        asked = {r.id for r in to_get}
+        statuses |= {r.id: InfraStatus(InfraState.RUNNING) for r in unsettled if r.id not in asked}
         with ThreadPoolExecutor(max_workers=STATUS_WORKERS) as pool:
             for ref, got in zip(to_get, pool.map(self._try_status, to_get), strict=True):
-                if got is not None:
-                    statuses[ref.id] = got
+                if got is None:
+                    continue
+                statuses[ref.id] = got
+                if rows is not None and got.state == InfraState.RUNNING:
+                    memo.confirm(rows, _name(ref))
         return statuses
+
+    def _graph_rows(self, wanted: int) -> dict[str, GraphRow] | None:
+        """Resource Graph's rows of this pool's groups (``None`` if it fails: GETs then)."""
+        try:
+            return pool_states(self.arm, self.config.resource_group, self.pool_name)
+        except ArmError as exc:
+            log.warning("Resource Graph: %s; reading %d group(s) one by one", exc, wanted)
+            return None
 
     def _try_status(self, ref: InfraRef) -> InfraStatus | None:
         try:
@@ -257,14 +285,14 @@ class AciProvisioner(Provisioner):
     def provision(self, plan: ProvisionPlan, progress: Progress | None = None) -> dict[str, Any]:
         from provisioners.aci.infra import Infrastructure
 
-        return Infrastructure.for_pool(self).apply(plan, progress)
+        return Infrastructure.for_pool(self).apply(plan, list(self.config.provisioned), progress)
 
     def deprovision(self, progress: Progress | None = None) -> None:
         from provisioners.aci.infra import Infrastructure
 
         for ref in self.list_orphans(set()) if self._resource_group_exists() else []:
             self.teardown(ref)
-        Infrastructure.for_pool(self).remove(progress)
+        Infrastructure.for_pool(self).remove(list(self.config.provisioned), progress)
 
     def _resource_group_exists(self) -> bool:
         ops = self.arm.client("resources").resource_groups

@@ -203,6 +203,13 @@ class Store(ABC):
         """Set ``key``, replacing any value."""
 
     @abstractmethod
+    def compare_and_set_meta(self, key: str, expected: str | None, value: str) -> bool:
+        """Set meta ``key`` to ``value`` only if it is ``expected`` now (``None``: unset);
+        ``True`` if this call set it. Atomic: of callers racing from one ``expected``,
+        exactly one succeeds (state shared by replicas, e.g. a provisioner's quota windows,
+        is read with :meth:`get_meta` and written back with this, retrying on ``False``)."""
+
+    @abstractmethod
     def take_turn(self, key: str, now: datetime, every: timedelta) -> bool:
         """A lease on periodic work: ``True`` for one caller per ``every`` (across every
         process sharing the store), which should then do the work named ``key``.

@@ -103,6 +103,7 @@ from service.store.base import (
 )
 from service.store.sql_blocks import SqlBlocks
 from service.store.sql_events import SqlEventsMixin
+from service.store.sql_shared_meta import SqlSharedMeta
 from service.vocabulary import ACTIVE, StateType
 
 _RUN_JSON_FIELDS = ("parameters", "job_variables", "result", "error", "tags")
@@ -176,7 +177,7 @@ def _postgres_engine(url: str, pool_size: int, max_overflow: int, pool_timeout: 
     )
 
 
-class SqlStore(SqlBlocks, SqlEventsMixin, Store):
+class SqlStore(SqlBlocks, SqlEventsMixin, SqlSharedMeta, Store):
     def __init__(
         self,
         url: str,

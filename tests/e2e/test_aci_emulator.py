@@ -139,6 +139,8 @@ def test_aci_pool_end_to_end_against_the_arm_emulator(emulator: Emulator, live: 
     assert crashed["state"]["type"] == "CRASHED" and "OOMKilled" in crashed["state"]["message"]
     assert crashed["error"]["exit_code"] == 137
     assert azure.groups == {}
+    code, out = invoke("runs", "logs", lost["id"])  # the container's own last words
+    assert code == 0 and "allocating" in out and "Killed" in out, out
 
     # -- cancel stops the group; the tick finishes the cancel and deletes it -------------
     cancelled, name = start_run(live, deployment_id, emulator)

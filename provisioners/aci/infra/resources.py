@@ -1,4 +1,5 @@
-"""The resources of an ACI pool, each found, created and deleted through ARM.
+"""The resources of an ACI pool, each found, created and deleted through ARM (the plan
+engine is :mod:`provisioners.infra`).
 
 Everything that takes tags carries ``pushpool-pool=<pool>``; role assignments and the
 custom role (which take none) have names derived from the pool, so they are found again.
@@ -7,35 +8,47 @@ custom role (which take none) have names derived from the pool, so they are foun
 from __future__ import annotations
 
 import uuid
-from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
+from provisioners import infra
+from provisioners.aci import permissions
 from provisioners.aci.arm import ArmClient
 from provisioners.aci.names import POOL_TAG, identity_name, registry_name, role_name
+from provisioners.infra import Found
 
 ACR_PULL_ROLE = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
-#: What the control plane does to a pool's container groups, and nothing more.
+#: What the control plane does to a pool's container groups, and nothing more (each
+#: with the ARM operations that need it: :mod:`provisioners.aci.permissions`).
 CONTROL_PLANE_ACTIONS = [
-    "Microsoft.ContainerInstance/containerGroups/read",
-    "Microsoft.ContainerInstance/containerGroups/write",
-    "Microsoft.ContainerInstance/containerGroups/delete",
-    "Microsoft.ContainerInstance/containerGroups/stop/action",
-    "Microsoft.ContainerInstance/containerGroups/containers/logs/read",
-    "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action",
+    f"{permissions.ACI}/read",
+    f"{permissions.ACI}/write",
+    f"{permissions.ACI}/delete",
+    f"{permissions.ACI}/stop/action",
+    f"{permissions.ACI}/containers/logs/read",
+    permissions.IDENTITY_ASSIGN,
 ]
+#: Placing a container group in a subnet (``subnet_ids``): a linked check on the subnet.
+SUBNET_JOIN_ACTION = permissions.SUBNET_JOIN
+
+
+def control_plane_actions(subnet_ids: tuple[str, ...] | list[str] = ()) -> list[str]:
+    """The custom role's actions: the subnet join only where the pool uses subnets."""
+    return CONTROL_PLANE_ACTIONS + ([SUBNET_JOIN_ACTION] if subnet_ids else [])
+
+
+def subnet_scopes(subnet_ids: tuple[str, ...] | list[str]) -> list[str]:
+    """The resource groups of the subnets' virtual networks (where the role must be
+    assignable for an assignment on each subnet), in order, without repeats."""
+    return list(dict.fromkeys("/".join(s.split("/")[:5]) for s in subnet_ids))
+
+
 _NAMESPACE = uuid.UUID("5d0b6f0e-7c1d-4d8a-9a51-6f7075736870")
 
 
 def stable_uuid(*parts: str) -> str:
     """A GUID (what ARM names role definitions and assignments with) fixed by ``parts``."""
     return str(uuid.uuid5(_NAMESPACE, "/".join(parts)))
-
-
-@dataclass(frozen=True)
-class Found:
-    id: str
-    owned: bool
 
 
 @dataclass
@@ -45,6 +58,8 @@ class Context:
     resource_group: str
     location: str
     control_plane_principal_id: str | None = None
+    #: The pool's subnets: the control plane must be able to join each.
+    subnet_ids: tuple[str, ...] = ()
     #: Resource kind -> what is known of it so far (id, principal id, login server).
     facts: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -61,27 +76,8 @@ class Context:
         return (tags or {}).get(POOL_TAG) == self.pool
 
 
-class Resource(ABC):
-    kind: ClassVar[str]
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}/{self.name}"
-
-    @abstractmethod
-    def find(self, ctx: Context) -> Found | None: ...
-
-    @abstractmethod
-    def create(self, ctx: Context) -> str: ...
-
-    @abstractmethod
-    def delete(self, ctx: Context, resource_id: str) -> None: ...
-
-    def outputs(self, ctx: Context) -> dict[str, Any]:
-        return {}
+class Resource(infra.Resource[Context]):
+    """One resource of an ACI pool (see :class:`provisioners.infra.Resource`)."""
 
 
 class ResourceGroup(Resource):
@@ -137,7 +133,7 @@ class Identity(Resource):
             lambda: self._ops(ctx).delete(ctx.resource_group, self.name),
         )
 
-    def outputs(self, ctx: Context) -> dict[str, Any]:
+    def outputs(self, ctx: Context, resource_id: str) -> dict[str, Any]:
         return {"identity_id": ctx.facts[self.kind]["id"]}
 
 
@@ -178,13 +174,14 @@ class Registry(Resource):
             lambda: self._ops(ctx).begin_delete(ctx.resource_group, self.name).result(),
         )
 
-    def outputs(self, ctx: Context) -> dict[str, Any]:
+    def outputs(self, ctx: Context, resource_id: str) -> dict[str, Any]:
         server = ctx.facts[self.kind]["login_server"]
         return {"registry_server": server, "image": f"{server}/pushpool-runner:latest"}
 
 
 class RoleAssignment(Resource):
-    """``role`` for ``principal`` (a fact of ``principal_of``, or a given id) at ``scope_of``."""
+    """``role`` for ``principal`` (a fact of ``principal_of``, or a given id) at ``scope_of``
+    (``resource-group``, a fact's kind, or an ARM id such as a subnet's)."""
 
     kind = "role-assignment"
 
@@ -196,7 +193,12 @@ class RoleAssignment(Resource):
         return ctx.arm.client("authorization").role_assignments
 
     def _scope(self, ctx: Context) -> str:
+        if self.scope_of.startswith("/"):
+            return self.scope_of
         return ctx.rg_id if self.scope_of == "resource-group" else ctx.facts[self.scope_of]["id"]
+
+    def _scope_known(self, ctx: Context) -> bool:
+        return self.scope_of.startswith("/") or self.scope_of in ("resource-group", *ctx.facts)
 
     def _principal(self, ctx: Context) -> str:
         fact = ctx.facts.get(self.principal)
@@ -213,7 +215,7 @@ class RoleAssignment(Resource):
         )
 
     def find(self, ctx: Context) -> Found | None:
-        if self.scope_of != "resource-group" and self.scope_of not in ctx.facts:
+        if not self._scope_known(ctx):
             return None  # what it applies to does not exist yet
         got = ctx.arm.maybe(
             "roleAssignments/read", lambda: self._ops(ctx).get(self._scope(ctx), self._guid(ctx))
@@ -234,6 +236,11 @@ class RoleAssignment(Resource):
         )
         return str(made.id)
 
+    def check(self, ctx: Context, resource_id: str) -> Found | None:
+        """The recorded assignment, by its id (what it applies to may be gone already)."""
+        got = ctx.arm.maybe("roleAssignments/read", lambda: self._ops(ctx).get_by_id(resource_id))
+        return None if got is None else Found(got.id, True)
+
     def delete(self, ctx: Context, resource_id: str) -> None:
         ctx.arm.maybe("roleAssignments/delete", lambda: self._ops(ctx).delete_by_id(resource_id))
 
@@ -251,11 +258,31 @@ class CustomRole(Resource):
         ctx.facts[self.kind] = {"guid": guid}
         return guid
 
-    def find(self, ctx: Context) -> Found | None:
-        got = ctx.arm.maybe(
+    @staticmethod
+    def _scopes(ctx: Context) -> list[str]:
+        return [ctx.rg_id, *subnet_scopes(ctx.subnet_ids)]
+
+    def _get(self, ctx: Context) -> Any | None:
+        return ctx.arm.maybe(
             "roleDefinitions/read", lambda: self._ops(ctx).get(ctx.rg_id, self._guid(ctx))
         )
+
+    def check(self, ctx: Context, resource_id: str) -> Found | None:
+        """The recorded role, whatever it grants now."""
+        got = self._get(ctx)
         return None if got is None else Found(got.id, True)
+
+    def find(self, ctx: Context) -> Found | None:
+        """The role, if it grants what the pool needs now (else it is planned again: a
+        PUT of the same id updates it, e.g. once ``subnet_ids`` are added)."""
+        got = self._get(ctx)
+        if got is None:
+            return None
+        actions = [a for p in got.permissions or [] for a in p.actions or []]
+        current = sorted(actions) == sorted(control_plane_actions(ctx.subnet_ids))
+        scopes = sorted(s.lower() for s in got.assignable_scopes or [])
+        current = current and scopes == sorted(s.lower() for s in self._scopes(ctx))
+        return Found(got.id, True) if current else None
 
     def create(self, ctx: Context) -> str:
         body = {
@@ -263,8 +290,10 @@ class CustomRole(Resource):
                 "roleName": role_name(ctx.pool),
                 "description": f"pushpool control plane for the ACI pool {ctx.pool}",
                 "type": "CustomRole",
-                "permissions": [{"actions": CONTROL_PLANE_ACTIONS, "notActions": []}],
-                "assignableScopes": [ctx.rg_id],
+                "permissions": [
+                    {"actions": control_plane_actions(ctx.subnet_ids), "notActions": []}
+                ],
+                "assignableScopes": self._scopes(ctx),
             }
         }
         made = ctx.arm.call(
@@ -288,10 +317,11 @@ def pool_resources(ctx: Context) -> list[Resource]:
         RoleAssignment("acr-pull", ACR_PULL_ROLE, "container-registry", "managed-identity"),
         CustomRole(role_name(ctx.pool)),
     ]
-    if ctx.control_plane_principal_id:
-        resources.append(
-            RoleAssignment(
-                "control-plane", "custom", "resource-group", ctx.control_plane_principal_id
-            )
-        )
+    principal = ctx.control_plane_principal_id
+    if principal:
+        resources.append(RoleAssignment("control-plane", "custom", "resource-group", principal))
+        resources += [
+            RoleAssignment(f"subnet-join-{i}", "custom", subnet, principal)
+            for i, subnet in enumerate(ctx.subnet_ids, 1)
+        ]
     return resources

@@ -169,6 +169,7 @@ from service.store.dynamo.schema import (
     SCHEMA_VERSION,
     SchemaMixin,
 )
+from service.store.dynamo.shared_meta import DynamoSharedMeta
 from service.store.dynamo.tasks import (
     TasksMixin,
     _live_leases,
@@ -178,6 +179,7 @@ from service.store.dynamo.tasks import (
 class DynamoStore(
     DynamoBlocks,
     DynamoEventsMixin,
+    DynamoSharedMeta,
     KeysMixin,
     PoolsMixin,
     DeploymentsMixin,

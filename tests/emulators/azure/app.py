@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from emulators.azure.containers import Answer, ContainerInstance, arm_error
+from emulators.azure.graph import ResourceGraph
 from emulators.azure.resources import Resources
 from emulators.azure.state import Azure
 
@@ -20,6 +21,7 @@ SUB = r"/subscriptions/(?P<sub>[^/]+)"
 RG = SUB + r"/resourcegroups/(?P<rg>[^/]+)"
 GROUPS = RG + r"/providers/microsoft\.containerinstance/containergroups"
 GROUP = GROUPS + r"/(?P<name>[^/]+)"
+GRAPH = r"/providers/microsoft\.resourcegraph/resources"
 OPERATION = (
     SUB + r"/providers/microsoft\.containerinstance/locations/[^/]+/operations/(?P<op>[^/]+)"
 )
@@ -36,10 +38,13 @@ def _rg_id(m: re.Match[str]) -> str:
 def make_app(azure: Azure) -> Starlette:
     aci = ContainerInstance(azure)
     resources = Resources(azure)
+    graph = ResourceGraph(azure)
 
     def route(
         method: str, path: str, query: dict[str, str], body: Any, base: str, headers: dict[str, str]
     ) -> Answer:
+        if method == "POST" and _match(GRAPH, path):
+            return graph.query(body)
         if m := _match(OPERATION, path):
             return aci.operation(m["op"])
         if method == "GET" and (m := _match(GROUPS, path)):

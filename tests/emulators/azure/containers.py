@@ -94,6 +94,7 @@ class ContainerInstance:
             if headers.get("if-none-match") == "*":
                 return arm_error(412, "PreconditionFailed", f"{name} already exists")
             existing.body = body
+            self._index(key)
             return 200, render(gid, existing, view=False), {}
         refused = self._quota()
         if refused is not None:
@@ -102,6 +103,7 @@ class ContainerInstance:
         a.groups[key] = g
         a.create_times.append(g.created_at)
         a.on_create(name, g)
+        self._index(key)
         op = a.new_operation()
         self._ops[op] = key
         location = body["location"]
@@ -111,6 +113,11 @@ class ContainerInstance:
             f"{location}/operations/{op}?api-version=2023-05-01"
         )
         return 201, render(gid, g, view=False), {"Azure-AsyncOperation": url}
+
+    def _index(self, key: str) -> None:
+        """ARM notifies Resource Graph of a write: the group is indexed again at once."""
+        g = self.azure.groups[key]
+        self.azure.graph[key] = render(g.id, g, view=True)
 
     def _quota(self) -> Answer | None:
         a, now = self.azure, self.azure.clock()
@@ -157,6 +164,7 @@ class ContainerInstance:
 
     def delete(self, gid: str) -> Answer:
         g = self.azure.groups.pop(gid.lower(), None)
+        self.azure.graph.pop(gid.lower(), None)  # ARM tells Resource Graph of deletes
         if g is None:
             return 204, None, {}
         self.azure.delete_times.append(self.azure.clock())
@@ -169,6 +177,7 @@ class ContainerInstance:
         if g.container != "Terminated":
             g.container, g.detail, g.stopped = "Terminated", "Stopped", True
         g.stopped = True
+        self._index(gid.lower())
         return 204, None, {}
 
     def logs(self, gid: str, tail: int | None) -> Answer:

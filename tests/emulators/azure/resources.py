@@ -92,7 +92,8 @@ class Resources:
         if name != "resourceGroups" and rg and rg.group(0).lower() not in self.azure.resources:
             return arm_error(404, "ResourceGroupNotFound", f"Resource group of {path} not found.")
         key = path.lower()
-        status = 200 if key in self.azure.resources else 201
+        # Role definitions answer 201 to an update too (their API's only success code).
+        status = 200 if key in self.azure.resources and "roleDefinitions" not in name else 201
         stored = dict(body) | {"id": path, "name": path.rsplit("/", 1)[-1], "type": name}
         props = dict(stored.get("properties") or {})
         props.setdefault("provisioningState", "Succeeded")

@@ -78,6 +78,10 @@ class Azure:
         self.max_groups: int | None = None
         self.create_times: list[float] = []
         self.delete_times: list[float] = []
+        #: Resource Graph's index: group id (lowercased) -> the group as last indexed.
+        self.graph: dict[str, dict[str, Any]] = {}
+        #: Seconds between Resource Graph's full scans (0: the index is always current).
+        self.graph_scan_seconds = 0.0
 
     # -- what tests do -------------------------------------------------------------------
     def inject(

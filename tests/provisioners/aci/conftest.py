@@ -40,6 +40,8 @@ def aci_services(
         emulator.add_resource_group(RESOURCE_GROUP)
         config = pool_config()
         key = (config["subscription_id"].lower(), config["location"])
+        # In-memory windows: the store's are tested apart (test_quota: two limiters, one
+        # store), and through the store the 1,000-run drive is too slow for the suite.
         monkeypatch.setitem(quota._limiters, key, QuotaLimiter(seconds))
         # The emulator enforces ACI's quotas too: a create over them would be answered
         # with 429 / ContainerGroupQuotaReached (and requeued), never run.

@@ -13,7 +13,7 @@ from support.e2e import cli_server, invoke
 from support.server import LiveServer
 
 from provisioners.aci import AciProvisioner
-from provisioners.aci.infra.resources import CONTROL_PLANE_ACTIONS
+from provisioners.aci.infra.resources import CONTROL_PLANE_ACTIONS, SUBNET_JOIN_ACTION
 
 pytestmark = pytest.mark.slow
 PRINCIPAL = "11111111-2222-3333-4444-555555555555"
@@ -104,3 +104,47 @@ def test_a_refused_create_is_one_line_with_arms_code(emulator: Emulator) -> None
     message = str(info.value)
     assert "AuthorizationFailed: no write here" in message and "\n" not in message
     assert "already in place: resource-group/pushpool-demo, managed-identity" in message
+
+
+def test_subnets_get_the_join_action_and_an_assignment_each(emulator: Emulator) -> None:
+    from emulators.azure.harness import pool_config
+
+    emulator.add_resource_group("net")
+    subnet = (
+        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/net/providers/"
+        "Microsoft.Network/virtualNetworks/vnet/subnets/aci"
+    )
+    base = pool_config(resource_group="pushpool-demo", control_plane_principal_id=PRINCIPAL)
+    first = AciProvisioner("demo", base)
+    recorded = first.provision(first.plan())
+    stored = emulator.azure.resources
+    role = next(r for r in stored.values() if r["type"].endswith("roleDefinitions"))
+    assert SUBNET_JOIN_ACTION not in role["properties"]["permissions"][0]["actions"]
+
+    p = AciProvisioner("demo", {**base, **recorded, "subnet_ids": [subnet]})
+    plan = p.plan()
+    assert [(s.resource, s.name) for s in plan.to_create] == [
+        ("custom-role", "pushpool-demo-control-plane"), ("role-assignment", "subnet-join-1"),
+    ]  # fmt: skip
+    recorded = p.provision(plan)
+    role = next(r for r in stored.values() if r["type"].endswith("roleDefinitions"))
+    assert role["properties"]["permissions"][0]["actions"] == [
+        *CONTROL_PLANE_ACTIONS, SUBNET_JOIN_ACTION,
+    ]  # fmt: skip
+    assert [s.lower() for s in role["properties"]["assignableScopes"]] == [
+        f"/subscriptions/{SUBSCRIPTION}/resourcegroups/pushpool-demo",
+        f"/subscriptions/{SUBSCRIPTION}/resourcegroups/net",
+    ]
+    on_subnet = [
+        r for r in stored.values()
+        if r["type"].endswith("roleAssignments") and r["properties"]["scope"] == subnet
+    ]  # fmt: skip
+    assert [a["properties"]["principalId"] for a in on_subnet] == [PRINCIPAL]
+    assert (
+        SUBNET_JOIN_ACTION
+        in p.setup_notes()["Azure role the control plane needs in this resource group"]
+    )
+    done = AciProvisioner("demo", {**base, **recorded, "subnet_ids": [subnet]})
+    assert done.plan().empty
+    done.deprovision()
+    assert list(stored) == [f"/subscriptions/{SUBSCRIPTION}/resourcegroups/net"]

@@ -9,9 +9,10 @@ from emulators.azure.server import Emulator
 from support.clock import FakeClock
 
 from provisioners.aci.models import QuotaLimits
-from provisioners.aci.quota import QuotaLimiter
+from provisioners.aci.quota import QuotaLimiter, StoreWindows, limiter_for, window_key
 from service.services import Services
 from service.states import StateType
+from service.store.base import Store
 
 RG = "/subscriptions/s/resourceGroups/rg"
 
@@ -65,6 +66,69 @@ def test_deletes_have_their_own_windows() -> None:
     assert limiter.try_delete(gid(2), limits) is None
     assert limiter.try_delete(gid(3), limits) is not None
     assert limiter.try_create(gid(3), 1, limits) is None
+
+
+def _peak(times: list[float], span: float) -> int:
+    times = sorted(times)
+    return max((sum(1 for u in times if t - span < u <= t) for t in times), default=0)
+
+
+@pytest.mark.parametrize("sharing", [True, False])
+def test_two_limiters_sharing_a_store_never_exceed_the_windows_together(
+    store: Store, sharing: bool
+) -> None:
+    """Two control-plane processes (two limiters, one store) racing in threads: creates
+    admitted by both together stay inside each window; apart, each fills its own."""
+    import threading
+
+    clock = Seconds()
+    limits = QuotaLimits(creates_per_5_minutes=5, creates_per_hour=12, max_groups=10**6,
+                         max_cores=10**6)  # fmt: skip
+    shared = [StoreWindows(store, window_key("s", "westeurope")) for _ in range(2)]
+    limiters = [QuotaLimiter(clock, w if sharing else None) for w in shared]
+    admitted: list[float] = []
+    lock = threading.Lock()
+
+    def dispatcher(n: int, limiter: QuotaLimiter) -> None:
+        for i in range(8):
+            if limiter.try_create(gid(n * 100 + i), 1, limits) is None:
+                with lock:
+                    admitted.append(clock())
+
+    # moto's in-process DynamoDB does not lock between a condition and its write (real
+    # DynamoDB does): there the two take turns instead of racing in threads.
+    racing = type(store).__name__ != "DynamoStore"
+    for step in range(16):
+        clock.now = step * 100.0
+        threads = [threading.Thread(target=dispatcher, args=(n, lim)) for n, lim in
+                   enumerate(limiters)]  # fmt: skip
+        for th in threads:
+            th.start()
+            if not racing:
+                th.join()
+        for th in threads:
+            th.join()
+    peaks = (_peak(admitted, 300.0), _peak(admitted, 3600.0))
+    if sharing:
+        assert peaks == (5, 12)
+    else:  # what per-process windows would do: each admits its own share
+        assert peaks == (10, 24)
+
+
+def test_the_service_hands_its_store_to_aci_limiters(
+    aci_services: tuple[Services, Emulator],
+) -> None:
+    from provisioners.aci import quota
+
+    services, _ = aci_services
+    assert services.dispatcher.provisioner("azure").shared is services.store
+    limiter = limiter_for("sub-x", "westeurope", services.store)
+    try:
+        assert limiter.try_create(gid(1), 1, QuotaLimits()) is None
+        raw = services.store.get_meta(window_key("sub-x", "westeurope") + "/creates")
+        assert raw is not None and len(__import__("json").loads(raw)) == 1
+    finally:
+        quota._limiters.pop(("sub-x", "westeurope"), None)
 
 
 @pytest.mark.slow

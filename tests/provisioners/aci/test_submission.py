@@ -165,22 +165,6 @@ def test_lifecycle_exit_codes_and_reasons(provisioner: AciProvisioner, emulator:
     assert many == {r.id: provisioner.status(r) for r in (creating, oom, failed, fine)}
 
 
-def test_status_many_lists_once_and_gets_only_what_the_list_cannot_settle(
-    provisioner: AciProvisioner, emulator: Emulator
-) -> None:
-    refs = [provisioner.submit(request()) for _ in range(5)]
-    for ref in refs[:2]:
-        emulator.azure.start(ref.data["name"])
-    provisioner.teardown(refs[4])
-    emulator.azure.requests.clear()
-    many = provisioner.status_many(refs)
-    assert [many[r.id].state for r in refs] == [
-        InfraState.RUNNING, InfraState.RUNNING,
-        InfraState.PENDING, InfraState.PENDING, InfraState.MISSING,
-    ]  # fmt: skip
-    assert len(emulator.azure.calls("GET")) == 1 + 2  # one list, a GET per provisioned group
-
-
 def test_a_failed_list_leaves_every_run_for_the_next_pass(
     provisioner: AciProvisioner, emulator: Emulator
 ) -> None:
