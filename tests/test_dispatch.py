@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import pytest
 from support.clock import FakeClock
-from support.factories import deployment_body
+from support.factories import SOURCE_ROOTS, deployment_body
 
 from provisioners.base import REGISTRY, InfraRef, InfraState, SubmitRequest
 from provisioners.errors import CapacityUnavailable
@@ -235,7 +235,7 @@ def test_sweep_prunes_by_what_deployments_need(
     services: Services, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(REGISTRY, "pruning", f"{__name__}:PruningProcess")
-    create_pool(services, WorkPoolCreate(name="shared", type="pruning"))
+    create_pool(services, WorkPoolCreate(name="shared", type="pruning", config=SOURCE_ROOTS))
     body = deployment_body(work_pool="shared", job_variables={"env": {"A": "1"}})
     deploy(services, DeploymentCreate.model_validate(body))
     assert services.scheduler.reconciler.sweep_orphans() == 1
@@ -323,7 +323,9 @@ def test_no_capacity_requeues_the_run_instead_of_failing_it(
     monkeypatch.setattr(FullProcess, "refusals", [2])
     create_pool(
         services,
-        WorkPoolCreate(name="tight", type="full", config={"allow_job_commands": True}),
+        WorkPoolCreate(
+            name="tight", type="full", config={"allow_job_commands": True, **SOURCE_ROOTS}
+        ),
     )
     body = deployment_body(work_pool="tight", job_variables={"command": SLEEP})
     dep = deploy(services, DeploymentCreate.model_validate(body))[0]

@@ -73,11 +73,10 @@ def ecs_task_stopped_event(
     return event
 
 
+#: Process pool config letting ``local`` sources come from this checkout.
+SOURCE_ROOTS: dict[str, Any] = {"allowed_source_roots": [str(REPO)]}
+
+
 def process_pool(name: str, **fields: Any) -> dict[str, Any]:
     """A process pool's create body whose ``local`` sources may come from this checkout."""
-    return {
-        "name": name,
-        "type": "process",
-        "config": {"allowed_source_roots": [str(REPO)]},
-        **fields,
-    }
+    return {"name": name, "type": "process", "config": dict(SOURCE_ROOTS), **fields}

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -16,7 +17,9 @@ from service.app import create_app
 from service.bootstrap import ensure_admin_key, ensure_default_pool
 from service.services import Services, build_services
 from service.settings import Settings
-from support.factories import REPO
+
+#: This checkout (computed here: benchmarks import this module without ``tests`` on the path).
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
