@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.factories import deployment_body
+from support.factories import deployment_body, process_pool
 from support.server import LiveServer, live_server
 
 import pushpool
@@ -32,7 +32,7 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
 def _running_run(live: LiveServer) -> tuple[str, str]:
     """A claimed run whose runner has exchanged its bootstrap credential: (id, token)."""
     http = live.client
-    http.post("/work-pools", json={"name": "held", "type": "process", "paused": True})
+    http.post("/work-pools", json=process_pool("held", paused=True))
     dep = http.post("/deployments", json=deployment_body(work_pool="held")).json()["id"]
     run_id = http.post(f"/deployments/{dep}/runs").json()["id"]
     store, clock = live.services.store, live.services.clock

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from support.clock import FakeClock
-from support.factories import deployment_body
+from support.factories import deployment_body, process_pool
 
 from service.app import create_app
 from service.models import Role
@@ -37,7 +37,7 @@ def client_as(services: Services, role: Role) -> TestClient:
 @pytest.fixture
 def held(api: TestClient) -> str:
     """A deployment on a paused pool (nothing starts): its id."""
-    api.post("/api/work-pools", json={"name": "held", "type": "process", "paused": True})
+    api.post("/api/work-pools", json=process_pool("held", paused=True))
     r = api.post("/api/deployments", json=deployment_body(work_pool="held"))
     assert r.status_code == 201, r.text
     deployment_id: str = r.json()["id"]
