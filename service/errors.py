@@ -108,3 +108,7 @@ class CacheRecordNotFound(NotFound):
 
 class ConcurrencyLimitNotFound(NotFound):
     kind = "concurrency limit"
+
+
+class TaskRunNotFound(NotFound):
+    kind = "task run"

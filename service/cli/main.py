@@ -727,15 +727,19 @@ def _print_log(line: dict[str, Any]) -> None:
 
 
 def _follow(
-    client: ApiClient, run_id: str, poll: float = 0.5, after: int | None = None
+    client: ApiClient,
+    run_id: str,
+    poll: float = 0.5,
+    after: int | None = None,
+    task: str | None = None,
 ) -> dict[str, Any]:
-    """Print logs (those after log id ``after``; all when None) and state changes until the
-    run is final; return the final run."""
+    """Print logs (those after log id ``after``; all when None; only ``task``'s when
+    given) and state changes until the run is final; return the final run."""
     after, last_state = after or 0, None
     with console.status("waiting for the run…") as status:
         while True:
             flow_run = client.get(f"/flow-runs/{run_id}")
-            page = client.get(f"/flow-runs/{run_id}/logs", params={"after": after})
+            page = client.get(f"/flow-runs/{run_id}/logs", params=_log_params(after, task))
             for line in page["logs"]:
                 _print_log(line)
             after = page["next_after"]
@@ -929,10 +933,14 @@ def runs_result(
     _print_json(r["result"])
 
 
-def _read_logs(client: ApiClient, run_ref: str) -> list[dict[str, Any]]:
+def _log_params(after: int, task: str | None) -> dict[str, Any]:
+    return {"after": after} if task is None else {"after": after, "task_run": task}
+
+
+def _read_logs(client: ApiClient, run_ref: str, task: str | None = None) -> list[dict[str, Any]]:
     after, lines = 0, []
     while True:
-        page = client.get(f"/flow-runs/{run_ref}/logs", params={"after": after})
+        page = client.get(f"/flow-runs/{run_ref}/logs", params=_log_params(after, task))
         lines += page["logs"]
         if not page["logs"]:
             return lines
@@ -951,15 +959,20 @@ def runs_logs(
     since: Annotated[
         str | None, typer.Option(help="Only lines logged since: 10m, 1h or an ISO time")
     ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(help="Only the lines of this task run (its name, id or unique id prefix)"),
+    ] = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Print a flow run's logs."""
+    """Print a flow run's logs (or one task run's)."""
     client = _client()
     run_id = client.get(f"/flow-runs/{run_ref}")["id"]
     if tail is not None and not since:  # the server reads the log backwards
-        lines = client.get(f"/flow-runs/{run_id}/logs", params={"tail": tail})["logs"]
+        params: dict[str, Any] = {"tail": tail} | ({"task_run": task} if task else {})
+        lines = client.get(f"/flow-runs/{run_id}/logs", params=params)["logs"]
     else:
-        lines = _read_logs(client, run_id)
+        lines = _read_logs(client, run_id, task)
     if since:
         floor = inputs.since_instant(since, datetime.now(UTC))
         lines = [x for x in lines if datetime.fromisoformat(x["timestamp"]) >= floor]
@@ -971,7 +984,7 @@ def runs_logs(
     for line in lines:
         _print_log(line)
     if follow:
-        _follow(client, run_id, after=lines[-1]["id"] if lines else None)
+        _follow(client, run_id, after=lines[-1]["id"] if lines else None, task=task)
 
 
 @runs_app.command("cancel")

@@ -1069,15 +1069,14 @@ class SqlStore(Store):
         after_id: int = 0,
         limit: int = 1000,
         max_bytes: int | None = None,
+        task_run_id: str | None = None,
     ) -> list[LogLine]:
         lg = t.logs
+        query = select(lg).where(lg.c.run_id == run_id, lg.c.id > after_id)
+        if task_run_id is not None:
+            query = query.where(lg.c.task_run_id == task_run_id)
         with self._read() as c:
-            rows = c.execute(
-                select(lg)
-                .where(lg.c.run_id == run_id, lg.c.id > after_id)
-                .order_by(lg.c.id)
-                .limit(limit)
-            )
+            rows = c.execute(query.order_by(lg.c.id).limit(limit))
             return take_within((LogLine(**row._mapping) for row in rows), max_bytes)
 
     def delete_logs(self, *, run_ids: Sequence[str] = (), before: datetime | None = None) -> int:
@@ -1087,12 +1086,15 @@ class SqlStore(Store):
                 deleted += c.execute(delete(t.logs).where(t.logs.c.timestamp < before)).rowcount
         return deleted
 
-    def read_logs_tail(self, run_id: str, count: int) -> list[LogLine]:
+    def read_logs_tail(
+        self, run_id: str, count: int, *, task_run_id: str | None = None
+    ) -> list[LogLine]:
         lg = t.logs
+        query = select(lg).where(lg.c.run_id == run_id)
+        if task_run_id is not None:
+            query = query.where(lg.c.task_run_id == task_run_id)
         with self._read() as c:
-            rows = c.execute(
-                select(lg).where(lg.c.run_id == run_id).order_by(lg.c.id.desc()).limit(count)
-            ).all()
+            rows = c.execute(query.order_by(lg.c.id.desc()).limit(count)).all()
         return [LogLine(**row._mapping) for row in reversed(rows)]
 
     # -- task runs, cache records, tag concurrency limits ----------------------------

@@ -252,7 +252,7 @@ def test_the_credentials_never_surface(live: LiveServer, tmp_path: Path) -> None
 
 
 def test_a_pushpool_flow_reports_task_runs_and_caches_across_runs(
-    live: LiveServer, tmp_path: Path
+    live: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The ETL example on the process pool: mapped, retried and cached tasks, over HTTP."""
     env = {"PUSHPOOL_HOME": str(tmp_path / "runner-home")}
@@ -277,6 +277,34 @@ def test_a_pushpool_flow_reports_task_runs_and_caches_across_runs(
     names = {node["id"]: node["name"] for node in graph["nodes"]}
     edges = sorted((names[e["source"]], names[e["target"]]) for e in graph["edges"])
     assert edges == sorted([("extract", t) for t in transforms] + [(t, "load") for t in transforms])
+    assert_task_logs(live, run["id"], monkeypatch)
+
+
+def assert_task_logs(live: LiveServer, run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ETL run's lines are filed under the task run that wrote them (API and CLI)."""
+    from support.e2e import invoke
+
+    lines = live.client.get(f"/flow-runs/{run_id}/logs").json()["logs"]
+    load_id = next(
+        tr["id"]
+        for tr in live.client.get(f"/flow-runs/{run_id}/task-runs").json()
+        if tr["name"] == "load"
+    )
+    owner = {line["message"]: line["task_run_id"] for line in lines}
+    assert owner["loading 3 rows"] == load_id
+    assert owner["2026-03-01: 3 rows loaded"] is None  # the flow's own print
+    only = live.client.get(f"/flow-runs/{run_id}/logs", params={"task_run": "load"}).json()
+    assert [line["message"] for line in only["logs"]] == ["loading 3 rows"]
+    assert (
+        live.client.get(f"/flow-runs/{run_id}/logs", params={"task_run": "nope"}).status_code == 404
+    )
+    monkeypatch.setenv("PUSHPOOL_API_URL", live.url)
+    monkeypatch.setenv("PUSHPOOL_API_KEY", live.api_key)
+    code, out = invoke("runs", "logs", run_id, "--task", load_id[:8], "--output", "json")
+    assert code == 0, out
+    assert [line["message"] for line in json.loads(out)] == ["loading 3 rows"]
+    code, out = invoke("runs", "logs", run_id, "--task", "nope")
+    assert code != 0 and "task run 'nope' not found" in out
 
 
 TAGGED_FLOW = """
