@@ -8,6 +8,9 @@ import json
 import os
 import re
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,8 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.IGN
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 #: How long a deploy waits for ``git ls-remote``.
 GIT_TIMEOUT_SECONDS = 20.0
+#: How long a deploy waits for the clone it reads the flow's parameters from.
+GIT_CLONE_TIMEOUT_SECONDS = 120.0
 #: The deployment fields a redeploy reports when they change.
 DIFF_FIELDS = (
     "entrypoint",
@@ -123,6 +128,44 @@ def check_git_source(url: str, ref: str | None, timeout: float = GIT_TIMEOUT_SEC
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or ["git ls-remote failed"])[-1]
         raise CliError(f"git source {url} does not resolve: {reason}")
+
+
+@contextmanager
+def git_checkout(
+    url: str, ref: str | None, timeout: float = GIT_CLONE_TIMEOUT_SECONDS
+) -> Iterator[Path]:
+    """The files of ``ref`` (default: the remote's HEAD) in a temporary directory, removed
+    afterwards: the code a run of a git-source deployment will run, read (never executed)
+    for its parameter schema. A branch or tag is cloned shallow; a commit id fully."""
+    with tempfile.TemporaryDirectory(prefix="pushpool-deploy-") as tmp:
+        dest = Path(tmp) / "src"
+        if _is_commit(ref):
+            _git(["clone", "--quiet", "--no-checkout", "--", url, str(dest)], url, timeout)
+            _git(["-C", str(dest), "checkout", "--quiet", str(ref)], url, timeout)
+        else:
+            branch = ["--branch", ref] if ref else []
+            args = ["clone", "--quiet", "--depth", "1", *branch, "--", url, str(dest)]
+            _git(args, url, timeout)
+        yield dest
+
+
+def _git(args: list[str], url: str, timeout: float) -> None:
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+            check=False,
+        )
+    except FileNotFoundError:
+        raise CliError("git is not installed: cannot read the --source repository") from None
+    except subprocess.TimeoutExpired:
+        raise CliError(f"git source {url}: no clone within {timeout:.0f}s") from None
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["git failed"])[-1]
+        raise CliError(f"git source {url}: cannot read the flow's code: {reason}")
 
 
 def _is_commit(ref: str | None) -> bool:

@@ -418,14 +418,15 @@ def _deployment_body(
             raise CliError(f"{file_part} is not inside the source directory {root}") from None
     body["entrypoint"] = f"{path.as_posix()}:{function}"
     body["flow_name"] = function
-    local_file = root / path
-    if body["source"]["type"] == "local" and local_file.exists():
-        inputs.check_inside(root, path)
-    if local_file.is_file():
-        body["parameter_schema"] = parameter_schema(local_file, function)
-        body.update(flow_defaults(local_file, function))  # sdk: @flow(...) settings
-    elif body["source"]["type"] == "local":
-        raise CliError(f"{local_file} does not exist")
+    if body["source"]["type"] == "git":
+        body.update(_git_flow_facts(source or "", ref, path, function))
+    else:
+        local_file = root / path
+        if local_file.exists():
+            inputs.check_inside(root, path)
+        if not local_file.is_file():
+            raise CliError(f"{local_file} does not exist")
+        body.update(_flow_facts(local_file, function))
     if cron and interval is not None:
         raise CliError("give --cron or --interval, not both")
     if cron:
@@ -434,6 +435,25 @@ def _deployment_body(
         body["schedules"] = [{"kind": "interval", "interval_seconds": interval}]
     body["parameters"] = _parse_kv(params, "--param", body.get("parameter_schema"))
     return body
+
+
+def _flow_facts(file: Path, function: str) -> dict[str, Any]:
+    """The parameter schema and the ``@flow(...)`` defaults read from ``file``."""
+    return {"parameter_schema": parameter_schema(file, function)} | flow_defaults(file, function)
+
+
+def _git_flow_facts(url: str, ref: str | None, path: Path, function: str) -> dict[str, Any]:
+    """:func:`_flow_facts` of the entrypoint as ``ref`` of the repository has it: the
+    code its runs will check out, not whatever lies in the current directory."""
+    inputs.check_git_source(url, ref)
+    with (
+        console.status(f"reading {path.as_posix()} at {ref or 'HEAD'} of {url}…"),
+        inputs.git_checkout(url, ref) as checkout,
+    ):
+        if not (checkout / path).is_file():
+            raise CliError(f"{path.as_posix()} is not in git source {url} at {ref or 'HEAD'}")
+        inputs.check_inside(checkout, path)
+        return _flow_facts(checkout / path, function)
 
 
 @app.command("deploy")
@@ -488,8 +508,6 @@ def deploy(
 ) -> None:
     """Create or update a deployment of a flow function; a redeploy prints what changed."""
     body = _deployment_body(entrypoint, name, pool, source, ref, cron, timezone, interval, param)
-    if body["source"]["type"] == "git":
-        inputs.check_git_source(body["source"]["url"], ref)
     if flow_name:
         body["flow_name"] = flow_name
     optional = {
