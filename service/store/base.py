@@ -514,6 +514,11 @@ class Store(ABC):
     def release_slots(self, holder: str, tags: Sequence[str]) -> None:
         """Drop ``holder``'s leases on ``tags``. Idempotent."""
 
+    @abstractmethod
+    def release_holder_slots(self, holder_prefix: str) -> int:
+        """Drop every lease, on any tag, whose holder starts with ``holder_prefix`` (a flow
+        run's task runs, when the run ends however it ends). Returns how many. Idempotent."""
+
 
 def sort_task_runs(task_runs: Iterable[TaskRun]) -> list[TaskRun]:
     """Task runs oldest first (no ``created``: first of all), ties by id."""

@@ -142,6 +142,7 @@ from service.store.base import (
     sort_task_runs,
     take_within,
 )
+from service.store.dynamo_task_slots import DynamoTaskSlotsMixin
 from service.vocabulary import ACTIVE, StateType
 
 Item = dict[str, Any]
@@ -337,7 +338,7 @@ def _dep_guard(old: Item | None) -> Callable[[_Expr], str]:
     return lambda e: f"{e.n('counted_in')} = {e.v(counted)}"
 
 
-class DynamoStore(Store):
+class DynamoStore(DynamoTaskSlotsMixin, Store):
     expires_logs = True  # each line carries ``expires_at`` (TTL); reads skip expired ones
 
     def __init__(

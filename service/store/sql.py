@@ -100,6 +100,7 @@ from service.store.base import (
     sort_task_runs,
     take_within,
 )
+from service.store.sql_task_slots import SqlTaskSlotsMixin
 from service.vocabulary import ACTIVE, StateType
 
 _RUN_JSON_FIELDS = ("parameters", "job_variables", "result", "error", "tags")
@@ -173,7 +174,7 @@ def _postgres_engine(url: str, pool_size: int, max_overflow: int, pool_timeout: 
     )
 
 
-class SqlStore(Store):
+class SqlStore(SqlTaskSlotsMixin, Store):
     def __init__(
         self,
         url: str,

@@ -347,3 +347,54 @@ def test_a_tag_limit_of_one_serialises_two_runs_tasks(live: LiveServer, tmp_path
     )
     assert b_start >= a_end - 0.05  # the second task waited for the first's slot
     assert live.client.get("/concurrency-limits").json()[0]["active_slots"] == 0
+
+
+HOLDING_FLOW = """
+import time
+from pathlib import Path
+from pushpool import flow, task
+
+@task(tags=["db"])
+def hold(marker: str, seconds: float) -> None:
+    Path(marker).write_text("holding")
+    time.sleep(seconds)
+
+@flow
+def holding(marker: str, seconds: float) -> None:
+    hold(marker, seconds)
+"""
+
+
+def test_a_killed_runners_slots_go_to_another_run(live: LiveServer, tmp_path: Path) -> None:
+    """SIGKILL a runner whose task holds the only `db` slot: the reconciler's CRASHED frees
+    it at once, so another run's task gets it long before the 60 s lease would expire."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "holding.py").write_text(HOLDING_FLOW)
+    assert live.client.put("/concurrency-limits", json={"tag": "db", "limit": 1}).is_success
+    body = {
+        "name": "holding",
+        "flow_name": "holding",
+        "entrypoint": "holding.py:holding",
+        "work_pool": "local",
+        "source": {"type": "local", "path": str(src)},
+    }
+    dep = live.client.post("/deployments", json=body).json()["id"]
+    first, second = tmp_path / "first", tmp_path / "second"
+    crashed = start(live.client, dep, parameters={"marker": str(first), "seconds": 120})
+    running = wait_for(live, crashed["id"], {"RUNNING"})
+    deadline = time.monotonic() + 30
+    while not first.exists():
+        assert time.monotonic() < deadline, "the first task never took its slot"
+        time.sleep(0.1)
+    waiting = start(live.client, dep, parameters={"marker": str(second), "seconds": 0})
+    wait_for(live, waiting["id"], {"RUNNING"})
+    time.sleep(1.0)
+    assert not second.exists()  # its task waits for the slot
+    os.kill(running["infra"]["data"]["pid"], signal.SIGKILL)
+    time.sleep(0.3)
+    assert live.client.post("/scheduler/tick").json()["reconcile"]["crashed"] == 1
+    done = wait_for(live, waiting["id"], TERMINAL, timeout=20)  # the lease lasts 60 s
+    assert done["state"]["type"] == "COMPLETED", done["state"]
+    assert second.read_text() == "holding"
+    assert live.client.get("/concurrency-limits").json()[0]["active_slots"] == 0
