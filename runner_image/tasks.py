@@ -174,17 +174,22 @@ class RunnerTaskReporter:
 def task_environment(
     flow_run_id: str, transport: TaskTransport
 ) -> Iterator[RunnerTaskReporter | None]:
-    """Install the SDK's run environment for the block if the flow uses ``pushpool``."""
+    """Install the SDK's run environment for the block if the flow uses ``pushpool``:
+    results go to the store ``PUSHPOOL_RESULT_STORAGE`` names (the pool's
+    ``result_storage``; default: ``$PUSHPOOL_HOME/results``)."""
     if "pushpool" not in sys.modules:
         yield None
         return
-    from pushpool.context import RunEnvironment, use_environment
-    from pushpool.results import default_store
+    import os
 
+    from pushpool.context import RunEnvironment, use_environment
+    from pushpool.results import RESULT_STORAGE_ENV, store_for
+
+    store = store_for(os.environ.get(RESULT_STORAGE_ENV))  # the pool's, set by the service
     reporter = RunnerTaskReporter(transport)
     env = RunEnvironment(
         reporter=reporter,
-        result_store=default_store(),
+        result_store=store,
         flow_run_id=flow_run_id,
         flow_retries_in_process=False,  # the deployment's retries (from @flow at deploy)
     )

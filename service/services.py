@@ -38,6 +38,13 @@ def build_services(
         from service.store import open_store
 
         store = open_store(settings)
-    provisioners = Provisioners({"process": {"working_dir": str(settings.home / "runs")}})
+    provisioners = Provisioners(
+        {
+            "process": {
+                "working_dir": str(settings.home / "runs"),
+                "result_storage": str(settings.home / "results"),
+            }
+        }
+    )
     dispatcher = Dispatcher(store, settings, clock, provisioners)
     return Services(settings, store, clock, provisioners, dispatcher, Scheduler(dispatcher))

@@ -278,6 +278,11 @@ def test_a_pushpool_flow_reports_task_runs_and_caches_across_runs(
     edges = sorted((names[e["source"]], names[e["target"]]) for e in graph["edges"])
     assert edges == sorted([("extract", t) for t in transforms] + [(t, "load") for t in transforms])
     assert_task_logs(live, run["id"], monkeypatch)
+    # the cached transforms' results are in the pool's result storage: the server's
+    # $PUSHPOOL_HOME/results (the process pool's default), not the runner's own home
+    persisted = [p for p in (tmp_path / "home" / "results").rglob("*") if p.is_file()]
+    assert len(persisted) >= 3
+    assert not (tmp_path / "runner-home" / "results").exists()
 
 
 def assert_task_logs(live: LiveServer, run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
