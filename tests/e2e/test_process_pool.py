@@ -330,20 +330,25 @@ def tagged(log: str, seconds: float = 0.8) -> None:
 """
 
 
-def test_a_tag_limit_of_one_serialises_two_runs_tasks(live: LiveServer, tmp_path: Path) -> None:
+def deploy_db_limited(live: LiveServer, tmp_path: Path, name: str, code: str) -> str:
+    """Deploy ``code`` (flow ``name`` in ``name.py``) with a limit of 1 on tag ``db``."""
     src = tmp_path / "src"
     src.mkdir()
-    (src / "tagged.py").write_text(TAGGED_FLOW)
-    log = tmp_path / "intervals.txt"
+    (src / f"{name}.py").write_text(code)
     assert live.client.put("/concurrency-limits", json={"tag": "db", "limit": 1}).is_success
     body = {
-        "name": "tagged",
-        "flow_name": "tagged",
-        "entrypoint": "tagged.py:tagged",
+        "name": name,
+        "flow_name": name,
+        "entrypoint": f"{name}.py:{name}",
         "work_pool": "local",
         "source": {"type": "local", "path": str(src)},
     }
-    dep = live.client.post("/deployments", json=body).json()["id"]
+    return str(live.client.post("/deployments", json=body).json()["id"])
+
+
+def test_a_tag_limit_of_one_serialises_two_runs_tasks(live: LiveServer, tmp_path: Path) -> None:
+    dep = deploy_db_limited(live, tmp_path, "tagged", TAGGED_FLOW)
+    log = tmp_path / "intervals.txt"
     runs = [start(live.client, dep, parameters={"log": str(log)}) for _ in range(2)]
     for run in runs:
         assert wait_for(live, run["id"], TERMINAL)["state"]["type"] == "COMPLETED"
@@ -373,18 +378,7 @@ def holding(marker: str, seconds: float) -> None:
 def test_a_killed_runners_slots_go_to_another_run(live: LiveServer, tmp_path: Path) -> None:
     """SIGKILL a runner whose task holds the only `db` slot: the reconciler's CRASHED frees
     it at once, so another run's task gets it long before the 60 s lease would expire."""
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "holding.py").write_text(HOLDING_FLOW)
-    assert live.client.put("/concurrency-limits", json={"tag": "db", "limit": 1}).is_success
-    body = {
-        "name": "holding",
-        "flow_name": "holding",
-        "entrypoint": "holding.py:holding",
-        "work_pool": "local",
-        "source": {"type": "local", "path": str(src)},
-    }
-    dep = live.client.post("/deployments", json=body).json()["id"]
+    dep = deploy_db_limited(live, tmp_path, "holding", HOLDING_FLOW)
     first, second = tmp_path / "first", tmp_path / "second"
     crashed = start(live.client, dep, parameters={"marker": str(first), "seconds": 120})
     running = wait_for(live, crashed["id"], {"RUNNING"})
