@@ -248,7 +248,13 @@ def prefect(python: str | None, count: int, runs: int) -> dict[str, float] | str
     if probe.returncode != 0 or not probe.stdout.startswith("3."):
         return f"{python} cannot import prefect 3 ({(probe.stderr or probe.stdout).strip()[-200:]})"
     with tempfile.TemporaryDirectory(prefix="pushpool-bench-prefect-") as tmp:
-        env = clean_env() | {"PREFECT_HOME": tmp, "PREFECT_LOGGING_LEVEL": "WARNING"}
+        env = clean_env() | {
+            "PREFECT_HOME": tmp,
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # its ephemeral API server needs longer than the default on a loaded machine
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
+        }
         done = subprocess.run(
             [python, "-c", PREFECT_SCRIPT, str(count), str(runs)],
             capture_output=True,
