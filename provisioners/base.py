@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from provisioners.errors import NotAllowed, ProvisionerError, UnknownPoolType
 
@@ -39,6 +39,23 @@ class PoolConfig(BaseModel):
     """Base for a pool type's config model: unknown keys are errors."""
 
     model_config = ConfigDict(extra="forbid")
+
+    result_storage: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Where flows' task and flow results are persisted: s3://bucket/prefix, or"
+        " an absolute directory the runs can reach (default: the runner's"
+        " $PUSHPOOL_HOME/results)",
+    )
+
+    @field_validator("result_storage")
+    @classmethod
+    def _result_storage(cls, url: str | None) -> str | None:
+        if url is not None:
+            from pushpool.results import parse_result_storage
+
+            parse_result_storage(url)  # UnsupportedResultStorage is a ValueError: a 422
+        return url
 
     def check_job_variables(self, job_variables: JobVariables) -> None:
         """Raise :class:`~provisioners.errors.NotAllowed` for a job variable this pool's

@@ -27,6 +27,10 @@ class InvalidResultKey(PushpoolError, ValueError):
     """A result-store key is empty, absolute or escapes the store."""
 
 
+class UnsupportedResultStorage(PushpoolError, ValueError):
+    """A pool's ``result_storage`` names a store this SDK cannot use (yet)."""
+
+
 class CacheKeyError(PushpoolError):
     """A task's cache key could not be computed from its inputs."""
 

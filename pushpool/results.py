@@ -14,7 +14,24 @@ import re
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from pushpool.errors import InvalidResultKey, ResultNotFound, ResultNotSerializable
+from pushpool.errors import (
+    InvalidResultKey,
+    ResultNotFound,
+    ResultNotSerializable,
+    UnsupportedResultStorage,
+)
+
+#: The runner's environment variable naming the pool's result storage (set by the service).
+RESULT_STORAGE_ENV = "PUSHPOOL_RESULT_STORAGE"
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_NOT_YET = {
+    "gs": "Google Cloud Storage",
+    "gcs": "Google Cloud Storage",
+    "az": "Azure Blob Storage",
+    "abfs": "Azure Blob Storage",
+    "abfss": "Azure Blob Storage",
+    "https": "a web URL",
+}
 
 Serializer = Literal["json", "pickle"]
 SERIALIZERS: tuple[str, ...] = ("json", "pickle")
@@ -113,6 +130,54 @@ class S3ResultStore:
                 return False
             raise
         return True
+
+
+def parse_result_storage(url: str) -> tuple[Literal["s3", "local"], str, str]:
+    """``(kind, location, prefix)`` of a pool's ``result_storage``: ``s3://bucket/prefix``
+    -> ``("s3", bucket, prefix)``; an absolute directory (or ``file:///dir``) ->
+    ``("local", dir, "")``. Anything else is :class:`UnsupportedResultStorage`, saying why
+    (GCS and Azure Blob are not supported yet)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        if os.path.isabs(url):
+            return "local", url, ""
+        raise UnsupportedResultStorage(
+            f"result storage {url!r}: give s3://bucket/prefix or an absolute directory"
+        )
+    scheme = scheme.lower()
+    if scheme == "file" and os.path.isabs(rest):
+        return "local", rest, ""
+    if scheme == "s3":
+        bucket, _, prefix = rest.partition("/")
+        if not _BUCKET.match(bucket) or ".." in bucket:
+            raise UnsupportedResultStorage(
+                f"result storage {url!r}: {bucket!r} is no S3 bucket name"
+            )
+        prefix = prefix.strip("/")
+        if prefix and (not _KEY.match(prefix) or ".." in prefix.split("/")):
+            raise UnsupportedResultStorage(
+                f"result storage {url!r}: the prefix may hold letters, digits, '._-' and '/'"
+            )
+        return "s3", bucket, prefix
+    if scheme in _NOT_YET:
+        raise UnsupportedResultStorage(
+            f"result storage {url!r}: {_NOT_YET[scheme]} is not supported yet; "
+            "use s3://bucket/prefix or an absolute directory"
+        )
+    raise UnsupportedResultStorage(
+        f"result storage {url!r}: unknown scheme {scheme!r}; use s3://bucket/prefix or an "
+        "absolute directory"
+    )
+
+
+def store_for(url: str | None) -> ResultStore:
+    """The result store a pool's ``result_storage`` names; :func:`default_store` if none."""
+    if not url:
+        return default_store()
+    kind, location, prefix = parse_result_storage(url)
+    if kind == "s3":
+        return S3ResultStore(location, prefix)
+    return LocalResultStore(Path(location))
 
 
 def default_store() -> LocalResultStore:

@@ -51,16 +51,37 @@ def truncate_message(message: str, max_bytes: int = MAX_MESSAGE_BYTES) -> str:
 
 
 def make_entry(
-    message: str, *, level: str, stream: str, logger: str | None, created: float | None = None
+    message: str,
+    *,
+    level: str,
+    stream: str,
+    logger: str | None,
+    created: float | None = None,
+    task_run_id: str | None = None,
 ) -> LogEntry:
+    """One log entry as the service takes it; ``task_run_id`` (only sent when set) files
+    the line under the task run that wrote it."""
     when = datetime.now(UTC) if created is None else datetime.fromtimestamp(created, UTC)
-    return {
+    entry: LogEntry = {
         "timestamp": when.isoformat(),
         "level": level,
         "message": truncate_message(message),
         "stream": stream,
         "logger": logger,
     }
+    if task_run_id is not None:
+        entry["task_run_id"] = task_run_id
+    return entry
+
+
+def current_task_run_id() -> str | None:
+    """The id of the SDK task run executing in this thread, if the flow uses ``pushpool``
+    (a plain-function flow never imported it, and pays one dict lookup)."""
+    context = sys.modules.get("pushpool.context")
+    if context is None:
+        return None
+    task = context.current_task_run()
+    return None if task is None else str(task.id)
 
 
 class Redactor:
@@ -279,7 +300,14 @@ class TeeStream:
 
     def _emit(self, line: str) -> None:
         line = self._redact(line.removesuffix("\r"))
-        self._sink(make_entry(line, level=self._level, stream=self._stream, logger=None))
+        entry = make_entry(
+            line,
+            level=self._level,
+            stream=self._stream,
+            logger=None,
+            task_run_id=current_task_run_id(),
+        )
+        self._sink(entry)
 
 
 class CaptureHandler(logging.Handler):
@@ -300,6 +328,7 @@ class CaptureHandler(logging.Handler):
                 stream="logging",
                 logger=record.name,
                 created=record.created,
+                task_run_id=getattr(record, "task_run_id", None) or current_task_run_id(),
             )
             self._sink(entry)
         except Exception:

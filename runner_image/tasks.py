@@ -203,17 +203,22 @@ def block_reader(
 def task_environment(
     flow_run_id: str, transport: TaskTransport, on_secret: Callable[..., None] = lambda *s: None
 ) -> Iterator[RunnerTaskReporter | None]:
-    """Install the SDK's run environment for the block if the flow uses ``pushpool``."""
+    """Install the SDK's run environment for the block if the flow uses ``pushpool``:
+    results go to the store ``PUSHPOOL_RESULT_STORAGE`` names (the pool's
+    ``result_storage``; default: ``$PUSHPOOL_HOME/results``)."""
     if "pushpool" not in sys.modules:
         yield None
         return
-    from pushpool.context import RunEnvironment, use_environment
-    from pushpool.results import default_store
+    import os
 
+    from pushpool.context import RunEnvironment, use_environment
+    from pushpool.results import RESULT_STORAGE_ENV, store_for
+
+    store = store_for(os.environ.get(RESULT_STORAGE_ENV))  # the pool's, set by the service
     reporter = RunnerTaskReporter(transport)
     env = RunEnvironment(
         reporter=reporter,
-        result_store=default_store(),
+        result_store=store,
         flow_run_id=flow_run_id,
         flow_retries_in_process=False,  # the deployment's retries (from @flow at deploy)
         blocks=block_reader(transport, on_secret),

@@ -23,7 +23,13 @@ from provisioners.base import (
 from provisioners.errors import CapacityUnavailable
 from service import events
 from service.clock import Clock
-from service.errors import BlockKeyError, DeploymentNotFound, IllegalTransition, ProvisionerError
+from service.errors import (
+    BlockKeyError,
+    DeploymentNotFound,
+    IllegalTransition,
+    ProvisionerError,
+    PushpoolError,
+)
 from service.models import Deployment, FlowRun, WorkPool
 from service.security import new_bootstrap_credential
 from service.states import StateType, requeue_for_capacity, set_state
@@ -47,6 +53,8 @@ API_URL_ENV = "PUSHPOOL_API_URL"
 RUN_ID_ENV = "PUSHPOOL_FLOW_RUN_ID"
 BOOTSTRAP_ENV = "PUSHPOOL_BOOTSTRAP_TOKEN"
 WINDOW_ENV = "PUSHPOOL_DELIVERY_WINDOW_SECONDS"
+#: The pool's ``result_storage`` (same name as ``pushpool.results.RESULT_STORAGE_ENV``).
+RESULT_STORAGE_ENV = "PUSHPOOL_RESULT_STORAGE"
 
 
 @dataclass(frozen=True)
@@ -203,17 +211,21 @@ class Dispatcher:
         deployment = lookups.deployment(run.deployment_id)
         if deployment is not None:
             job_variables = {**deployment.job_variables, **run.job_variables}
+        env = {
+            API_URL_ENV: self.settings.resolved_public_api_url(),
+            RUN_ID_ENV: run.id,
+            BOOTSTRAP_ENV: token,
+            WINDOW_ENV: f"{self.settings.delivery_window_seconds:g}",
+        }
+        storage = _result_storage(lookups, run.work_pool)
+        if storage is not None:
+            env[RESULT_STORAGE_ENV] = storage
         return SubmitRequest(
             run_id=run.id,
             attempt=run.run_count,
             flow_name=run.flow_name,
             deployment_name=run.deployment_name,
-            env={
-                API_URL_ENV: self.settings.resolved_public_api_url(),
-                RUN_ID_ENV: run.id,
-                BOOTSTRAP_ENV: token,
-                WINDOW_ENV: f"{self.settings.delivery_window_seconds:g}",
-            },
+            env=env,
             job_variables=job_variables,
             tags=list(run.tags),
         )
@@ -316,3 +328,13 @@ class Dispatcher:
 
     def now(self) -> datetime:
         return self.clock()
+
+
+def _result_storage(lookups: Lookups, pool: str) -> str | None:
+    """The pool's ``result_storage``, if it has one (a pool that cannot be looked up fails
+    its submit with the reason, right after)."""
+    try:
+        storage = getattr(lookups.provisioner(pool).config, "result_storage", None)
+    except PushpoolError:
+        return None
+    return storage if isinstance(storage, str) else None

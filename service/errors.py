@@ -140,3 +140,7 @@ class WebhookNotFound(NotFound):
 
 class BadSignature(PushpoolError):
     """A webhook call's signature header is missing or does not match its secret."""
+
+
+class TaskRunNotFound(NotFound):
+    kind = "task run"

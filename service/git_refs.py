@@ -39,7 +39,7 @@ def git_ref_problem(url: str, ref: str | None, timeout: float = GIT_TIMEOUT_SECO
         raise GitUnavailable("git is not installed") from None
     except subprocess.TimeoutExpired:
         return f"git source {url}: no answer within {timeout:.0f}s (git ls-remote)"
-    if done.returncode == 2 and _is_commit(ref):
+    if done.returncode == 2 and is_commit(ref):
         return None
     if done.returncode == 2:
         return f"git source {url} has no ref {target!r}"
@@ -49,5 +49,5 @@ def git_ref_problem(url: str, ref: str | None, timeout: float = GIT_TIMEOUT_SECO
     return None
 
 
-def _is_commit(ref: str | None) -> bool:
+def is_commit(ref: str | None) -> bool:
     return ref is not None and re.fullmatch(r"[0-9a-fA-F]{7,40}", ref) is not None

@@ -244,6 +244,8 @@ class LogLine(Strict):
     message: str
     stream: str = "stdout"
     logger: str | None = None
+    #: The SDK task run that wrote the line (None: the flow itself, or no SDK).
+    task_run_id: str | None = None
 
 
 class Role(StrEnum):

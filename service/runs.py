@@ -145,6 +145,9 @@ class LogIn(Strict):
     message: str
     stream: Literal["stdout", "stderr", "logging"] = "stdout"
     logger: str | None = Field(default=None, max_length=200)
+    task_run_id: str | None = Field(
+        default=None, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$", description="Its task run"
+    )
 
     @field_validator("timestamp")
     @classmethod

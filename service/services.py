@@ -39,7 +39,13 @@ def build_services(
 
         store = open_store(settings)
     provisioners = Provisioners(
-        {"process": {"working_dir": str(settings.home / "runs")}}, shared=store
+        {
+            "process": {
+                "working_dir": str(settings.home / "runs"),
+                "result_storage": str(settings.home / "results"),
+            }
+        },
+        shared=store,
     )
     dispatcher = Dispatcher(store, settings, clock, provisioners)
     return Services(settings, store, clock, provisioners, dispatcher, Scheduler(dispatcher))

@@ -81,6 +81,12 @@ def check_transition(
         raise IllegalTransition(run_id, current.value, target.value)
 
 
+def slot_holder_prefix(run_id: str) -> str:
+    """Every tag-concurrency lease a task run of ``run_id`` holds is held under a holder
+    name starting so (``<run id>:<task run's holder>``)."""
+    return f"{run_id}:"
+
+
 def set_state(
     store: Store,
     run_id: str,
@@ -97,8 +103,10 @@ def set_state(
     Checks legality against the current state, then compare-and-sets it, so a
     concurrent change makes this raise :class:`IllegalTransition` (with ``expected``)
     or re-check against the new state (without). A terminal state queues the attempt's
-    infrastructure for teardown and revokes the run token; ``FAILED``/``CRASHED`` with
-    retries left then moves on to ``SCHEDULED`` (``AwaitingRetry``) after the delay.
+    infrastructure for teardown, revokes the run token and drops the tag-concurrency
+    leases its task runs held (a crashed runner's slots are free at once, not when the
+    leases expire); ``FAILED``/``CRASHED`` with retries left then moves on to
+    ``SCHEDULED`` (``AwaitingRetry``) after the delay.
     """
     from service.models import StateRecord
     from service.store.base import TransitionEffects
@@ -125,6 +133,8 @@ def set_state(
             if expected is not None:
                 raise
             continue
+        if target in TERMINAL:  # however the attempt ended, its task runs hold no slots
+            store.release_holder_slots(slot_holder_prefix(run_id))
         if target in (S.FAILED, S.CRASHED):
             run = _maybe_retry(store, run, now)
         return run

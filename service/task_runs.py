@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from service.errors import InvalidInput, TaskRunNotFound
 from service.models import FlowRun, TaskRun, TaskRunState
 from service.services import Services
 
@@ -69,3 +71,35 @@ def graph(run_id: str, task_runs: list[TaskRun]) -> TaskGraph:
         GraphEdge(source=up, target=tr.id) for tr in task_runs for up in tr.upstream if up in known
     ]
     return TaskGraph(flow_run_id=run_id, nodes=nodes, edges=edges)
+
+
+def resolve_task_run(task_runs: list[TaskRun], ref: str) -> TaskRun:
+    """The task run of ``task_runs`` whose id is ``ref``, or whose name (``extract``,
+    ``transform-3``) or unique id prefix it is.
+
+    Raises ``TaskRunNotFound`` when none matches and ``InvalidInput`` (naming the
+    matches) when several do.
+    """
+    for tr in task_runs:
+        if tr.id == ref:
+            return tr
+    found = [tr for tr in task_runs if tr.name == ref] or [
+        tr for tr in task_runs if tr.id.startswith(ref)
+    ]
+    if not found:
+        raise TaskRunNotFound(ref)
+    if len(found) > 1:
+        matches = ", ".join(f"{tr.id} ({tr.name})" for tr in found[:5])
+        raise InvalidInput(
+            "task_run", f"{ref!r} matches more than one task run: {matches}", where="query"
+        )
+    return found[0]
+
+
+def scoped_cache_key(run: FlowRun, key: str) -> str:
+    """The store key of the SDK's cache ``key`` for ``run``: cache records are per
+    deployment (a run without one has its own), so one deployment's run token can
+    neither read nor overwrite another deployment's records, while every run of the same
+    deployment shares them. A hex digest: it fits the store's 128-character keys."""
+    scope = f"deployment:{run.deployment_id}" if run.deployment_id else f"run:{run.id}"
+    return hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()

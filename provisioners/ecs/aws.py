@@ -17,7 +17,7 @@ from typing import Any, Literal, TypedDict
 from provisioners.ecs.errors import AwsError, from_botocore_error, from_client_error
 from provisioners.errors import ProvisionerError
 
-Service = Literal["ecs", "ec2", "iam", "ecr", "logs", "sts"]
+Service = Literal["ecs", "ec2", "iam", "ecr", "logs", "sts", "s3"]
 #: DescribeTasks takes at most this many tasks; DeleteTaskDefinitions at most 10.
 DESCRIBE_BATCH = 100
 DELETE_BATCH = 10

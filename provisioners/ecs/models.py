@@ -37,6 +37,9 @@ class EcsPoolConfig(PoolConfig):
     task_role_arn: str | None = Field(default=None, pattern=ROLE_ARN_PATTERN)
     log_group: str | None = Field(default=None, description="CloudWatch log group for runs")
     log_retention_days: int = Field(default=30, description="Retention of a provisioned group")
+    result_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="Days a provisioned result bucket keeps results"
+    )
     ecr_repository_uri: str | None = None
     assign_public_ip: bool = Field(default=True, description="Needed in public subnets")
     image: str | None = Field(default=None, description="Default image for runs")
@@ -68,6 +71,16 @@ class EcsPoolConfig(PoolConfig):
                     f"role {arn} is not allowed on this pool: an admin adds it to the pool"
                     " config's allowed_role_arns",
                 )
+
+    @field_validator("result_storage")
+    @classmethod
+    def _remote_results(cls, url: str | None) -> str | None:
+        if url is not None and not url.lower().startswith("s3://"):
+            raise ValueError(
+                "an ECS task's disk goes with the task: results need s3://bucket/prefix "
+                "(--provision-infra creates a bucket)"
+            )
+        return url
 
     @field_validator("log_retention_days")
     @classmethod

@@ -55,6 +55,11 @@ class Names:
         return f"{self.base}-task"
 
     @property
+    def result_bucket(self) -> str:
+        """The base of the result bucket's name (the account and region are appended)."""
+        return f"{self.base}-results"
+
+    @property
     def log_group(self) -> str:
         return f"/{PREFIX}/{self.slug}"
 

@@ -293,7 +293,11 @@ class EcsProvisioner(Provisioner):
     # -- pool infrastructure -----------------------------------------------------------
     def _infrastructure(self) -> Infrastructure:
         ctx = Context(
-            self.aws, self.names, self._sleep, retention_days=self.config.log_retention_days
+            self.aws,
+            self.names,
+            self._sleep,
+            retention_days=self.config.log_retention_days,
+            result_retention_days=self.config.result_retention_days,
         )
         return Infrastructure(ctx)
 

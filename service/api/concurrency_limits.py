@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.api.deps import AdminKey, RunnerRunDep, ServicesDep, ViewerKey
 from service.api.responses import AUTHENTICATED, PRIVILEGED, errors
 from service.models import ConcurrencyLimit
+from service.states import slot_holder_prefix
 
 router = APIRouter(tags=["concurrency limits"], responses=AUTHENTICATED)
 #: The runner's routes (run token): included with the runner's documented errors.
@@ -78,7 +79,7 @@ async def acquire(run: RunnerRunDep, body: SlotRequest, svc: ServicesDep) -> Slo
     nothing; asking again renews). Leases expire, so a crashed run frees its slots."""
     now = svc.clock()
     until = now + timedelta(seconds=body.lease_seconds)
-    holder = f"{run.id}:{body.holder}"
+    holder = slot_holder_prefix(run.id) + body.holder
     return SlotAnswer(acquired=svc.store.acquire_slots(body.tags, holder, now, until))
 
 
@@ -88,5 +89,5 @@ async def acquire(run: RunnerRunDep, body: SlotRequest, svc: ServicesDep) -> Slo
     responses=errors(422),
 )
 async def release(run: RunnerRunDep, body: SlotRelease, svc: ServicesDep) -> Response:
-    svc.store.release_slots(f"{run.id}:{body.holder}", body.tags)
+    svc.store.release_slots(slot_holder_prefix(run.id) + body.holder, body.tags)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

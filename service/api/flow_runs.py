@@ -14,6 +14,7 @@ from service.run_queries import infra_links, resolve_run, waiting_reasons
 from service.security import require_pool
 from service.states import StateType
 from service.store.base import RunFilter
+from service.task_runs import resolve_task_run
 
 router = APIRouter(prefix="/flow-runs", tags=["flow runs"], responses=AUTHENTICATED)
 #: ``count=true`` counts this many matching runs at most.
@@ -122,14 +123,28 @@ async def get_logs(
     tail: int | None = Query(
         default=None, ge=1, le=5000, description="Only the last N lines (then follow with after)"
     ),
+    task_run: str | None = Query(
+        default=None,
+        min_length=1,
+        max_length=300,
+        description="Only the lines of this task run (its id, unique id prefix or name)",
+    ),
 ) -> LogPage:
     """A page of at most ``limit`` lines and about ``log_read_max_bytes`` of messages;
-    ``next_after`` continues it. ``tail`` gives the last lines instead."""
+    ``next_after`` continues it. ``tail`` gives the last lines instead; ``task_run``
+    keeps the lines that task run wrote."""
     run_id = resolve_run(svc.store, run_id).id
+    task_run_id = None
+    if task_run is not None:
+        task_run_id = resolve_task_run(svc.store.list_task_runs(run_id), task_run).id
     if tail is not None:
-        lines = svc.store.read_logs_tail(run_id, tail)
+        lines = svc.store.read_logs_tail(run_id, tail, task_run_id=task_run_id)
         return LogPage(logs=lines, next_after=lines[-1].id if lines else after)
     lines = svc.store.read_logs(
-        run_id, after_id=after, limit=limit, max_bytes=svc.settings.log_read_max_bytes
+        run_id,
+        after_id=after,
+        limit=limit,
+        max_bytes=svc.settings.log_read_max_bytes,
+        task_run_id=task_run_id,
     )
     return LogPage(logs=lines, next_after=lines[-1].id if lines else after)

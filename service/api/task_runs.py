@@ -54,11 +54,12 @@ class CacheEntry(BaseModel):
 
 @runner_router.get("/runner/flow-runs/{run_id}/cache/{key}", responses=errors(422))
 async def get_cache_record(run: RunnerRunDep, key: CacheKey, svc: ServicesDep) -> CacheRecord:
-    """The task cache record under ``key``; 404 when missing or expired."""
-    record = svc.store.get_cache_record(key, svc.clock())
+    """The task cache record under ``key`` of this run's deployment; 404 when missing or
+    expired (or another deployment's)."""
+    record = svc.store.get_cache_record(task_runs.scoped_cache_key(run, key), svc.clock())
     if record is None:
         raise CacheRecordNotFound(key)
-    return record
+    return record.model_copy(update={"key": key})
 
 
 @runner_router.put(
@@ -69,6 +70,9 @@ async def get_cache_record(run: RunnerRunDep, key: CacheKey, svc: ServicesDep) -
 async def put_cache_record(
     run: RunnerRunDep, key: CacheKey, body: CacheEntry, svc: ServicesDep
 ) -> Response:
-    record = CacheRecord(key=key, result_key=body.result_key, expires_at=body.expires_at)
-    svc.store.put_cache_record(record)
+    """Store the task cache record under ``key`` for this run's deployment."""
+    scoped = task_runs.scoped_cache_key(run, key)
+    svc.store.put_cache_record(
+        CacheRecord(key=scoped, result_key=body.result_key, expires_at=body.expires_at)
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

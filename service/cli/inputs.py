@@ -5,17 +5,25 @@ files, a git source that must resolve, and what a redeploy changes. Errors are
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from service.cli.client import CliError
+from service.git_refs import is_commit
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 #: How long a deploy waits for ``git ls-remote``.
 GIT_TIMEOUT_SECONDS = 20.0  # = service.git_refs.GIT_TIMEOUT_SECONDS (not imported: lazily)
+#: How long a deploy waits for the clone it reads the flow's parameters from.
+GIT_CLONE_TIMEOUT_SECONDS = 120.0
 #: The deployment fields a redeploy reports when they change.
 DIFF_FIELDS = (
     "entrypoint",
@@ -118,6 +126,44 @@ def check_git_source(url: str, ref: str | None, timeout: float = GIT_TIMEOUT_SEC
         raise CliError("git is not installed: cannot check the --source repository") from None
     if problem is not None:
         raise CliError(problem)
+
+
+@contextmanager
+def git_checkout(
+    url: str, ref: str | None, timeout: float = GIT_CLONE_TIMEOUT_SECONDS
+) -> Iterator[Path]:
+    """The files of ``ref`` (default: the remote's HEAD) in a temporary directory, removed
+    afterwards: the code a run of a git-source deployment will run, read (never executed)
+    for its parameter schema. A branch or tag is cloned shallow; a commit id fully."""
+    with tempfile.TemporaryDirectory(prefix="pushpool-deploy-") as tmp:
+        dest = Path(tmp) / "src"
+        if is_commit(ref):
+            _git(["clone", "--quiet", "--no-checkout", "--", url, str(dest)], url, timeout)
+            _git(["-C", str(dest), "checkout", "--quiet", str(ref)], url, timeout)
+        else:
+            branch = ["--branch", ref] if ref else []
+            args = ["clone", "--quiet", "--depth", "1", *branch, "--", url, str(dest)]
+            _git(args, url, timeout)
+        yield dest
+
+
+def _git(args: list[str], url: str, timeout: float) -> None:
+    try:
+        done = subprocess.run(
+            ["git", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+            check=False,
+        )
+    except FileNotFoundError:
+        raise CliError("git is not installed: cannot read the --source repository") from None
+    except subprocess.TimeoutExpired:
+        raise CliError(f"git source {url}: no clone within {timeout:.0f}s") from None
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["git failed"])[-1]
+        raise CliError(f"git source {url}: cannot read the flow's code: {reason}")
 
 
 def check_inside(root: Path, relative: Path) -> None:

@@ -1,9 +1,15 @@
-"""A flow's parameter schema, read from its source with ``ast`` (the code is not run)."""
+"""A flow's parameter schema, read from its source with ``ast`` (the code is not run).
+
+The schema follows the rules pydantic applies in the runner: ``date``/``datetime`` are
+formatted strings, ``Path``/``UUID`` strings, an ``Enum`` class of the same file its
+values, a dataclass or pydantic model of the same file an object of its fields.
+Anything else is left open (``{}``): the runner's pydantic check still applies.
+"""
 
 from __future__ import annotations
 
 import ast
-import contextlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,49 +23,115 @@ _SIMPLE = {
     "dict": {"type": "object"},
     "list": {"type": "array"},
     "tuple": {"type": "array"},
+    "set": {"type": "array"},
+    "frozenset": {"type": "array"},
     "None": {"type": "null"},
-    "datetime": {"type": "string", "format": "date-time"},
-    "date": {"type": "string", "format": "date"},
+    # ``format`` is only an annotation in JSON Schema 2020-12: the pattern is what the API
+    # checks (the shapes pydantic reads; it still refuses e.g. February 30th in the runner)
+    "datetime": {
+        "type": "string",
+        "format": "date-time",
+        "pattern": r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$",
+    },
+    "date": {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+    "time": {
+        "type": "string",
+        "format": "time",
+        "pattern": r"^\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$",
+    },
+    "Path": {"type": "string"},
+    "PurePath": {"type": "string"},
+    "PosixPath": {"type": "string"},
+    "UUID": {"type": "string", "format": "uuid"},
 }
+_ENUM_BASES = frozenset({"Enum", "StrEnum", "IntEnum"})
+_MODEL_BASES = frozenset({"BaseModel"})
+
+#: The module's top-level classes by name (Enums, dataclasses and models resolve here).
+Classes = dict[str, ast.ClassDef]
 
 
-def _annotation(node: ast.expr | None) -> dict[str, Any]:
+def _annotation(node: ast.expr | None, classes: Classes | None = None) -> dict[str, Any]:
+    classes = classes or {}
     if node is None:
         return {}
     if isinstance(node, ast.Constant) and node.value is None:
         return {"type": "null"}
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         try:
-            return _annotation(ast.parse(node.value, mode="eval").body)
+            return _annotation(ast.parse(node.value, mode="eval").body, classes)
         except SyntaxError:
             return {}
     if isinstance(node, ast.Name | ast.Attribute):
         name = node.id if isinstance(node, ast.Name) else node.attr
-        return dict(_SIMPLE.get(name, {}))
+        if name in _SIMPLE:
+            return dict(_SIMPLE[name])
+        return _class_schema(classes, name)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
-        return _union([node.left, node.right])
+        return _union([node.left, node.right], classes)
     if isinstance(node, ast.Subscript):
-        base = (
-            node.value.id if isinstance(node.value, ast.Name) else getattr(node.value, "attr", "")
-        )
-        args = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
-        if base == "Optional":
-            return _union([args[0], ast.Constant(None)])
-        if base == "Union":
-            return _union(args)
-        if base == "Literal":
-            values = [a.value for a in args if isinstance(a, ast.Constant)]
-            return {"enum": values}
-        if base in ("list", "List", "Sequence", "set", "Set", "tuple", "Tuple"):
-            item = _annotation(args[0]) if base not in ("tuple", "Tuple") else {}
-            return {"type": "array", **({"items": item} if item else {})}
-        if base in ("dict", "Dict", "Mapping"):
-            return {"type": "object"}
+        return _generic(node, classes)
     return {}
 
 
-def _union(nodes: list[ast.expr]) -> dict[str, Any]:
-    options = [_annotation(n) for n in nodes]
+def _generic(node: ast.Subscript, classes: Classes) -> dict[str, Any]:
+    base = node.value.id if isinstance(node.value, ast.Name) else getattr(node.value, "attr", "")
+    args = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
+    if base == "Optional":
+        return _union([args[0], ast.Constant(None)], classes)
+    if base == "Union":
+        return _union(args, classes)
+    if base == "Annotated":
+        return _annotation(args[0], classes)
+    if base == "Literal":
+        values = [a.value for a in args if isinstance(a, ast.Constant)]
+        return {"enum": values}
+    if base in ("list", "List", "Sequence", "set", "Set", "frozenset", "FrozenSet"):
+        item = _annotation(args[0], classes)
+        return {"type": "array", **({"items": item} if item else {})}
+    if base in ("tuple", "Tuple"):
+        return {"type": "array"}
+    if base in ("dict", "Dict", "Mapping"):
+        return {"type": "object"}
+    return {}
+
+
+def _class_schema(classes: Classes, name: str) -> dict[str, Any]:
+    """An Enum's values, or a dataclass's / model's fields, for a class of the file."""
+    cls = classes.get(name)
+    if cls is None:
+        return {}
+    bases = {b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in cls.bases}
+    if bases & _ENUM_BASES:
+        values = [
+            stmt.value.value
+            for stmt in cls.body
+            if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant)
+        ]
+        return {"enum": values} if values else {}
+    decorators = {
+        getattr(d.func if isinstance(d, ast.Call) else d, "id", None)
+        or getattr(d.func if isinstance(d, ast.Call) else d, "attr", "")
+        for d in cls.decorator_list
+    }
+    if "dataclass" not in decorators and not bases & _MODEL_BASES:
+        return {}
+    inner = {k: v for k, v in classes.items() if k != name}  # no endless self-reference
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for stmt in cls.body:
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            if "ClassVar" in ast.unparse(stmt.annotation):
+                continue
+            properties[stmt.target.id] = _annotation(stmt.annotation, inner)
+            if stmt.value is None:
+                required.append(stmt.target.id)
+    schema: dict[str, Any] = {"type": "object", "title": name, "properties": properties}
+    return schema | ({"required": required} if required else {})
+
+
+def _union(nodes: list[ast.expr], classes: Classes) -> dict[str, Any]:
+    options = [_annotation(n, classes) for n in nodes]
     if any(not o for o in options):
         return {}
     return {"anyOf": options}
@@ -91,16 +163,16 @@ def parameter_schema(path: Path, function: str) -> dict[str, Any]:
         *zip(positional, defaults, strict=True),
         *zip(args.kwonlyargs, args.kw_defaults, strict=True),
     ]
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
     properties: dict[str, Any] = {}
     required: list[str] = []
     for arg, default in pairs:
-        prop = _annotation(arg.annotation)
+        prop = _annotation(arg.annotation, classes)
         prop["title"] = arg.arg
         if default is None:
             required.append(arg.arg)
         else:
-            with contextlib.suppress(ValueError):
-                prop["default"] = ast.literal_eval(default)
+            prop.update(_default(arg.arg, default))
         properties[arg.arg] = prop
     schema: dict[str, Any] = {
         "type": "object",
@@ -111,6 +183,80 @@ def parameter_schema(path: Path, function: str) -> dict[str, Any]:
     if required:
         schema["required"] = required
     return schema
+
+
+def _default(name: str, node: ast.expr) -> dict[str, Any]:
+    """``{"default": value}`` for a literal JSON can hold; ``{}`` for an expression that
+    is not a literal (the flow's own default applies in the runner); a :class:`CliError`
+    naming the parameter for a literal JSON cannot represent (set, bytes, complex, inf,
+    nan), which would otherwise be changed or lost on its way to the runner."""
+    if _non_finite_call(node):
+        raise CliError(_unrepresentable(name, "a non-finite float (inf or nan)"))
+    called = getattr(node.func, "id", "") if isinstance(node, ast.Call) else ""
+    if called in _UNREPRESENTABLE_CALLS:
+        raise CliError(_unrepresentable(name, _UNREPRESENTABLE_CALLS[called]))
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return {}
+    problem = _json_problem(value)
+    if problem is not None:
+        raise CliError(_unrepresentable(name, problem))
+    return {"default": value}
+
+
+#: Constructors whose value JSON cannot hold, and what to call it.
+_UNREPRESENTABLE_CALLS = {
+    "set": "a set",
+    "frozenset": "a set",
+    "bytes": "bytes",
+    "bytearray": "bytes",
+    "complex": "a complex number",
+}
+
+
+def _json_problem(value: Any) -> str | None:
+    """What in ``value`` JSON cannot represent, or None."""
+    if isinstance(value, set | frozenset):
+        return "a set"
+    if isinstance(value, bytes):
+        return "bytes"
+    if isinstance(value, complex):
+        return "a complex number"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a non-finite float (inf or nan)"
+    if isinstance(value, dict):
+        if any(not isinstance(key, str) for key in value):
+            return "a dict with non-string keys"
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        return next((p for p in map(_json_problem, value) if p is not None), None)
+    return None
+
+
+def _non_finite_call(node: ast.expr) -> bool:
+    """``float("inf")``, ``float("nan")``, ``math.inf``, ``math.nan``."""
+    if isinstance(node, ast.UnaryOp):
+        return _non_finite_call(node.operand)
+    if isinstance(node, ast.Attribute):
+        return node.attr in ("inf", "nan") and getattr(node.value, "id", "") in ("math", "np")
+    if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "float" and node.args:
+        arg = node.args[0]
+        text = arg.value if isinstance(arg, ast.Constant) else None
+        return isinstance(text, str) and text.strip().lower().lstrip("+-") in (
+            "inf",
+            "infinity",
+            "nan",
+        )
+    return False
+
+
+def _unrepresentable(name: str, what: str) -> str:
+    return (
+        f"parameter {name!r}: its default is {what}, which JSON cannot represent (a "
+        "deployment's parameters are JSON); use a JSON-friendly default (a list, a string, "
+        "a finite number) or None and set the value inside the flow"
+    )
 
 
 #: ``@flow(...)`` keywords that become deployment defaults, and the field each sets.

@@ -438,14 +438,15 @@ def _deployment_body(
             raise CliError(f"{file_part} is not inside the source directory {root}") from None
     body["entrypoint"] = f"{path.as_posix()}:{function}"
     body["flow_name"] = function
-    local_file = root / path
-    if body["source"]["type"] == "local" and local_file.exists():
-        inputs.check_inside(root, path)
-    if local_file.is_file():
-        body["parameter_schema"] = parameter_schema(local_file, function)
-        body.update(flow_defaults(local_file, function))  # sdk: @flow(...) settings
-    elif body["source"]["type"] == "local":
-        raise CliError(f"{local_file} does not exist")
+    if body["source"]["type"] == "git":
+        body.update(_git_flow_facts(source or "", ref, path, function))
+    else:
+        local_file = root / path
+        if local_file.exists():
+            inputs.check_inside(root, path)
+        if not local_file.is_file():
+            raise CliError(f"{local_file} does not exist")
+        body.update(_flow_facts(local_file, function))
     if cron and interval is not None:
         raise CliError("give --cron or --interval, not both")
     if cron:
@@ -454,6 +455,25 @@ def _deployment_body(
         body["schedules"] = [{"kind": "interval", "interval_seconds": interval}]
     body["parameters"] = _parse_kv(params, "--param", body.get("parameter_schema"))
     return body
+
+
+def _flow_facts(file: Path, function: str) -> dict[str, Any]:
+    """The parameter schema and the ``@flow(...)`` defaults read from ``file``."""
+    return {"parameter_schema": parameter_schema(file, function)} | flow_defaults(file, function)
+
+
+def _git_flow_facts(url: str, ref: str | None, path: Path, function: str) -> dict[str, Any]:
+    """:func:`_flow_facts` of the entrypoint as ``ref`` of the repository has it: the
+    code its runs will check out, not whatever lies in the current directory."""
+    inputs.check_git_source(url, ref)
+    with (
+        console.status(f"reading {path.as_posix()} at {ref or 'HEAD'} of {url}…"),
+        inputs.git_checkout(url, ref) as checkout,
+    ):
+        if not (checkout / path).is_file():
+            raise CliError(f"{path.as_posix()} is not in git source {url} at {ref or 'HEAD'}")
+        inputs.check_inside(checkout, path)
+        return _flow_facts(checkout / path, function)
 
 
 @app.command("deploy")
@@ -512,8 +532,6 @@ def deploy(
 ) -> None:
     """Create or update a deployment of a flow function; a redeploy prints what changed."""
     body = _deployment_body(entrypoint, name, pool, source, ref, cron, timezone, interval, param)
-    if body["source"]["type"] == "git":
-        inputs.check_git_source(body["source"]["url"], ref)
     if flow_name:
         body["flow_name"] = flow_name
     optional = {
@@ -755,15 +773,19 @@ def _print_log(line: dict[str, Any]) -> None:
 
 
 def _follow(
-    client: ApiClient, run_id: str, poll: float = 0.5, after: int | None = None
+    client: ApiClient,
+    run_id: str,
+    poll: float = 0.5,
+    after: int | None = None,
+    task: str | None = None,
 ) -> dict[str, Any]:
-    """Print logs (those after log id ``after``; all when None) and state changes until the
-    run is final; return the final run."""
+    """Print logs (those after log id ``after``; all when None; only ``task``'s when
+    given) and state changes until the run is final; return the final run."""
     after, last_state = after or 0, None
     with console.status("waiting for the run…") as status:
         while True:
             flow_run = client.get(f"/flow-runs/{run_id}")
-            page = client.get(f"/flow-runs/{run_id}/logs", params={"after": after})
+            page = client.get(f"/flow-runs/{run_id}/logs", params=_log_params(after, task))
             for line in page["logs"]:
                 _print_log(line)
             after = page["next_after"]
@@ -963,10 +985,14 @@ def runs_result(
     _print_json(r["result"])
 
 
-def _read_logs(client: ApiClient, run_ref: str) -> list[dict[str, Any]]:
+def _log_params(after: int, task: str | None) -> dict[str, Any]:
+    return {"after": after} if task is None else {"after": after, "task_run": task}
+
+
+def _read_logs(client: ApiClient, run_ref: str, task: str | None = None) -> list[dict[str, Any]]:
     after, lines = 0, []
     while True:
-        page = client.get(f"/flow-runs/{run_ref}/logs", params={"after": after})
+        page = client.get(f"/flow-runs/{run_ref}/logs", params=_log_params(after, task))
         lines += page["logs"]
         if not page["logs"]:
             return lines
@@ -985,15 +1011,20 @@ def runs_logs(
     since: Annotated[
         str | None, typer.Option(help="Only lines logged since: 10m, 1h or an ISO time")
     ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(help="Only the lines of this task run (its name, id or unique id prefix)"),
+    ] = None,
     output: OutputOpt = Output.table,
 ) -> None:
-    """Print a flow run's logs."""
+    """Print a flow run's logs (or one task run's)."""
     client = _client()
     run_id = client.get(f"/flow-runs/{run_ref}")["id"]
     if tail is not None and not since:  # the server reads the log backwards
-        lines = client.get(f"/flow-runs/{run_id}/logs", params={"tail": tail})["logs"]
+        params: dict[str, Any] = {"tail": tail} | ({"task_run": task} if task else {})
+        lines = client.get(f"/flow-runs/{run_id}/logs", params=params)["logs"]
     else:
-        lines = _read_logs(client, run_id)
+        lines = _read_logs(client, run_id, task)
     if since:
         floor = inputs.since_instant(since, datetime.now(UTC))
         lines = [x for x in lines if datetime.fromisoformat(x["timestamp"]) >= floor]
@@ -1005,7 +1036,7 @@ def runs_logs(
     for line in lines:
         _print_log(line)
     if follow:
-        _follow(client, run_id, after=lines[-1]["id"] if lines else None)
+        _follow(client, run_id, after=lines[-1]["id"] if lines else None, task=task)
 
 
 @runs_app.command("cancel")

@@ -495,10 +495,12 @@ class Store(ABC):
         after_id: int = 0,
         limit: int = 1000,
         max_bytes: int | None = None,
+        task_run_id: str | None = None,
     ) -> list[LogLine]:
         """Lines with ``id > after_id`` in order: at most ``limit`` lines and, with
         ``max_bytes``, no more lines than fit in that many message bytes (always at
-        least one, so a reader makes progress)."""
+        least one, so a reader makes progress). With ``task_run_id``, only the lines
+        that task run wrote."""
 
     @abstractmethod
     def delete_logs(self, *, run_ids: Sequence[str] = (), before: datetime | None = None) -> int:
@@ -506,12 +508,15 @@ class Store(ABC):
         line with a timestamp before ``before`` (a store that :attr:`expires_logs` by
         itself ignores ``before``). Returns the number of lines deleted."""
 
-    def read_logs_tail(self, run_id: str, count: int) -> list[LogLine]:
-        """The last ``count`` lines, in order. This default reads the whole log forward; a
-        store that can read backwards by id overrides it."""
+    def read_logs_tail(
+        self, run_id: str, count: int, *, task_run_id: str | None = None
+    ) -> list[LogLine]:
+        """The last ``count`` lines (of ``task_run_id`` only, when given), in order. This
+        default reads the whole log forward; a store that can read backwards by id
+        overrides it."""
         tail: deque[LogLine] = deque(maxlen=count)
         after = 0
-        while page := self.read_logs(run_id, after_id=after, limit=1000):
+        while page := self.read_logs(run_id, after_id=after, limit=1000, task_run_id=task_run_id):
             tail.extend(page)
             after = page[-1].id
         return list(tail)
@@ -560,6 +565,11 @@ class Store(ABC):
     @abstractmethod
     def release_slots(self, holder: str, tags: Sequence[str]) -> None:
         """Drop ``holder``'s leases on ``tags``. Idempotent."""
+
+    @abstractmethod
+    def release_holder_slots(self, holder_prefix: str) -> int:
+        """Drop every lease, on any tag, whose holder starts with ``holder_prefix`` (a flow
+        run's task runs, when the run ends however it ends). Returns how many. Idempotent."""
 
     # -- blocks (service.blocks: the store holds secret fields only as Fernet tokens) ----
     @abstractmethod

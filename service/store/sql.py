@@ -104,6 +104,7 @@ from service.store.base import (
 from service.store.sql_blocks import SqlBlocks
 from service.store.sql_events import SqlEventsMixin
 from service.store.sql_shared_meta import SqlSharedMeta
+from service.store.sql_task_slots import SqlTaskSlotsMixin
 from service.vocabulary import ACTIVE, StateType
 
 _RUN_JSON_FIELDS = ("parameters", "job_variables", "result", "error", "tags")
@@ -177,7 +178,7 @@ def _postgres_engine(url: str, pool_size: int, max_overflow: int, pool_timeout: 
     )
 
 
-class SqlStore(SqlBlocks, SqlEventsMixin, SqlSharedMeta, Store):
+class SqlStore(SqlBlocks, SqlEventsMixin, SqlSharedMeta, SqlTaskSlotsMixin, Store):
     def __init__(
         self,
         url: str,
@@ -1120,15 +1121,14 @@ class SqlStore(SqlBlocks, SqlEventsMixin, SqlSharedMeta, Store):
         after_id: int = 0,
         limit: int = 1000,
         max_bytes: int | None = None,
+        task_run_id: str | None = None,
     ) -> list[LogLine]:
         lg = t.logs
+        query = select(lg).where(lg.c.run_id == run_id, lg.c.id > after_id)
+        if task_run_id is not None:
+            query = query.where(lg.c.task_run_id == task_run_id)
         with self._read() as c:
-            rows = c.execute(
-                select(lg)
-                .where(lg.c.run_id == run_id, lg.c.id > after_id)
-                .order_by(lg.c.id)
-                .limit(limit)
-            )
+            rows = c.execute(query.order_by(lg.c.id).limit(limit))
             return take_within((LogLine(**row._mapping) for row in rows), max_bytes)
 
     def delete_logs(self, *, run_ids: Sequence[str] = (), before: datetime | None = None) -> int:
@@ -1138,12 +1138,15 @@ class SqlStore(SqlBlocks, SqlEventsMixin, SqlSharedMeta, Store):
                 deleted += c.execute(delete(t.logs).where(t.logs.c.timestamp < before)).rowcount
         return deleted
 
-    def read_logs_tail(self, run_id: str, count: int) -> list[LogLine]:
+    def read_logs_tail(
+        self, run_id: str, count: int, *, task_run_id: str | None = None
+    ) -> list[LogLine]:
         lg = t.logs
+        query = select(lg).where(lg.c.run_id == run_id)
+        if task_run_id is not None:
+            query = query.where(lg.c.task_run_id == task_run_id)
         with self._read() as c:
-            rows = c.execute(
-                select(lg).where(lg.c.run_id == run_id).order_by(lg.c.id.desc()).limit(count)
-            ).all()
+            rows = c.execute(query.order_by(lg.c.id.desc()).limit(count)).all()
         return [LogLine(**row._mapping) for row in reversed(rows)]
 
     # -- task runs, cache records, tag concurrency limits ----------------------------

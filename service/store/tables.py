@@ -170,6 +170,7 @@ logs = Table(
     Column("message", Text, nullable=False),
     Column("stream", String(20), nullable=False),
     Column("logger", String(200)),
+    Column("task_run_id", String(64)),  # the SDK task run that wrote the line, if any
     Index("ix_logs_run", "run_id", "id"),
     Index("ix_logs_time", "timestamp"),
 )

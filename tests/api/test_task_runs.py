@@ -14,12 +14,16 @@ from pushpool.results import LocalResultStore
 from service.services import Services
 
 
-def claimed_run(api: TestClient, services: Services) -> tuple[str, dict[str, str]]:
-    """A PENDING run of a new deployment and the runner's auth header for it."""
+def claimed_run(
+    api: TestClient, services: Services, deployment: str = "default"
+) -> tuple[str, dict[str, str]]:
+    """A PENDING run of the deployment (created, or redeployed) and the runner's auth
+    header for it."""
     from service.security import new_run_token
 
     api.post("/api/work-pools", json=process_pool("paused", paused=True))
-    r = api.post("/api/deployments", json=deployment_body(work_pool="paused"))
+    services.store.update_pool("paused", {"paused": True}, services.clock())
+    r = api.post("/api/deployments", json=deployment_body(name=deployment, work_pool="paused"))
     run_id = api.post(f"/api/deployments/{r.json()['id']}/runs").json()["id"]
     token, digest = new_run_token()
     services.store.update_pool("paused", {"paused": False}, services.clock())
@@ -124,6 +128,27 @@ def test_cache_records_round_trip_and_expire(api: TestClient, services: Services
     services.clock.advance(120)  # type: ignore[attr-defined]
     assert api.get(f"{base}/abc123", headers=auth).status_code == 404
     assert api.get(f"{base}/abc123").status_code == 401  # an API key is not a run token
+
+
+def test_cache_records_are_scoped_to_the_deployment(api: TestClient, services: Services) -> None:
+    """A run reads its own deployment's records (from another run too), never another's."""
+    writer, auth = claimed_run(api, services, "a")
+    body = {"result_key": "cache/shared"}
+    assert api.put(f"/api/runner/flow-runs/{writer}/cache/k1", headers=auth, json=body).is_success
+    sibling, sibling_auth = claimed_run(api, services, "a")
+    got = api.get(f"/api/runner/flow-runs/{sibling}/cache/k1", headers=sibling_auth)
+    assert got.status_code == 200 and got.json() == {
+        "key": "k1",
+        "result_key": "cache/shared",
+        "expires_at": None,
+    }
+    other, other_auth = claimed_run(api, services, "b")
+    assert api.get(f"/api/runner/flow-runs/{other}/cache/k1", headers=other_auth).status_code == 404
+    hostile = {"result_key": "cache/poisoned"}
+    put = api.put(f"/api/runner/flow-runs/{other}/cache/k1", headers=other_auth, json=hostile)
+    assert put.status_code == 204
+    again = api.get(f"/api/runner/flow-runs/{sibling}/cache/k1", headers=sibling_auth)
+    assert again.json()["result_key"] == "cache/shared"  # b's write did not replace a's
 
 
 def test_bad_cache_records_are_422(api: TestClient, services: Services) -> None:

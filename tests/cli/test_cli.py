@@ -157,6 +157,59 @@ def test_parameter_schema_from_signature(tmp_path: Path) -> None:
     assert props["h"] == {"title": "h", "default": 3}
 
 
+def test_parameter_schema_of_enums_paths_dataclasses_and_models(tmp_path: Path) -> None:
+    src = tmp_path / "flow.py"
+    src.write_text(
+        "import enum, dataclasses\n"
+        "from pathlib import Path\n"
+        "from pydantic import BaseModel\n"
+        "class Color(enum.Enum):\n    RED = 'red'\n    BLUE = 'blue'\n"
+        "@dataclasses.dataclass\nclass Point:\n    x: int\n    y: int = 0\n"
+        "class Box(BaseModel):\n    corner: Point\n    tags: set[str] = set()\n"
+        "    inner: 'Box | None' = None\n"
+        "class Plain:\n    a: int\n"
+        "def f(c: Color, p: Path, pt: Point, b: Box, o: Plain, u: 'Color | None' = None): ...\n"
+    )
+    props = parameter_schema(src, "f")["properties"]
+    assert props["c"] == {"enum": ["red", "blue"], "title": "c"}
+    assert props["p"] == {"type": "string", "title": "p"}
+    assert props["pt"]["properties"] == {"x": {"type": "integer"}, "y": {"type": "integer"}}
+    assert props["pt"]["required"] == ["x"]
+    box = props["b"]
+    assert box["properties"]["corner"]["properties"]["x"] == {"type": "integer"}
+    assert box["properties"]["tags"] == {"type": "array", "items": {"type": "string"}}
+    assert box["properties"]["inner"] == {}  # Box inside Box: left open, no endless schema
+    assert props["o"] == {"title": "o"}  # not a dataclass or model: open
+    assert props["u"]["anyOf"] == [{"enum": ["red", "blue"]}, {"type": "null"}]
+
+
+@pytest.mark.parametrize(
+    ("default", "what"),
+    [
+        ("{1, 2}", "a set"),
+        ("frozenset()", "a set"),
+        ("set()", "a set"),
+        ("b'raw'", "bytes"),
+        ("1j", "a complex number"),
+        ("1e999", "a non-finite float"),
+        ("-float('inf')", "a non-finite float"),
+        ("float('nan')", "a non-finite float"),
+        ("math.inf", "a non-finite float"),
+        ("[1, b'x']", "bytes"),
+        ("{1: 'a'}", "non-string keys"),
+    ],
+)
+def test_unusual_defaults_are_one_clear_error(
+    cli: CliRunner, tmp_path: Path, default: str, what: str
+) -> None:
+    src = tmp_path / "flow.py"
+    src.write_text(f"import math\ndef f(n: int, odd={default}): ...\n")
+    code, out = invoke(cli, "deploy", f"{src}:f", "--name", "odd", "--source", str(tmp_path))
+    assert code == 1, out
+    assert "parameter 'odd': its default is" in out and what in out, out
+    assert "Traceback" not in out and len(out.strip().splitlines()) <= 3, out
+
+
 def test_runs_logs_strips_terminal_escapes(live: LiveServer, cli: CliRunner) -> None:
     from service.models import LogLine
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,47 @@ def test_git_source_that_does_not_resolve_is_refused(cli: CliRunner, tmp_path: P
     code, out = invoke(cli, "deploy", "flow.py:f", "--name", "g", "--source", url + "-missing")
     assert code == 1 and "does not resolve" in out, out
     ok(cli, "deploy", "flow.py:f", "--name", "g", "--source", url, "--ref", "main")
+
+
+def _commit(repo: Path, text: str, message: str) -> None:
+    (repo / "flow.py").write_text(text)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", message], check=True)
+
+
+def test_git_source_deployments_get_the_schema_of_their_ref(
+    cli: CliRunner, api: TestClient, tmp_path: Path
+) -> None:
+    """The schema comes from the file at the deployed ref (not the current directory),
+    so a value that does not fit is refused at the door and by the API."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    _commit(repo, "from datetime import date\ndef f(n: int, day: date): ...\n", "v1")
+    subprocess.run(["git", "-C", str(repo), "tag", "v1"], check=True)
+    first = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    _commit(repo, "def f(n: str, x: float = 1.5): ...\n", "v2")
+    url = f"file://{repo}"
+    code, out = invoke(
+        cli, "deploy", "flow.py:f", "--name", "g", "--source", url, "--ref", "v1",
+        "--param", "n=notanint",
+    )  # fmt: skip
+    assert code == 1 and "parameters.n" in out and "integer" in out, out
+    ok(cli, "deploy", "flow.py:f", "--name", "g", "--source", url, "--ref", "v1")
+    (dep,) = api.get("/api/deployments").json()
+    props = dep["parameter_schema"]["properties"]
+    assert props["n"]["type"] == "integer" and props["day"]["format"] == "date"
+    bad = api.post(f"/api/deployments/{dep['id']}/runs", json={"parameters": {"n": "x"}})
+    assert bad.status_code == 422, bad.text
+    ok(cli, "deploy", "flow.py:f", "--name", "g", "--source", url, "--ref", first[:10])
+    assert api.get("/api/deployments").json()[0]["parameter_schema"]["required"] == ["n", "day"]
+    ok(cli, "deploy", "flow.py:f", "--name", "g", "--source", url)  # HEAD of main: v2
+    props = api.get("/api/deployments").json()[0]["parameter_schema"]["properties"]
+    assert props["n"]["type"] == "string" and props["x"]["default"] == 1.5
+    code, out = invoke(cli, "deploy", "gone.py:f", "--name", "g", "--source", url)
+    assert code == 1 and "gone.py is not in git source" in out, out
 
 
 def test_entrypoint_symlink_escaping_the_source_is_refused(cli: CliRunner, tmp_path: Path) -> None:

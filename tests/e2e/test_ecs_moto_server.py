@@ -20,6 +20,8 @@ Known moto gaps, handled here and never in product code:
   the exit code there, as a container killed for memory would have had it.
 - moto never releases the network interfaces of stopped tasks (ECS does), so interfaces
   are not part of the before/after comparison.
+- moto serves plain HTTP, so the result bucket's TLS-only policy would refuse the
+  runner's S3 calls: the test removes that policy before the SDK flow runs.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ PROVISIONED = (
     "log-group /pushpool/demo",
     "ecr-repository pushpool/demo",
     "ecs-cluster pushpool-demo",
+    "s3-bucket pushpool-demo-results",
+    "iam-role-policy pushpool-demo-task",
     "vpc pushpool-demo",
     "internet-gateway pushpool-demo",
     "subnet pushpool-demo-a",
@@ -179,6 +183,7 @@ def listing(moto: Moto) -> dict[str, list[str]]:
             g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]
         ),
         "roles": sorted(r["RoleName"] for r in iam.list_roles()["Roles"]),
+        "buckets": sorted(b["Name"] for b in moto.client("s3").list_buckets().get("Buckets", [])),
         "local_policies": sorted(p["Arn"] for p in iam.list_policies(Scope="Local")["Policies"]),
         "clusters": sorted(c["clusterArn"] for c in clusters if c["status"] == "ACTIVE"),
         "task_definitions": sorted(
@@ -250,6 +255,36 @@ def start_run(live: LiveServer, deployment_id: str) -> dict[str, Any]:
     assert run["infra"]["type"] == "ecs"
     assert run["infra"]["id"].startswith(f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/")
     return run
+
+
+def results_in_the_pool_bucket(moto: Moto, live: LiveServer, storage: str) -> None:
+    """The ETL example (a pushpool flow with cached, so persisted, task results) on the
+    pool: its results land under the prefix of the bucket provisioning made."""
+    bucket, _, prefix = storage.removeprefix("s3://").partition("/")
+    s3 = moto.client("s3")
+    s3.delete_bucket_policy(Bucket=bucket)  # moto is plain HTTP (see the module docstring)
+    body = {
+        "name": "etl",
+        "flow_name": "etl",
+        "entrypoint": "etl.py:etl",
+        "work_pool": POOL,
+        "source": {"type": "image"},
+        "parameters": {"day": "2026-03-01", "rows": 3, "failure_rate": 0.0},
+    }
+    r = live.client.post("/deployments", json=body)
+    assert r.status_code == 201, r.text
+    run = start_run(live, r.json()["id"])
+    proc = stand_in_for_the_container(moto, run)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    done = get_run(live, run["id"])
+    assert done["state"]["type"] == "COMPLETED" and done["result"] == 3, done
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert len(keys) >= 3 and all(k.startswith(f"{prefix}/") for k in keys), keys
+    ecs = moto.client("ecs")
+    cluster, task_arn = run["infra"]["data"]["cluster"], run["infra"]["id"]
+    ecs.stop_task(cluster=cluster, task=task_arn, reason="Essential container in task exited")
+    assert live.client.post("/scheduler/tick").json()["reconcile"]["torn_down"] == 1
+    assert live.client.delete(f"/deployments/{run['deployment_id']}").status_code == 204
 
 
 def test_ecs_pool_end_to_end_against_a_moto_server(moto: Moto, live: LiveServer) -> None:
@@ -337,6 +372,7 @@ def test_ecs_pool_end_to_end_against_a_moto_server(moto: Moto, live: LiveServer)
     assert live.services.store.pending_teardowns(10) == []
     assert describe_task(moto, cluster, task_arn)["lastStatus"] == "STOPPED"
     assert get_run(live, run["id"])["state"]["type"] == "COMPLETED"
+    results_in_the_pool_bucket(moto, live, config["result_storage"])
 
     # -- a task that stops without the runner's report: the run crashes -----------------
     lost = start_run(live, deployment_id)

@@ -252,7 +252,7 @@ def test_the_credentials_never_surface(live: LiveServer, tmp_path: Path) -> None
 
 
 def test_a_pushpool_flow_reports_task_runs_and_caches_across_runs(
-    live: LiveServer, tmp_path: Path
+    live: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The ETL example on the process pool: mapped, retried and cached tasks, over HTTP."""
     env = {"PUSHPOOL_HOME": str(tmp_path / "runner-home")}
@@ -277,6 +277,39 @@ def test_a_pushpool_flow_reports_task_runs_and_caches_across_runs(
     names = {node["id"]: node["name"] for node in graph["nodes"]}
     edges = sorted((names[e["source"]], names[e["target"]]) for e in graph["edges"])
     assert edges == sorted([("extract", t) for t in transforms] + [(t, "load") for t in transforms])
+    assert_task_logs(live, run["id"], monkeypatch)
+    # the cached transforms' results are in the pool's result storage: the server's
+    # $PUSHPOOL_HOME/results (the process pool's default), not the runner's own home
+    persisted = [p for p in (tmp_path / "home" / "results").rglob("*") if p.is_file()]
+    assert len(persisted) >= 3
+    assert not (tmp_path / "runner-home" / "results").exists()
+
+
+def assert_task_logs(live: LiveServer, run_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ETL run's lines are filed under the task run that wrote them (API and CLI)."""
+    from support.e2e import invoke
+
+    lines = live.client.get(f"/flow-runs/{run_id}/logs").json()["logs"]
+    load_id = next(
+        tr["id"]
+        for tr in live.client.get(f"/flow-runs/{run_id}/task-runs").json()
+        if tr["name"] == "load"
+    )
+    owner = {line["message"]: line["task_run_id"] for line in lines}
+    assert owner["loading 3 rows"] == load_id
+    assert owner["2026-03-01: 3 rows loaded"] is None  # the flow's own print
+    only = live.client.get(f"/flow-runs/{run_id}/logs", params={"task_run": "load"}).json()
+    assert [line["message"] for line in only["logs"]] == ["loading 3 rows"]
+    assert (
+        live.client.get(f"/flow-runs/{run_id}/logs", params={"task_run": "nope"}).status_code == 404
+    )
+    monkeypatch.setenv("PUSHPOOL_API_URL", live.url)
+    monkeypatch.setenv("PUSHPOOL_API_KEY", live.api_key)
+    code, out = invoke("runs", "logs", run_id, "--task", load_id[:8], "--output", "json")
+    assert code == 0, out
+    assert [line["message"] for line in json.loads(out)] == ["loading 3 rows"]
+    code, out = invoke("runs", "logs", run_id, "--task", "nope")
+    assert code != 0 and "task run 'nope' not found" in out
 
 
 TAGGED_FLOW = """
@@ -297,20 +330,25 @@ def tagged(log: str, seconds: float = 0.8) -> None:
 """
 
 
-def test_a_tag_limit_of_one_serialises_two_runs_tasks(live: LiveServer, tmp_path: Path) -> None:
+def deploy_db_limited(live: LiveServer, tmp_path: Path, name: str, code: str) -> str:
+    """Deploy ``code`` (flow ``name`` in ``name.py``) with a limit of 1 on tag ``db``."""
     src = tmp_path / "src"
     src.mkdir()
-    (src / "tagged.py").write_text(TAGGED_FLOW)
-    log = tmp_path / "intervals.txt"
+    (src / f"{name}.py").write_text(code)
     assert live.client.put("/concurrency-limits", json={"tag": "db", "limit": 1}).is_success
     body = {
-        "name": "tagged",
-        "flow_name": "tagged",
-        "entrypoint": "tagged.py:tagged",
+        "name": name,
+        "flow_name": name,
+        "entrypoint": f"{name}.py:{name}",
         "work_pool": "local",
         "source": {"type": "local", "path": str(src)},
     }
-    dep = live.client.post("/deployments", json=body).json()["id"]
+    return str(live.client.post("/deployments", json=body).json()["id"])
+
+
+def test_a_tag_limit_of_one_serialises_two_runs_tasks(live: LiveServer, tmp_path: Path) -> None:
+    dep = deploy_db_limited(live, tmp_path, "tagged", TAGGED_FLOW)
+    log = tmp_path / "intervals.txt"
     runs = [start(live.client, dep, parameters={"log": str(log)}) for _ in range(2)]
     for run in runs:
         assert wait_for(live, run["id"], TERMINAL)["state"]["type"] == "COMPLETED"
@@ -318,4 +356,44 @@ def test_a_tag_limit_of_one_serialises_two_runs_tasks(live: LiveServer, tmp_path
         tuple(map(float, line.split())) for line in log.read_text().splitlines()
     )
     assert b_start >= a_end - 0.05  # the second task waited for the first's slot
+    assert live.client.get("/concurrency-limits").json()[0]["active_slots"] == 0
+
+
+HOLDING_FLOW = """
+import time
+from pathlib import Path
+from pushpool import flow, task
+
+@task(tags=["db"])
+def hold(marker: str, seconds: float) -> None:
+    Path(marker).write_text("holding")
+    time.sleep(seconds)
+
+@flow
+def holding(marker: str, seconds: float) -> None:
+    hold(marker, seconds)
+"""
+
+
+def test_a_killed_runners_slots_go_to_another_run(live: LiveServer, tmp_path: Path) -> None:
+    """SIGKILL a runner whose task holds the only `db` slot: the reconciler's CRASHED frees
+    it at once, so another run's task gets it long before the 60 s lease would expire."""
+    dep = deploy_db_limited(live, tmp_path, "holding", HOLDING_FLOW)
+    first, second = tmp_path / "first", tmp_path / "second"
+    crashed = start(live.client, dep, parameters={"marker": str(first), "seconds": 120})
+    running = wait_for(live, crashed["id"], {"RUNNING"})
+    deadline = time.monotonic() + 30
+    while not first.exists():
+        assert time.monotonic() < deadline, "the first task never took its slot"
+        time.sleep(0.1)
+    waiting = start(live.client, dep, parameters={"marker": str(second), "seconds": 0})
+    wait_for(live, waiting["id"], {"RUNNING"})
+    time.sleep(1.0)
+    assert not second.exists()  # its task waits for the slot
+    os.kill(running["infra"]["data"]["pid"], signal.SIGKILL)
+    time.sleep(0.3)
+    assert live.client.post("/scheduler/tick").json()["reconcile"]["crashed"] == 1
+    done = wait_for(live, waiting["id"], TERMINAL, timeout=20)  # the lease lasts 60 s
+    assert done["state"]["type"] == "COMPLETED", done["state"]
+    assert second.read_text() == "holding"
     assert live.client.get("/concurrency-limits").json()[0]["active_slots"] == 0

@@ -159,3 +159,52 @@ def test_slots_are_asked_for_with_backoff_until_the_timeout() -> None:
     assert reporter.acquire(["db"], "t2", timeout=None)  # an outage is waited out
     reporter.release(["db"], "t2")
     reporter.close()
+
+
+def test_lines_written_inside_a_task_carry_its_task_run_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """get_run_logger, print under log_prints, any logger and a bare print inside a task
+    are filed under that task run; the flow's own lines under none."""
+    import logging
+
+    from pushpool import flow, get_run_logger, task
+    from runner_image.logs import LogCapture
+
+    monkeypatch.setenv("PUSHPOOL_HOME", str(tmp_path))
+    entries: list[dict[str, Any]] = []
+
+    def send(batch: list[dict[str, Any]], seq: int, deadline: float | None) -> None:
+        entries.extend(batch)
+
+    @task
+    def shout(word: str) -> str:
+        get_run_logger().info("logger %s", word)
+        print(f"print {word}")
+        logging.getLogger("third.party").warning("lib %s", word)
+        return word
+
+    @flow(log_prints=True)
+    def words() -> list[str]:
+        get_run_logger().info("flow line")
+        print("flow print")
+        return shout.map(["a", "b"]).result()
+
+    @flow
+    def quiet() -> str:  # no log_prints: the print reaches the runner's stdout tee
+        return shout("c")
+
+    capture = LogCapture(send, redact=lambda text: text)
+    capture.start()
+    try:
+        with task_environment("run-1", Transport()):
+            assert words() == ["a", "b"]
+            assert quiet() == "c"
+    finally:
+        capture.stop()
+    by_message = {e["message"]: e.get("task_run_id") for e in entries}
+    assert by_message["flow line"] is None and by_message["flow print"] is None
+    ids = {by_message[f"{kind} a"] for kind in ("logger", "print", "lib")}
+    assert len(ids) == 1 and None not in ids
+    assert by_message["logger a"] != by_message["logger b"]
+    assert by_message["print c"] == by_message["logger c"] is not None

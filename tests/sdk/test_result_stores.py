@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,3 +107,39 @@ def test_serializers_round_trip() -> None:
         dumps(float("nan"), "json")
     with pytest.raises(ResultNotSerializable, match="unknown result encoding"):
         loads(b"Xnope")
+
+
+def test_a_pools_result_storage_names_its_store(tmp_path: Path) -> None:
+    from pushpool.errors import UnsupportedResultStorage
+    from pushpool.results import parse_result_storage, store_for
+
+    assert parse_result_storage("s3://my-bucket/runs/results/") == (
+        "s3",
+        "my-bucket",
+        "runs/results",
+    )
+    assert parse_result_storage("s3://my-bucket") == ("s3", "my-bucket", "")
+    assert parse_result_storage(f"file://{tmp_path}") == ("local", str(tmp_path), "")
+    local = store_for(str(tmp_path / "r"))
+    assert isinstance(local, LocalResultStore) and local.root == tmp_path / "r"
+    s3 = store_for("s3://my-bucket/p")
+    assert isinstance(s3, S3ResultStore) and (s3.bucket, s3.prefix) == ("my-bucket", "p")
+    assert isinstance(store_for(None), LocalResultStore)
+    for url, message in (
+        ("gs://b/p", "Google Cloud Storage is not supported yet"),
+        ("az://c/p", "Azure Blob Storage is not supported yet"),
+        ("results", "give s3://bucket/prefix or an absolute directory"),
+        ("ftp://host/x", "unknown scheme 'ftp'"),
+        ("s3://UPPER/x", "is no S3 bucket name"),
+        ("s3://bucket/../x", "the prefix may hold"),
+    ):
+        with pytest.raises(UnsupportedResultStorage, match=message):
+            parse_result_storage(url)
+
+
+def test_a_pools_result_storage_is_checked_at_the_api(api: Any) -> None:
+    body = {"name": "p", "type": "process", "config": {"result_storage": "gs://b/results"}}
+    r = api.post("/api/work-pools", json=body)
+    assert r.status_code == 422 and "Google Cloud Storage is not supported yet" in r.text
+    body["config"] = {"result_storage": "/srv/results"}
+    assert api.post("/api/work-pools", json=body).status_code == 201

@@ -553,6 +553,23 @@ def test_concurrency_limit_slots_are_leases(store: Store) -> None:
     assert store.acquire_slots(["unlimited"], "anyone", T0, soon)
 
 
+def test_a_flow_runs_slots_are_released_together(store: Store) -> None:
+    soon = T0 + timedelta(seconds=30)
+    store.put_concurrency_limit("db", 2)
+    store.put_concurrency_limit("api", 4)
+    assert store.acquire_slots(["db", "api"], "run1:a", T0, soon)
+    assert store.acquire_slots(["api"], "run1:b", T0, soon)
+    assert store.acquire_slots(["db", "api"], "run10:a", T0, soon)  # another run
+    assert store.acquire_slots(["api"], "run_1:a", T0, soon)  # '_' is no wildcard
+    assert store.release_holder_slots("run1:") == 3
+    assert store.release_holder_slots("run1:") == 0  # idempotent
+    assert {lim.tag: lim.active_slots for lim in store.list_concurrency_limits(T0)} == {
+        "api": 2,
+        "db": 1,
+    }
+    assert store.acquire_slots(["db"], "run2:a", T0, soon)  # run1's slot is free
+
+
 def test_concurrency_limits_change_and_delete(store: Store) -> None:
     store.put_concurrency_limit("db", 1)
     store.put_concurrency_limit("db", 3)

@@ -121,3 +121,26 @@ def test_old_logs_expire(store: Store, dep: Deployment) -> None:
         return
     assert deleted == 1
     assert messages(store, r.id) == ["new"]
+
+
+def test_lines_keep_their_task_run_and_filter_by_it(store: Store, dep: Deployment) -> None:
+    r, _ = store.create_run(run(dep))
+    written = [
+        LogLine(run_id=r.id, timestamp=T0, message=f"{who}-{i}", task_run_id=who)
+        for i in range(3)
+        for who in ("t1", "t2", None)
+    ]
+    store.append_logs(r.id, written, batch=(1, 0))
+    stored = store.read_logs(r.id)
+    assert [(x.message, x.task_run_id) for x in stored] == [
+        (x.message, x.task_run_id) for x in written
+    ]
+    t1 = store.read_logs(r.id, task_run_id="t1")
+    assert [x.message for x in t1] == ["t1-0", "t1-1", "t1-2"]
+    page = store.read_logs(r.id, task_run_id="t2", after_id=t1[0].id, limit=2)
+    assert [x.message for x in page] == ["t2-0", "t2-1"]
+    assert [x.message for x in store.read_logs_tail(r.id, 2, task_run_id="t1")] == [
+        "t1-1",
+        "t1-2",
+    ]
+    assert store.read_logs(r.id, task_run_id="t9") == []

@@ -1,5 +1,6 @@
 """An ECS pool's infrastructure as a plan of resources (the engine: :mod:`provisioners.infra`):
-roles, log group, repository, cluster, and the default VPC or a network of its own.
+roles, log group, repository, cluster, result bucket (and the task role's access to it),
+and the default VPC or a network of its own.
 Resources carry the pool's tag; removal skips any that no longer does.
 """
 
@@ -18,6 +19,7 @@ from provisioners.ecs.infra.network import (
     Subnet,
     Vpc,
 )
+from provisioners.ecs.infra.results import ResultAccess, ResultBucket
 from provisioners.ecs.infra.services import Cluster, LogGroup, Repository
 
 _LIST_OUTPUTS = frozenset({"subnets", "security_groups"})
@@ -36,6 +38,8 @@ class Infrastructure(infra.Infrastructure[Context]):
             LogGroup(names.log_group),
             Repository(names.repository),
             Cluster(names.cluster),
+            ResultBucket(names.result_bucket),
+            ResultAccess(names.task_role),
         ]
 
     def _own_network(self) -> list[Resource]:

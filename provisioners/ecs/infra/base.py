@@ -25,6 +25,8 @@ class Context:
     names: Names
     sleep: Callable[[float], None]
     retention_days: int = 30
+    #: Days a persisted result is kept in the pool's result bucket (lifecycle rule).
+    result_retention_days: int = 30
     #: Resource key -> id, of everything found or created so far (dependency order).
     ids: dict[str, str] = field(default_factory=dict)
     #: How often to retry a call AWS refuses for a dependency still going away.

@@ -170,6 +170,7 @@ from service.store.dynamo.schema import (
     SchemaMixin,
 )
 from service.store.dynamo.shared_meta import DynamoSharedMeta
+from service.store.dynamo.task_slots import DynamoTaskSlotsMixin
 from service.store.dynamo.tasks import (
     TasksMixin,
     _live_leases,
@@ -180,6 +181,7 @@ class DynamoStore(
     DynamoBlocks,
     DynamoEventsMixin,
     DynamoSharedMeta,
+    DynamoTaskSlotsMixin,
     KeysMixin,
     PoolsMixin,
     DeploymentsMixin,

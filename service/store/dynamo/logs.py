@@ -140,6 +140,7 @@ class LogsMixin(_Table):
                             "message": line.message,
                             "stream": line.stream,
                             "logger": line.logger,
+                            "task_run_id": line.task_run_id,
                             "expires_at": expires,
                         }
                     )
@@ -156,14 +157,22 @@ class LogsMixin(_Table):
         after_id: int = 0,
         limit: int = 1000,
         max_bytes: int | None = None,
+        task_run_id: str | None = None,
     ) -> list[LogLine]:
         now = int(self._now())
         out: list[LogLine] = []
+
+        def live(e: Any) -> str:  # not expired, and the task run's when one is asked for
+            alive = f"{e.n('expires_at')} > {e.v(now)}"
+            if task_run_id is None:
+                return alive
+            return f"{alive} AND {e.n('task_run_id')} = {e.v(task_run_id)}"
+
         for item in self._query(
             "pk",
             f"LOG#{run_id}",
             sk=lambda e, k: f"{e.n(k)} > {e.v(f'{after_id:020d}')}",
-            filt=lambda e: f"{e.n('expires_at')} > {e.v(now)}",
+            filt=live,
             page=limit,
             consistent=True,
         ):
@@ -176,6 +185,7 @@ class LogsMixin(_Table):
                     message=item["message"],
                     stream=item["stream"],
                     logger=item.get("logger"),
+                    task_run_id=item.get("task_run_id"),
                 )
             )
             if len(out) >= limit:

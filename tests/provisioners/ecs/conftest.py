@@ -159,6 +159,12 @@ def listing() -> dict[str, list[str]]:
             g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]
         ),
         "roles": sorted(r["RoleName"] for r in client("iam").list_roles()["Roles"]),
+        "role_policies": sorted(
+            f"{r['RoleName']}/{name}"
+            for r in client("iam").list_roles()["Roles"]
+            for name in client("iam").list_role_policies(RoleName=r["RoleName"])["PolicyNames"]
+        ),
+        "buckets": sorted(b["Name"] for b in client("s3").list_buckets().get("Buckets", [])),
         "clusters": sorted(c["clusterArn"] for c in clusters if c["status"] == "ACTIVE"),
         "repositories": sorted(
             r["repositoryName"] for r in client("ecr").describe_repositories()["repositories"]

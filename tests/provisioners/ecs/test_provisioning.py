@@ -21,6 +21,8 @@ CORE = [
     ("log-group", "/pushpool/demo"),
     ("ecr-repository", "pushpool/demo"),
     ("ecs-cluster", "pushpool-demo"),
+    ("s3-bucket", "pushpool-demo-results"),
+    ("iam-role-policy", "pushpool-demo-task"),
 ]
 OWN_NETWORK = [
     ("vpc", "pushpool-demo"),
@@ -65,7 +67,7 @@ def test_fresh_account_without_default_vpc(
     plan = make().plan()
     assert keys(plan.steps) == CORE + OWN_NETWORK
     assert not any(s.exists for s in plan.steps)
-    assert dict(keys(plan.steps))["vpc"] and "CIDR 10.0.0.0/16" in plan.steps[5].detail
+    assert dict(keys(plan.steps))["vpc"] and "CIDR 10.0.0.0/16" in plan.steps[len(CORE)].detail
 
     values, created = provision(make())
     assert keys(created) == CORE + OWN_NETWORK
@@ -126,7 +128,9 @@ def test_the_roles_clusters_logs_and_registry_are_as_ecs_needs_them(
     document = json.loads(document) if isinstance(document, str) else document
     assert document["Statement"][0]["Action"] == "logs:CreateLogGroup"
     assert iam.list_attached_role_policies(RoleName="pushpool-demo-task")["AttachedPolicies"] == []
-    assert iam.list_role_policies(RoleName="pushpool-demo-task")["PolicyNames"] == []
+    assert iam.list_role_policies(RoleName="pushpool-demo-task")["PolicyNames"] == [
+        "pushpool-results"  # its result prefix, and nothing else (see the result bucket test)
+    ]
     assert POOL_TAG in iam.get_role(RoleName="pushpool-demo-task")["Role"]["Tags"]
 
     (cluster,) = boto("ecs").describe_clusters(clusters=[values["cluster"]], include=["TAGS"])[
@@ -138,6 +142,65 @@ def test_the_roles_clusters_logs_and_registry_are_as_ecs_needs_them(
     assert group["retentionInDays"] == 30
     repo = boto("ecr").describe_repositories(repositoryNames=["pushpool/demo"])["repositories"][0]
     assert repo["repositoryUri"] == values["ecr_repository_uri"]
+
+
+def test_the_result_bucket_is_private_encrypted_expiring_and_only_the_task_roles(
+    iam_account: None, make: Any, boto: Boto, snapshot: Listing
+) -> None:
+    from pushpool.results import S3ResultStore, parse_result_storage, store_for
+
+    before = snapshot()
+    values, _ = provision(make({"result_retention_days": 7}))
+    kind, bucket, prefix = parse_result_storage(values["result_storage"])
+    assert (kind, prefix) == ("s3", "results") and bucket.startswith("pushpool-demo-results-")
+    s3 = boto("s3")
+    assert {"Key": "pushpool:pool", "Value": POOL} in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert block == dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+    )
+    (rule,) = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    (expiry,) = s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    assert expiry["Status"] == "Enabled" and expiry["Expiration"] == {"Days": 7}
+    assert expiry["Filter"] == {"Prefix": "results/"}
+    (deny,) = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+    access = boto("iam").get_role_policy(
+        RoleName="pushpool-demo-task", PolicyName="pushpool-results"
+    )
+    document = access["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    objects, listing = document["Statement"]
+    assert objects["Action"] == ["s3:GetObject", "s3:PutObject"]
+    assert objects["Resource"] == f"arn:aws:s3:::{bucket}/results/*"  # the prefix only
+    assert listing["Resource"] == f"arn:aws:s3:::{bucket}"
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": "results/*"}}
+    assert make().plan().to_create == []  # provisioning again plans nothing new
+
+    # moto serves plain HTTP, so the TLS-only policy would refuse the store's calls here
+    s3.delete_bucket_policy(Bucket=bucket)
+    store = store_for(values["result_storage"])  # what the runner uses (its env names it)
+    assert isinstance(store, S3ResultStore)
+    store.write("flow-runs/r1/result", b'J{"rows": 3}')
+    assert store.read("flow-runs/r1/result") == b'J{"rows": 3}'
+    assert s3.list_objects_v2(Bucket=bucket)["Contents"][0]["Key"] == "results/flow-runs/r1/result"
+    make(values).deprovision()  # empties the bucket, then removes it and the role's access
+    assert snapshot() == before
+
+
+def test_ecs_result_storage_must_be_s3(make: Any) -> None:
+    for storage, message in (
+        ("/tmp/results", "an ECS task's disk goes with the task"),
+        ("gs://bucket/results", "Google Cloud Storage is not supported yet"),
+        ("az://container/results", "Azure Blob Storage is not supported yet"),
+        ("s3://Not_A_Bucket/x", "is no S3 bucket name"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            make({"result_storage": storage})
+    assert (
+        make({"result_storage": "s3://my-results/p"}).config.result_storage == "s3://my-results/p"
+    )
 
 
 # -- an account with a default VPC -------------------------------------------------------------
@@ -203,7 +266,7 @@ def test_a_plan_that_is_not_applied_changes_nothing(
     plan = make().plan()  # the user is shown this and answers "no"
     assert len(plan.to_create) == len(CORE + OWN_NETWORK)
     assert snapshot() == before
-    writes = [c for c in aws.calls if not c.startswith(("describe_", "get_", "list_"))]
+    writes = [c for c in aws.calls if not c.startswith(("describe_", "get_", "list_", "head_"))]
     assert writes == []
 
 
