@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from support.factories import EXAMPLES, deployment_body
+from support.git import make_repo
 
 from provisioners.base import SubmitRequest, get_provisioner
 from provisioners.errors import ProvisionerError
@@ -141,7 +142,9 @@ def test_deploy_refuses_host_commands_and_sources_outside_the_roots(api: TestCli
     assert api.post("/api/deployments", json=inside).status_code == 201
 
 
-def test_a_pool_without_source_roots_allows_no_local_source(api: TestClient) -> None:
+def test_a_pool_without_source_roots_allows_no_local_source(
+    api: TestClient, tmp_path: Path
+) -> None:
     api.post("/api/work-pools", json={"name": "bare", "type": "process"})
     r = api.post("/api/deployments", json=deployment_body(work_pool="bare"))
     assert r.status_code == 422, r.text
@@ -152,7 +155,7 @@ def test_a_pool_without_source_roots_allows_no_local_source(api: TestClient) -> 
     empty = {"name": "empty", "type": "process", "config": {"allowed_source_roots": []}}
     api.post("/api/work-pools", json=empty)
     assert api.post("/api/deployments", json=deployment_body(work_pool="empty")).status_code == 422
-    git = {"type": "git", "url": "https://example.com/r.git"}
+    git = {"type": "git", "url": make_repo(tmp_path / "repo")}  # a ref the API can check
     assert (
         api.post("/api/deployments", json=deployment_body(work_pool="bare", source=git)).status_code
         == 201
