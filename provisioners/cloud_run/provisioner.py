@@ -128,12 +128,17 @@ class CloudRunProvisioner(Provisioner):
         try:
             return self._submit(request)
         except ProvisionerError as exc:
-            clean = scrubbed(exc, list(request.env.values()))
+            clean = scrubbed(exc, request.secret_texts())
             if clean is None:
                 raise
             raise clean from None
 
     def _submit(self, request: SubmitRequest) -> InfraRef:
+        if request.secret_env:  # Secret Manager is not wired: never put them in a job spec
+            raise ProvisionerError(
+                "block secrets are not supported on cloud-run pools yet: "
+                f"{', '.join(sorted(request.secret_env))}"
+            )
         body = job_body(self.config, self.pool_name, job_variables(request.job_variables), request)
         name = job_id(request.run_id, request.attempt)
         for attempt in range(self.backoff.attempts):
