@@ -10,17 +10,14 @@ prefix only. The secrets are deleted when the pool is deprovisioned.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import secrets as random
-import threading
 from collections.abc import Mapping
 
 from provisioners.base import SecretValue
 from provisioners.ecs.aws import AwsClient
 from provisioners.ecs.errors import AwsError
 from provisioners.ecs.names import POOL_TAG, Names
+from provisioners.secretcache import WrittenSecrets
 
 log = logging.getLogger("pushpool.ecs")
 
@@ -34,10 +31,7 @@ class PoolSecrets:
     def __init__(self, aws: AwsClient, names: Names) -> None:
         self.aws = aws
         self.names = names
-        #: secret name -> (ARN, keyed digest of the value last written by this process).
-        self._known: dict[str, tuple[str, bytes]] = {}
-        self._key = random.token_bytes(32)  # the digests mean nothing outside this process
-        self._lock = threading.Lock()
+        self.written = WrittenSecrets()  # secret name -> ARN, when the value is unchanged
 
     def ensure(self, secret_env: Mapping[str, SecretValue]) -> dict[str, str]:
         """``variable -> secret ARN`` with each secret holding its current value."""
@@ -45,14 +39,10 @@ class PoolSecrets:
 
     def _ensure(self, secret: SecretValue) -> str:
         name = self.names.secret(secret.source)
-        digest = hmac.new(self._key, secret.value.encode(), hashlib.sha256).digest()
-        with self._lock:
-            known = self._known.get(name)
-        if known is not None and hmac.compare_digest(known[1], digest):
-            return known[0]
-        arn = self._write(name, secret.value)
-        with self._lock:
-            self._known[name] = (arn, digest)
+        arn = self.written.reference(name, secret.value)
+        if arn is None:
+            arn = self._write(name, secret.value)
+            self.written.remember(name, secret.value, arn)
         return arn
 
     def _write(self, name: str, value: str) -> str:
@@ -75,6 +65,5 @@ class PoolSecrets:
         arns = self.aws.list_secrets(self.names.secret_prefix)
         for arn in arns:
             self.aws.delete_secret(arn)
-        with self._lock:
-            self._known.clear()
+        self.written.clear()
         return arns
