@@ -82,3 +82,31 @@ def test_a_full_jobs_quota_requeues_the_run(
     started = services.store.get_run(run.id)
     assert started.state.type == StateType.PENDING and started.infra is not None
     assert len(emulator.run.executions) == 1
+
+
+def test_a_block_reference_reaches_the_job_as_a_secret_reference_only(
+    services: Services, emulator: GcpEmulator
+) -> None:
+    import json
+
+    from service.blocks.ops import BlockValues, put_block
+
+    marker = "marker-dispatch-cloud-run-5a1e"
+    put_block(services, "secret", "db-password", BlockValues(values={"value": marker}))
+    account = "runner@demo-project.iam.gserviceaccount.com"
+    config = {**CONFIG, "service_account": account}
+    create_pool(services, WorkPoolCreate(name="crs", type="cloud-run", config=config))
+    env = {"DB_PASSWORD": "{{ block:secret/db-password }}", "MODE": "x"}
+    body = deployment_body(work_pool="crs", job_variables={"env": env})
+    deployment = deploy(services, DeploymentCreate.model_validate(body))[0]
+    run, _ = create_run(services, deployment.id, RunCreate())
+    after = services.store.get_run(run.id)
+    assert after.state.type == StateType.PENDING and after.infra is not None, after.state
+    job = emulator.run.jobs[after.infra.id]
+    assert marker not in json.dumps(job)
+    [container] = job["template"]["template"]["containers"]
+    plain = {e["name"]: e.get("value") for e in container["env"] if "value" in e}
+    refs = {e["name"]: e["valueSource"] for e in container["env"] if "valueSource" in e}
+    assert plain["MODE"] == "x" and plain["PUSHPOOL_SECRET_ENV"] == "DB_PASSWORD"
+    ref = refs["DB_PASSWORD"]["secretKeyRef"]
+    assert emulator.secrets.value(f"{ref['secret']}/versions/{ref['version']}") == marker

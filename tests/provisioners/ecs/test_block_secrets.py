@@ -13,6 +13,7 @@ import pytest
 from provisioners.base import SecretValue, SubmitRequest
 from provisioners.ecs import EcsProvisioner
 from provisioners.errors import ProvisionerError
+from service.services import Services
 
 MARKER = "marker-block-secret-5f0e2c"
 ROTATED = "marker-rotated-secret-91ad"
@@ -96,3 +97,35 @@ def test_secrets_need_an_execution_role(
         provisioner.submit(request)
     assert MARKER not in str(caught.value)
     assert boto("secretsmanager").list_secrets()["SecretList"] == []
+
+
+def test_a_deployments_block_reference_reaches_the_task_as_an_arn_only(
+    services: Services,
+    pool_config: dict[str, Any],
+    boto: Callable[[str], Any],
+    tasks_pinned: None,
+) -> None:
+    """Through the service: deploy with ``{{ block:... }}`` on an ECS pool, dispatch,
+    then search what AWS holds (task definition, task) for the value."""
+    from support.factories import deployment_body
+
+    from service.blocks.ops import BlockValues, put_block
+    from service.deployments import DeploymentCreate, deploy
+    from service.pools import WorkPoolCreate, create_pool
+    from service.runs import RunCreate, create_run
+    from service.states import StateType
+
+    put_block(services, "secret", "db-password", BlockValues(values={"value": MARKER}))
+    create_pool(services, WorkPoolCreate(name="demo", type="ecs", config=pool_config))
+    env = {"DB_PASSWORD": "{{ block:secret/db-password }}", "MODE": "x"}
+    body = deployment_body(work_pool="demo", job_variables={"env": env})
+    deployment = deploy(services, DeploymentCreate.model_validate(body))[0]
+    run, _ = create_run(services, deployment.id, RunCreate())
+    after = services.store.get_run(run.id)
+    assert after.state.type == StateType.PENDING and after.infra is not None, after.state
+    definition = registered(boto, str(after.infra.data["task_definition_arn"]))
+    task = boto("ecs").describe_tasks(cluster=pool_config["cluster"], tasks=[after.infra.id])
+    assert MARKER not in json.dumps([definition, task["tasks"]], default=str)
+    (secret,) = definition["containerDefinitions"][0]["secrets"]
+    stored = boto("secretsmanager").get_secret_value(SecretId=secret["valueFrom"])
+    assert (secret["name"], stored["SecretString"]) == ("DB_PASSWORD", MARKER)
