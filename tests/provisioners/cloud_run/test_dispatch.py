@@ -89,19 +89,11 @@ def test_a_block_reference_reaches_the_job_as_a_secret_reference_only(
 ) -> None:
     import json
 
-    from service.blocks.ops import BlockValues, put_block
+    from support.blocks import dispatched_with_secret
 
     marker = "marker-dispatch-cloud-run-5a1e"
-    put_block(services, "secret", "db-password", BlockValues(values={"value": marker}))
-    account = "runner@demo-project.iam.gserviceaccount.com"
-    config = {**CONFIG, "service_account": account}
-    create_pool(services, WorkPoolCreate(name="crs", type="cloud-run", config=config))
-    env = {"DB_PASSWORD": "{{ block:secret/db-password }}", "MODE": "x"}
-    body = deployment_body(work_pool="crs", job_variables={"env": env})
-    deployment = deploy(services, DeploymentCreate.model_validate(body))[0]
-    run, _ = create_run(services, deployment.id, RunCreate())
-    after = services.store.get_run(run.id)
-    assert after.state.type == StateType.PENDING and after.infra is not None, after.state
+    config = {**CONFIG, "service_account": "runner@demo-project.iam.gserviceaccount.com"}
+    after = dispatched_with_secret(services, "cloud-run", config, marker)
     job = emulator.run.jobs[after.infra.id]
     assert marker not in json.dumps(job)
     [container] = job["template"]["template"]["containers"]

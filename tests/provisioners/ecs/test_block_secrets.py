@@ -3,14 +3,14 @@ from the task definition, updated on rotation, removed at deprovision (moto)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support.blocks import with_secret
 
-from provisioners.base import SecretValue, SubmitRequest
+from provisioners.base import SubmitRequest
 from provisioners.ecs import EcsProvisioner
 from provisioners.errors import ProvisionerError
 from service.services import Services
@@ -19,11 +19,6 @@ MARKER = "marker-block-secret-5f0e2c"
 ROTATED = "marker-rotated-secret-91ad"
 
 Request = Callable[..., SubmitRequest]
-
-
-def with_secret(request: SubmitRequest, value: str) -> SubmitRequest:
-    secret = SecretValue("secret/db-password", value)
-    return dataclasses.replace(request, secret_env={"DB_PASSWORD": secret})
 
 
 def registered(boto: Callable[[str], Any], arn: str) -> dict[str, Any]:
@@ -107,22 +102,9 @@ def test_a_deployments_block_reference_reaches_the_task_as_an_arn_only(
 ) -> None:
     """Through the service: deploy with ``{{ block:... }}`` on an ECS pool, dispatch,
     then search what AWS holds (task definition, task) for the value."""
-    from support.factories import deployment_body
+    from support.blocks import dispatched_with_secret
 
-    from service.blocks.ops import BlockValues, put_block
-    from service.deployments import DeploymentCreate, deploy
-    from service.pools import WorkPoolCreate, create_pool
-    from service.runs import RunCreate, create_run
-    from service.states import StateType
-
-    put_block(services, "secret", "db-password", BlockValues(values={"value": MARKER}))
-    create_pool(services, WorkPoolCreate(name="demo", type="ecs", config=pool_config))
-    env = {"DB_PASSWORD": "{{ block:secret/db-password }}", "MODE": "x"}
-    body = deployment_body(work_pool="demo", job_variables={"env": env})
-    deployment = deploy(services, DeploymentCreate.model_validate(body))[0]
-    run, _ = create_run(services, deployment.id, RunCreate())
-    after = services.store.get_run(run.id)
-    assert after.state.type == StateType.PENDING and after.infra is not None, after.state
+    after = dispatched_with_secret(services, "ecs", pool_config, MARKER)
     definition = registered(boto, str(after.infra.data["task_definition_arn"]))
     task = boto("ecs").describe_tasks(cluster=pool_config["cluster"], tasks=[after.infra.id])
     assert MARKER not in json.dumps([definition, task["tasks"]], default=str)
