@@ -69,6 +69,20 @@ class JobVariables(BaseModel):
 
 
 @dataclass(frozen=True)
+class SecretValue:
+    """One resolved secret for a run's environment.
+
+    ``source`` names where it comes from, stable across runs and values and safe to use in
+    a platform resource name (``[A-Za-z0-9/_.-]``): ``TYPE/NAME`` or ``TYPE/NAME/FIELD``
+    for a variable that is exactly one block reference, ``composite/<digest of the
+    template>`` for one that mixes references and text. ``value`` is the clear text.
+    """
+
+    source: str
+    value: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class SubmitRequest:
     """Everything a provisioner needs to start one attempt of one run."""
 
@@ -80,6 +94,22 @@ class SubmitRequest:
     env: dict[str, str] = field(repr=False)
     job_variables: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
+    #: Environment variables whose values are secrets resolved by the control plane (block
+    #: references in the deployment's ``env``), by variable name. A provisioner hands each
+    #: to the platform through the platform's own secret mechanism (ECS: a Secrets Manager
+    #: secret named after :attr:`SecretValue.source` and referenced from the container
+    #: definition; Cloud Run: Secret Manager ``secretKeyRef``; ACI: ``secureValue``;
+    #: process: the child's environment only), never in a task definition, job spec, tag,
+    #: log line or error message in clear. A provisioner that cannot must refuse the run.
+    secret_env: dict[str, SecretValue] = field(default_factory=dict, repr=False)
+
+    def secret_texts(self) -> list[str]:
+        """Every value an error message must mask: the runner's env and the secrets."""
+        return [*self.env.values(), *(s.value for s in self.secret_env.values())]
+
+    def secret_env_values(self) -> dict[str, str]:
+        """``secret_env`` as plain ``name -> value`` (for platforms that take values)."""
+        return {k: s.value for k, s in self.secret_env.items()}
 
     @property
     def idempotency_key(self) -> str:

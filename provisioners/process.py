@@ -245,6 +245,7 @@ class ProcessProvisioner(Provisioner):
         }
         env.update(self.config.env)
         env.update(job.env)
+        env.update(request.secret_env_values())
         env.update(request.env)
         env[OUTCOME_ENV] = str(self._dir(request.idempotency_key) / OUTCOME_FILE)
         # Always set: empty means no ``local`` source (the runner checks it again).

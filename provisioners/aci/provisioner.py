@@ -129,7 +129,7 @@ class AciProvisioner(Provisioner):
         try:
             return self._submit(request)
         except ProvisionerError as exc:
-            clean = scrubbed(exc, list(request.env.values()))
+            clean = scrubbed(exc, request.secret_texts())
             if clean is not None:
                 raise clean from None
             raise

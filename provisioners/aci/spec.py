@@ -1,8 +1,9 @@
 """The container group one attempt runs in, as the SDK's ``ContainerGroup`` model.
 
 One Linux group per attempt, ``restartPolicy: Never``, one container (``flow``). The
-runner's environment (``SubmitRequest.env``: API URL, run id, credentials) travels only
-as ``secureValue`` (ARM never returns those); the deployment's own ``env`` as ``value``.
+runner's environment (``SubmitRequest.env``: API URL, run id, credentials) and the
+resolved block secrets (``SubmitRequest.secret_env``) travel only as ``secureValue``
+(ARM never returns those); the deployment's own ``env`` as ``value``.
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ def tags(pool: str, request: SubmitRequest, job: AciJobVariables) -> dict[str, s
 def _environment(request: SubmitRequest, job: AciJobVariables) -> list[Any]:
     from azure.mgmt.containerinstance.models import EnvironmentVariable
 
-    plain = {k: v for k, v in job.env.items() if k not in request.env}
+    secure = {**request.secret_env_values(), **request.env}
+    plain = {k: v for k, v in job.env.items() if k not in secure}
     return [EnvironmentVariable(name=k, value=v) for k, v in plain.items()] + [
-        EnvironmentVariable(name=k, secure_value=v) for k, v in request.env.items()
+        EnvironmentVariable(name=k, secure_value=v) for k, v in secure.items()
     ]
 
 

@@ -33,7 +33,7 @@ SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 TIMEOUT = 30.0
 #: Items per list call: few calls for a pass over many runs.
 PAGE_SIZE = 500
-Kind = Literal["jobs", "executions", "tasks"]
+Kind = Literal["jobs", "executions", "tasks", "secrets"]
 Resource = dict[str, Any]
 T = TypeVar("T")
 
@@ -116,6 +116,10 @@ class Gcp:
 
     # -- plumbing ----------------------------------------------------------------------
     def _new_client(self, kind: Kind) -> Any:
+        if kind == "secrets":
+            from google.cloud import secretmanager_v1
+
+            return secretmanager_v1.SecretManagerServiceClient(**client_kwargs())
         from google.cloud import run_v2
 
         factory = {
@@ -189,6 +193,60 @@ class Gcp:
 
     def list_tasks(self, execution_name: str) -> list[Resource]:
         return list(self._listed("tasks", "list_tasks", execution_name))
+
+    # -- Secret Manager (a pool's block secrets) --------------------------------------
+    def secret_name(self, secret_id: str) -> str:
+        return f"projects/{self.project}/secrets/{secret_id}"
+
+    def add_secret_version(self, secret_id: str, value: str) -> str:
+        """A new version of the secret holding ``value``; its name (``…/versions/N``).
+        ``GcpError`` with ``not_found`` when the secret does not exist."""
+        version = self.call(
+            "secrets",
+            "add_secret_version",
+            request={"parent": self.secret_name(secret_id), "payload": {"data": value.encode()}},
+        )
+        return str(version.name)
+
+    def create_secret(self, secret_id: str, labels: dict[str, str]) -> None:
+        """Create an empty secret (automatic replication) carrying ``labels``."""
+        secret = {"replication": {"automatic": {}}, "labels": labels}
+        self.call(
+            "secrets",
+            "create_secret",
+            request={
+                "parent": f"projects/{self.project}",
+                "secret_id": secret_id,
+                "secret": secret,
+            },
+        )
+
+    def grant_secret_access(self, secret_id: str, member: str, role: str) -> None:
+        """``member`` holds ``role`` on the secret (read, and written only if missing)."""
+        resource = self.secret_name(secret_id)
+        policy = self.call("secrets", "get_iam_policy", request={"resource": resource})
+        if any(b.role == role and member in b.members for b in policy.bindings):
+            return
+        policy.bindings.add(role=role, members=[member])
+        self.call("secrets", "set_iam_policy", request={"resource": resource, "policy": policy})
+
+    def list_secret_names(self, id_prefix: str) -> list[str]:
+        """The names of the project's secrets whose id starts with ``id_prefix``."""
+        pager = self.call(
+            "secrets",
+            "list_secrets",
+            request={"parent": f"projects/{self.project}", "page_size": PAGE_SIZE},
+        )
+        wanted = self.secret_name(id_prefix)
+        found = guarded("secrets.list", lambda: list(pager))
+        return [str(s.name) for s in found if s.name.startswith(wanted)]
+
+    def delete_secret(self, name: str) -> None:
+        try:
+            self.call("secrets", "delete_secret", request={"name": name})
+        except GcpError as exc:
+            if not exc.not_found:
+                raise
 
     # -- logging -----------------------------------------------------------------------
     def log_lines(self, log_filter: str, max_lines: int) -> list[str]:

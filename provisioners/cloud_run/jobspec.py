@@ -3,7 +3,8 @@
 One job per attempt, named from (run id, attempt), created with a start execution token
 so that the one create call also starts its one execution. The runner's environment
 travels in the job's container (deleted with the job at teardown; the bootstrap credential
-in it is single-use). Job and execution carry the pool, run and attempt labels.
+in it is single-use); block secrets only as Secret Manager references (``secretKeyRef``).
+Job and execution carry the pool, run and attempt labels.
 """
 
 from __future__ import annotations
@@ -35,8 +36,17 @@ def _vpc_access(job: CloudRunJobVariables) -> dict[str, Any] | None:
     return None
 
 
+def secret_ref(version: str) -> dict[str, Any]:
+    """``projects/P/secrets/S/versions/N`` as an env var's ``value_source``."""
+    secret, _, number = version.partition("/versions/")
+    return {"secret_key_ref": {"secret": secret, "version": number}}
+
+
 def container(
-    config: CloudRunPoolConfig, job: CloudRunJobVariables, env: dict[str, str]
+    config: CloudRunPoolConfig,
+    job: CloudRunJobVariables,
+    env: dict[str, str],
+    secrets: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     image = job.image or config.image
     if not image:
@@ -46,7 +56,12 @@ def container(
         "name": CONTAINER,
         "image": image,
         # The runner's own variables win over a deployment's.
-        "env": [{"name": k, "value": v} for k, v in {**job.env, **env}.items()],
+        "env": [{"name": k, "value": v} for k, v in {**job.env, **env}.items()]
+        + [
+            {"name": k, "value_source": secret_ref(version)}
+            for k, version in (secrets or {}).items()
+            if k not in env
+        ],
         "resources": {"limits": {"cpu": cpu, "memory": memory}},
     }
     if job.command:
@@ -57,12 +72,17 @@ def container(
 
 
 def job_body(
-    config: CloudRunPoolConfig, pool: str, job: CloudRunJobVariables, request: SubmitRequest
+    config: CloudRunPoolConfig,
+    pool: str,
+    job: CloudRunJobVariables,
+    request: SubmitRequest,
+    secrets: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The ``Job`` (proto field names) that runs ``request``'s attempt."""
+    """The ``Job`` (proto field names) that runs ``request``'s attempt; ``secrets`` maps
+    variables to the Secret Manager versions holding their values (``secretKeyRef``)."""
     labels = {**job.labels, **run_labels(pool, request.run_id, request.attempt)}
     task: dict[str, Any] = {
-        "containers": [container(config, job, request.env)],
+        "containers": [container(config, job, request.env, secrets)],
         "timeout": {"seconds": job.timeout_seconds},
         "max_retries": job.max_retries,
     }

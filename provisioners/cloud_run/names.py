@@ -84,3 +84,16 @@ def slug(pool: str, limit: int) -> str:
     if clean == pool and len(clean) <= limit and clean[:1].isalpha():
         return clean
     return f"p{clean[: limit - 10]}-{_digest(pool)}".replace("--", "-")
+
+
+def secret_prefix(pool: str) -> str:
+    """Every Secret Manager secret the pool makes has an id starting with this (``_``
+    never occurs in a slug, so no pool's prefix starts another's)."""
+    return f"pushpool-{slug(pool, 40)}_"
+
+
+def secret_id(pool: str, source: str) -> str:
+    """The id of the secret holding a block value (``SecretValue.source``) for ``pool``:
+    letters, digits, ``-`` and ``_``, at most 255 characters, distinct per source."""
+    clean = re.sub(r"[^A-Za-z0-9_-]+", "-", source).strip("-")
+    return f"{secret_prefix(pool)}{clean[:180]}-{_digest(source)}"

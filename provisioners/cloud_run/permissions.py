@@ -18,6 +18,24 @@ CONTROL_PLANE = (
     ("run.projects.locations.jobs.executions.tasks.list", "run.tasks.list", "exit codes"),
     ("logging.entries.list", "logging.logEntries.list", "log_tail (last words)"),
     (
+        "secretmanager.projects.secrets.addVersion",
+        "secretmanager.versions.add",
+        "submit: a block secret's value (new or rotated)",
+    ),
+    ("secretmanager.projects.secrets.create", "secretmanager.secrets.create", "block secrets"),
+    (
+        "secretmanager.projects.secrets.getIamPolicy",
+        "secretmanager.secrets.getIamPolicy",
+        "block secrets: who may read",
+    ),
+    (
+        "secretmanager.projects.secrets.setIamPolicy",
+        "secretmanager.secrets.setIamPolicy",
+        "block secrets: the job's account may read (that secret only)",
+    ),
+    ("secretmanager.projects.secrets.list", "secretmanager.secrets.list", "deprovision"),
+    ("secretmanager.projects.secrets.delete", "secretmanager.secrets.delete", "deprovision"),
+    (
         "(acting as the runtime service account)",
         "iam.serviceAccounts.actAs",
         "jobs run as the pool's account",

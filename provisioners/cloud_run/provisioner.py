@@ -43,6 +43,7 @@ from provisioners.cloud_run.names import (
     label_value,
     run_labels,
 )
+from provisioners.cloud_run.secrets import PoolSecrets
 from provisioners.cloud_run.status import (
     execution_status,
     finished,
@@ -92,6 +93,7 @@ class CloudRunProvisioner(Provisioner):
         self.gcp = gcp or Gcp(self.config.project, self.config.region)
         self._limiter, self._sleep = limiter, sleep
         self.backoff = backoff or Backoff(attempts=5)
+        self.secrets = PoolSecrets(self.gcp, pool_name)
 
     @cached_property
     def limiter(self) -> TokenBucket:
@@ -128,13 +130,26 @@ class CloudRunProvisioner(Provisioner):
         try:
             return self._submit(request)
         except ProvisionerError as exc:
-            clean = scrubbed(exc, list(request.env.values()))
+            clean = scrubbed(exc, request.secret_texts())
             if clean is None:
                 raise
             raise clean from None
 
+    def _secrets(self, job: CloudRunJobVariables, request: SubmitRequest) -> dict[str, str]:
+        """The run's block secrets as Secret Manager versions its job's account may read."""
+        if not request.secret_env:
+            return {}
+        account = job.service_account or self.config.service_account
+        if not account:
+            raise ProvisionerError(
+                "block secrets need the job's service account to read them: set the pool's "
+                "service_account (provisioning does) or the job variable service_account"
+            )
+        return self.secrets.ensure(request.secret_env, f"serviceAccount:{account}")
+
     def _submit(self, request: SubmitRequest) -> InfraRef:
-        body = job_body(self.config, self.pool_name, job_variables(request.job_variables), request)
+        job = job_variables(request.job_variables)
+        body = job_body(self.config, self.pool_name, job, request, self._secrets(job, request))
         name = job_id(request.run_id, request.attempt)
         for attempt in range(self.backoff.attempts):
             self.limiter.acquire()
@@ -355,7 +370,18 @@ class CloudRunProvisioner(Provisioner):
             orphans = []
         for ref in orphans:
             self.teardown(ref)
+        self._remove_secrets()
         self._infrastructure().remove(self.config.provisioned, progress)
+
+    def _remove_secrets(self) -> None:
+        try:
+            removed = self.secrets.remove_all()
+        except GcpError as exc:
+            if exc.status not in (403, 404):  # the Secret Manager API is off: no secrets
+                raise
+            removed = []
+        if removed:
+            log.info("removed %d block secret(s)", len(removed))
 
     def setup_notes(self) -> dict[str, str]:
         return setup_notes(self.config, self.pool_name)

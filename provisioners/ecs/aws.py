@@ -17,7 +17,7 @@ from typing import Any, Literal, TypedDict
 from provisioners.ecs.errors import AwsError, from_botocore_error, from_client_error
 from provisioners.errors import ProvisionerError
 
-Service = Literal["ecs", "ec2", "iam", "ecr", "logs", "sts", "s3"]
+Service = Literal["ecs", "ec2", "iam", "ecr", "logs", "sts", "s3", "secretsmanager"]
 #: DescribeTasks takes at most this many tasks; DeleteTaskDefinitions at most 10.
 DESCRIBE_BATCH = 100
 DELETE_BATCH = 10
@@ -202,6 +202,38 @@ class AwsClient:
             failures.extend(page.get("failures", []))
         return failures
 
+    # -- Secrets Manager (a pool's block secrets) ------------------------------------
+    def put_secret_value(self, name: str, value: str) -> str:
+        """A new current version of secret ``name``; its ARN. ``AwsError`` with code
+        ``ResourceNotFoundException`` when the secret does not exist."""
+        page = self.call("secretsmanager", "put_secret_value", SecretId=name, SecretString=value)
+        return str(page["ARN"])
+
+    def create_secret(self, name: str, value: str, tags: dict[str, str]) -> str:
+        """Create secret ``name`` holding ``value``; its ARN."""
+        page = self.call(
+            "secretsmanager",
+            "create_secret",
+            Name=name,
+            SecretString=value,
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )
+        return str(page["ARN"])
+
+    def list_secrets(self, prefix: str) -> list[str]:
+        """The ARNs of the secrets whose name starts with ``prefix``."""
+        found = self.pages(
+            "secretsmanager",
+            "list_secrets",
+            "SecretList",
+            Filters=[{"Key": "name", "Values": [prefix]}],
+        )
+        return [str(s["ARN"]) for s in found if str(s.get("Name", "")).startswith(prefix)]
+
+    def delete_secret(self, arn: str) -> None:
+        """Delete a secret at once (no recovery window: it is the control plane's copy)."""
+        self.call("secretsmanager", "delete_secret", SecretId=arn, ForceDeleteWithoutRecovery=True)
+
 
 #: Operations whose pagination tokens are not ``nextToken``: (request, response) names.
 _PAGE_TOKENS: dict[str, tuple[str, str]] = {
@@ -212,6 +244,7 @@ _PAGE_TOKENS: dict[str, tuple[str, str]] = {
     "describe_security_groups": ("NextToken", "NextToken"),
     "describe_route_tables": ("NextToken", "NextToken"),
     "describe_internet_gateways": ("NextToken", "NextToken"),
+    "list_secrets": ("NextToken", "NextToken"),
 }
 
 

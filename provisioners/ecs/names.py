@@ -76,6 +76,15 @@ class Names:
         return f"{self.base}-{'abcdefgh'[index]}"
 
     @property
+    def secret_prefix(self) -> str:
+        """Every Secrets Manager secret the pool makes is named under this."""
+        return f"{PREFIX}/{self.slug}/"
+
+    def secret(self, source: str) -> str:
+        """The secret holding a block value (``SecretValue.source``) for this pool."""
+        return f"{self.secret_prefix}{source}"
+
+    @property
     def family_prefix(self) -> str:
         return f"{self.base}-"
 

@@ -33,6 +33,7 @@ class PolicyScope:
     family_prefix: str
     roles: tuple[str, ...]
     log_group: str
+    secret_prefix: str
 
     def arn(self, service: str, resource: str) -> str:
         return f"arn:{self.partition}:{service}:{self.region}:{self.account}:{resource}"
@@ -76,6 +77,7 @@ def scope_for(config: EcsPoolConfig, names: Names) -> PolicyScope:
             *(r for r in config.allowed_role_arns if r not in own),
         ),
         log_group=config.log_group or names.log_group,
+        secret_prefix=names.secret_prefix,
     )
 
 
@@ -137,5 +139,18 @@ def control_plane_policy(scope: PolicyScope) -> dict[str, Any]:
                 ["logs:GetLogEvents"],
                 scope.arn("logs", f"log-group:{scope.log_group}:log-stream:*"),
             ),
+            _statement(
+                "ManagePoolSecrets",
+                [
+                    "secretsmanager:CreateSecret",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:TagResource",
+                    "secretsmanager:DeleteSecret",
+                ],
+                scope.arn("secretsmanager", f"secret:{scope.secret_prefix}*"),
+            ),
+            # ListSecrets supports no resource-level permissions: "*" is the only choice
+            # (it lists names and metadata, never values).
+            _statement("ListPoolSecrets", ["secretsmanager:ListSecrets"], "*"),
         ],
     }

@@ -9,6 +9,7 @@ starting one. Pool-level infrastructure is planned, applied, recorded and remove
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -43,6 +44,7 @@ from provisioners.ecs.runspec import (
     started_by,
     task_definition_content,
 )
+from provisioners.ecs.secrets import PoolSecrets
 from provisioners.ecs.status import is_stopped, tag, task_status
 from provisioners.ecs.taskdef import TaskDefinitions
 from provisioners.errors import ProvisionerError, scrubbed
@@ -93,6 +95,7 @@ class EcsProvisioner(Provisioner):
         self.names = Names.for_pool(pool_name)
         self.aws = aws or AwsClient(self.config.region)
         self.task_definitions = TaskDefinitions(self.aws, self.names)
+        self.secrets = PoolSecrets(self.aws, self.names)
         self._limiter, self._sleep, self._backoff = limiter, sleep, backoff
 
     @cached_property
@@ -152,7 +155,8 @@ class EcsProvisioner(Provisioner):
         try:
             return self._submit(request)
         except ProvisionerError as exc:
-            clean = scrubbed(exc, [request.env.get(RUN_TOKEN_ENV, "")])
+            masked = [request.env.get(RUN_TOKEN_ENV, ""), *request.secret_env_values().values()]
+            clean = scrubbed(exc, masked)
             if clean is not None:
                 raise clean from None
             raise
@@ -165,6 +169,7 @@ class EcsProvisioner(Provisioner):
             arn = existing["taskArn"]
             log.info("run %s attempt %d: adopting %s", request.run_id, request.attempt, arn)
             return self._ref(existing, request.run_id, spec)
+        spec = self._with_secrets(spec, request)
         definition = self.task_definitions.ensure(spec.content)
         params = run_task_params(spec, definition, request, job, self.pool_name)
         try:
@@ -176,6 +181,19 @@ class EcsProvisioner(Provisioner):
         return self._ref(task, request.run_id, spec)
 
     # -- watching and stopping ---------------------------------------------------------
+    def _with_secrets(self, spec: RunSpec, request: SubmitRequest) -> RunSpec:
+        """``spec`` whose container takes the run's block secrets from Secrets Manager."""
+        if not request.secret_env:
+            return spec
+        if not spec.content.execution_role_arn:
+            raise ProvisionerError(
+                "block secrets need a task execution role to read them: set "
+                "`execution_role_arn` (provisioning does)"
+            )
+        arns = self.secrets.ensure(request.secret_env)
+        content = dataclasses.replace(spec.content, secrets=tuple(sorted(arns.items())))
+        return dataclasses.replace(spec, content=content)
+
     def _describe(self, ref: InfraRef) -> EcsTask | None:
         try:
             page = self.aws.describe_tasks(str(ref.data["cluster"]), [ref.id])
@@ -327,6 +345,9 @@ class EcsProvisioner(Provisioner):
         removed = self.prune_task_definitions(set())
         if removed:
             log.info("removed %d task definition revision(s)", len(removed))
+        secrets = self.secrets.remove_all()
+        if secrets:
+            log.info("removed %d block secret(s)", len(secrets))
         self._infrastructure().remove(self.config.provisioned, progress)
 
     def image_push_commands(self) -> list[str]:

@@ -1,10 +1,10 @@
 """Content-addressed task definitions.
 
 A task definition holds only what a deployment decides (image, size, roles, command,
-storage, logging, stop timeout), never a per-run value: those travel as ``RunTask``
-overrides. Its family is the pool's prefix plus a hash of that content, so every run that
-needs the same definition finds it registered already, and a change of job variables makes
-a new family instead of piling revisions onto one.
+storage, logging, stop timeout, the ARNs of its block secrets), never a per-run value:
+those travel as ``RunTask`` overrides. Its family is the pool's prefix plus a hash of that
+content, so every run that needs the same definition finds it registered already, and a
+change of job variables makes a new family instead of piling revisions onto one.
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ class TaskDefinitionContent:
     #: The container's ``stopTimeout``; unset leaves the key out (ECS's 30 s), so the
     #: digest of a definition without it is what it was before this field existed.
     stop_timeout_seconds: int | None = None
+    #: ``(variable, Secrets Manager ARN)`` pairs: the container's ``secrets``. ARNs only,
+    #: never values; empty leaves the key out (digests of older definitions unchanged).
+    secrets: tuple[tuple[str, str], ...] = ()
 
     def container(self) -> dict[str, Any]:
         container: dict[str, Any] = {
@@ -65,6 +68,8 @@ class TaskDefinitionContent:
             container["command"] = list(self.command)
         if self.stop_timeout_seconds is not None:
             container["stopTimeout"] = self.stop_timeout_seconds
+        if self.secrets:
+            container["secrets"] = [{"name": k, "valueFrom": arn} for k, arn in self.secrets]
         if self.logs is not None:
             container["logConfiguration"] = {
                 "logDriver": "awslogs",

@@ -22,7 +22,7 @@ TEMPLATE = re.compile(
     r"(?:/(?P<field>[A-Za-z_][A-Za-z0-9_]*))?\s*\}\}"
 )
 #: Pool types whose provisioner hands resolved block values to the platform safely.
-RESOLVING_POOL_TYPES = frozenset({"process"})
+RESOLVING_POOL_TYPES = frozenset({"process", "ecs", "cloud-run", "aci"})
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,15 @@
 """Dispatch's side of blocks: a run's ``env`` references become values in the
-provisioner's secret channel (``SubmitRequest.env``, never logged or stored), read at
-submit time so a rotated secret reaches the next run."""
+provisioner's secret channel (``SubmitRequest.secret_env``, never logged or stored), read
+at submit time so a rotated secret reaches the next run."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from typing import Any
 
-from provisioners.base import SubmitRequest
+from provisioners.base import SecretValue, SubmitRequest
 from service.blocks.crypto import Keyring
 from service.blocks.refs import TEMPLATE, resolve_env
 from service.store.base import Store
@@ -25,10 +26,19 @@ def read_values(store: Store, ring: Keyring, slug: str, name: str) -> dict[str, 
     return {**doc.values, **{f: json.loads(ring.decrypt(t)) for f, t in doc.secrets.items()}}
 
 
+def source_of(template: str) -> str:
+    """The stable name of what an ``env`` value resolves from (``SecretValue.source``)."""
+    whole = TEMPLATE.fullmatch(template.strip())
+    if whole is not None:
+        parts = [whole["slug"], whole["name"], whole["field"]]
+        return "/".join(p for p in parts if p)
+    return f"composite/{hashlib.sha256(template.encode()).hexdigest()[:16]}"
+
+
 def with_blocks(request: SubmitRequest, store: Store, ring: Keyring) -> SubmitRequest:
-    """``request`` with its job variables' ``env`` references resolved into ``env``
-    (unchanged when there are none). ``LookupError`` / ``BlockKeyError`` name the block
-    that could not be read, never a value."""
+    """``request`` with its job variables' ``env`` references resolved into
+    ``secret_env`` (unchanged when there are none). ``LookupError`` / ``BlockKeyError``
+    name the block that could not be read, never a value."""
     env = request.job_variables.get("env")
     if not isinstance(env, dict) or not any(
         isinstance(v, str) and TEMPLATE.search(v) for v in env.values()
@@ -37,6 +47,7 @@ def with_blocks(request: SubmitRequest, store: Store, ring: Keyring) -> SubmitRe
     plain, resolved = resolve_env(env, lambda slug, name: read_values(store, ring, slug, name))
     return dataclasses.replace(
         request,
-        env={**resolved, SECRET_ENV: ",".join(sorted(resolved)), **request.env},
+        env={SECRET_ENV: ",".join(sorted(resolved)), **request.env},
+        secret_env={k: SecretValue(source_of(env[k]), v) for k, v in resolved.items()},
         job_variables={**request.job_variables, "env": plain},
     )

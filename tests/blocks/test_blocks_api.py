@@ -223,8 +223,9 @@ def test_references_only_where_the_platform_has_a_secret_channel() -> None:
     from service.errors import InvalidInput
 
     jv = {"env": {"A": "{{ block:secret/a }}", "B": "x-{{block:smtp/m/password}}"}}
-    assert check_references(jv, "process") == ["secret/a", "smtp/m"]
-    for pool_type in ("ecs", "cloud-run", "aci"):
+    for pool_type in ("process", "ecs", "cloud-run", "aci"):
+        assert check_references(jv, pool_type) == ["secret/a", "smtp/m"]
+    for pool_type in ("some-other-type",):  # a platform whose secret channel is not wired
         with pytest.raises(InvalidInput) as exc:
             check_references(jv, pool_type)
         assert exc.value.field == "job_variables.env.A"

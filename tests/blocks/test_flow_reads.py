@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from support.blocks import MARKER
 from support.factories import deployment_body, process_pool
 
-from provisioners.base import SubmitRequest
+from provisioners.base import SecretValue, SubmitRequest
 from service.blocks.resolve import SECRET_ENV
 from service.event_records import EventFilter
 from service.security import new_bootstrap_credential
@@ -84,14 +84,18 @@ def test_dispatch_resolves_env_references_at_submit(
     assert deployment.blocks == ["secret/db-password", "smtp/mail"]
     request = services.dispatcher._with_blocks(services.dispatcher._request(run, "ppb_x"))
     assert isinstance(request, SubmitRequest)
-    assert request.env["DB_PASSWORD"] == MARKER and request.env["MAIL"] == "smtp.example.com"
+    assert request.secret_env == {
+        "DB_PASSWORD": SecretValue("secret/db-password", MARKER),
+        "MAIL": SecretValue("smtp/mail/host", "smtp.example.com"),
+    }
+    assert "DB_PASSWORD" not in request.env  # values travel in the secret channel only
     assert request.env[SECRET_ENV] == "DB_PASSWORD,MAIL"
     assert request.job_variables["env"] == {"PLAIN": "x"}  # no reference, no value
     assert MARKER not in repr(request)  # env is repr=False
     # Rotation takes effect for the next run: the value is read at each submit.
     api.put("/api/blocks/secret/db-password", json={"values": {"value": "rotated-value-1"}})
     again = services.dispatcher._with_blocks(services.dispatcher._request(run, "ppb_x"))
-    assert again.env["DB_PASSWORD"] == "rotated-value-1"
+    assert again.secret_env["DB_PASSWORD"].value == "rotated-value-1"
     # Nothing the API shows about the run or the deployment holds the value.
     shown = api.get(f"/api/flow-runs/{run_id}").text + api.get("/api/deployments").text
     assert MARKER not in shown and "rotated-value-1" not in shown
@@ -107,3 +111,13 @@ def test_an_unresolvable_reference_crashes_the_run_naming_the_block(
     state = services.store.get_run(run_id).state
     assert state.type == "CRASHED" and "smtp/mail" in (state.message or "")
     assert MARKER not in (state.message or "")
+
+
+def test_a_source_names_the_block_or_a_digest_of_a_mixed_template() -> None:
+    from service.blocks.resolve import source_of
+
+    assert source_of("{{ block:secret/db-password }}") == "secret/db-password"
+    assert source_of(" {{block:smtp/mail/password}} ") == "smtp/mail/password"
+    mixed = source_of("postgres://u:{{ block:secret/pw }}@db/x")
+    assert mixed.startswith("composite/") and len(mixed) == len("composite/") + 16
+    assert mixed != source_of("postgres://u:{{ block:secret/pw }}@db/y")

@@ -295,7 +295,7 @@ def _store_dynamo_actions() -> set[str]:
 
 def _ecs_runtime_actions() -> set[str]:
     """What provisioners/ecs/aws.py calls at run time (provisioning runs from the CLI)."""
-    found = re.findall(r"\(\s*\"(ecs|logs)\",\s*\"(\w+)\"", ECS_AWS.read_text())
+    found = re.findall(r"\(\s*\"(ecs|logs|secretsmanager)\",\s*\"(\w+)\"", ECS_AWS.read_text())
     assert found
     return {f"{service}:{_camel(method)}" for service, method in found}
 
@@ -342,6 +342,18 @@ def test_ecs_statements_are_the_ecs_policy_for_every_pool() -> None:
     assert _ecs_runtime_actions() <= allowed_actions()
 
 
+def test_pool_secret_actions_are_exactly_what_the_ecs_client_calls() -> None:
+    granted = {
+        a
+        for s in statements()
+        if s["Sid"] in ("ManagePoolSecrets", "ListPoolSecrets")
+        for a in actions_of(s)
+    }
+    called = {a for a in _ecs_runtime_actions() if a.startswith("secretsmanager:")}
+    # CreateSecret with Tags needs TagResource as well.
+    assert granted == called | {"secretsmanager:TagResource"}
+
+
 def test_nothing_is_star_unless_aws_requires_it() -> None:
     star_ok = {
         # Acts on container instances, not tasks; scoped by the ecs:cluster condition.
@@ -352,6 +364,8 @@ def test_nothing_is_star_unless_aws_requires_it() -> None:
         "ecs:ListTaskDefinitionFamilies",
         "ecs:DeregisterTaskDefinition",
         "ecs:DeleteTaskDefinitions",
+        # Lists names and metadata of secrets, never values.
+        "secretsmanager:ListSecrets",
     }
     for stmt in statements():
         assert stmt["Effect"] == "Allow"
@@ -422,11 +436,18 @@ def test_logs_and_secret_are_scoped_to_our_own() -> None:
         "ReadAdminApiKey": {"Ref": "AdminApiKeySecret"},
         "ReadBlocksKeys": {"Ref": "BlocksKeySecret"},
     }
-    assert not any(
-        a.startswith("secretsmanager:") and a != "secretsmanager:GetSecretValue"
+    # Other Secrets Manager actions only on the pools' block secrets (never reading them).
+    writes = {
+        s["Sid"]: s["Resource"]
         for s in statements()
-        for a in actions_of(s)
-    )
+        if any(a.startswith("secretsmanager:") for a in actions_of(s))
+        and s["Sid"] not in secret_reads
+    }
+    arn = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+    assert writes == {
+        "ManagePoolSecrets": {"Fn::Sub": arn + "pushpool/*/*"},
+        "ListPoolSecrets": "*",
+    }
 
 
 def test_blocks_keys_secret_is_generated_retained_and_given_to_the_function() -> None:

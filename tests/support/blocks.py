@@ -34,3 +34,36 @@ INVALID: dict[str, tuple[dict[str, Any], str]] = {
     "azure-blob-container": ({"container_name": ["x"]}, "values.container_name"),
     "database-url": ({"url": None}, "values.url"),
 }
+
+
+def dispatched_with_secret(
+    services: Any, pool_type: str, config: dict[str, Any], value: str
+) -> Any:
+    """Through the service: block ``secret/db-password`` holding ``value``, a pool of
+    ``pool_type``, a deployment whose ``env`` references the block (``DB_PASSWORD``) next
+    to ``MODE=x``, one run dispatched. The run, asserted PENDING with infrastructure."""
+    from service.blocks.ops import BlockValues, put_block
+    from service.deployments import DeploymentCreate, deploy
+    from service.pools import WorkPoolCreate, create_pool
+    from service.runs import RunCreate, create_run
+    from service.states import StateType
+    from support.factories import deployment_body
+
+    put_block(services, "secret", "db-password", BlockValues(values={"value": value}))
+    create_pool(services, WorkPoolCreate(name="secrets", type=pool_type, config=config))
+    env = {"DB_PASSWORD": "{{ block:secret/db-password }}", "MODE": "x"}
+    body = deployment_body(work_pool="secrets", job_variables={"env": env})
+    deployment = deploy(services, DeploymentCreate.model_validate(body))[0]
+    run, _ = create_run(services, deployment.id, RunCreate())
+    after = services.store.get_run(run.id)
+    assert after.state.type == StateType.PENDING and after.infra is not None, after.state
+    return after
+
+
+def with_secret(request: Any, value: str, source: str = "secret/db-password") -> Any:
+    """``request`` (a ``SubmitRequest``) whose ``DB_PASSWORD`` is a block secret."""
+    import dataclasses
+
+    from provisioners.base import SecretValue
+
+    return dataclasses.replace(request, secret_env={"DB_PASSWORD": SecretValue(source, value)})

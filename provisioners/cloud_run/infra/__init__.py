@@ -31,7 +31,12 @@ from provisioners.cloud_run.models import CloudRunPoolConfig
 from provisioners.cloud_run.names import slug
 from provisioners.infra import ProvisionedResource
 
-APIS = ("run.googleapis.com", "artifactregistry.googleapis.com", "iam.googleapis.com")
+APIS = (
+    "run.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "iam.googleapis.com",
+    "secretmanager.googleapis.com",  # block secrets (secretKeyRef)
+)
 RUNTIME_ROLES = ("roles/logging.logWriter",)
 #: Run jobs; read their Cloud Logging output for last words.
 CONTROL_PLANE_PROJECT_ROLES = ("roles/run.developer", "roles/logging.viewer")

@@ -33,7 +33,7 @@ class Infrastructure(infra.Infrastructure[Context]):
     def _core(self) -> list[Resource]:
         names = self.ctx.names
         return [
-            execution_role(names.execution_role, names.log_group),
+            execution_role(names.execution_role, names.log_group, names.secret_prefix),
             task_role(names.task_role),
             LogGroup(names.log_group),
             Repository(names.repository),

@@ -1,4 +1,5 @@
-"""The pool's two IAM roles: task execution (pull images, write logs) and task (flow code)."""
+"""The pool's two IAM roles: task execution (pull images, write logs, read the pool's block
+secrets) and task (flow code)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,21 @@ def create_log_group_policy(
     }
 
 
+def read_secrets_policy(partition: str, region: str, account: str, prefix: str) -> dict[str, Any]:
+    """So ECS can read the pool's block secrets (named under ``prefix``) into its tasks,
+    and no other secret."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": f"arn:{partition}:secretsmanager:{region}:{account}:secret:{prefix}*",
+            }
+        ],
+    }
+
+
 def _where(ctx: Context) -> tuple[str, str, str]:
     """``(partition, region, account)`` of the caller's credentials."""
     arn = str(ctx.aws.call("sts", "get_caller_identity")["Arn"])
@@ -67,10 +83,12 @@ class Role(Resource):
         description: str,
         managed: tuple[str, ...] = (),
         create_log_group: str | None = None,
+        read_secrets: str | None = None,
     ) -> None:
         super().__init__(name)
         self.output, self.description = output, description
         self.managed, self.create_log_group = managed, create_log_group
+        self.read_secrets = read_secrets
 
     def find(self, ctx: Context) -> Found | None:
         try:
@@ -82,9 +100,14 @@ class Role(Resource):
         return Found(role["Arn"], ctx.owned(role.get("Tags")))
 
     def _inline(self, where: tuple[str, str, str]) -> dict[str, dict[str, Any]]:
-        if self.create_log_group is None:
-            return {}
-        return {"pushpool-create-log-group": create_log_group_policy(*where, self.create_log_group)}
+        policies: dict[str, dict[str, Any]] = {}
+        if self.create_log_group is not None:
+            policies["pushpool-create-log-group"] = create_log_group_policy(
+                *where, self.create_log_group
+            )
+        if self.read_secrets is not None:
+            policies["pushpool-read-block-secrets"] = read_secrets_policy(*where, self.read_secrets)
+        return policies
 
     def create(self, ctx: Context) -> str:
         where = _where(ctx)
@@ -133,13 +156,14 @@ class Role(Resource):
         return {self.output: resource_id}
 
 
-def execution_role(name: str, log_group: str) -> Role:
+def execution_role(name: str, log_group: str, secret_prefix: str) -> Role:
     return Role(
         name,
         "execution_role_arn",
-        "pushpool: lets ECS pull flow images and write run logs",
+        "pushpool: lets ECS pull flow images, write run logs and read the pool's secrets",
         managed=(EXECUTION_MANAGED_POLICY,),
         create_log_group=log_group,
+        read_secrets=secret_prefix,
     )
 
 

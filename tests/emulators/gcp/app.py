@@ -16,6 +16,7 @@ from emulators.gcp.base import ApiError, Journal, Recorded, page
 from emulators.gcp.cloudrun import CloudRun
 from emulators.gcp.logging import Logging
 from emulators.gcp.project import Project
+from emulators.gcp.secretmanager import SecretManager
 
 Handler = Callable[["Call"], Any]
 _P = r"/v2/(?P<parent>projects/[^/]+/locations/[^/]+)"
@@ -44,10 +45,12 @@ class Services:
         self.journal = Journal()
         self.run = CloudRun()
         self.logging = Logging()
+        self.secrets = SecretManager()
         self.projects: dict[str, Project] = {}
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._cloud_run_routes()
         self._project_routes()
+        self._secret_manager_routes()
         self.add("POST", r"/v2/entries:list", lambda c: self.logging.list_entries(c.body))
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
@@ -98,6 +101,26 @@ class Services:
         self.add("POST", repos, create_repository)
         self.add("GET", repo, lambda c: p(c["p"]).repository(c["name"]))
         self.add("DELETE", repo, lambda c: p(c["p"]).delete_repository(c["name"]))
+
+    def _secret_manager_routes(self) -> None:
+        sm = self.secrets
+        parent = r"/v1/(?P<parent>projects/[^/]+)/secrets"
+        secret = r"/v1/(?P<name>projects/[^/]+/secrets/[^/:]+)"
+
+        def listed(c: Call) -> dict[str, Any]:
+            chunk, token = page(sm.list_secrets(c["parent"]), c.query)
+            return {"secrets": chunk, **({"nextPageToken": token} if token else {})}
+
+        self.add(
+            "POST",
+            parent,
+            lambda c: sm.create_secret(c["parent"], c.query.get("secretId", ""), c.body),
+        )
+        self.add("GET", parent, listed)
+        self.add("DELETE", secret, lambda c: sm.delete_secret(c["name"]))
+        self.add("POST", secret + ":addVersion", lambda c: sm.add_version(c["name"], c.body))
+        self.add("GET", secret + ":getIamPolicy", lambda c: sm.get_policy(c["name"]))
+        self.add("POST", secret + ":setIamPolicy", lambda c: sm.set_policy(c["name"], c.body))
 
     def _cloud_run_routes(self) -> None:
         run = self.run

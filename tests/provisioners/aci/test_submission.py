@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import pytest
@@ -10,7 +11,7 @@ from support.harness import Harness
 
 from provisioners.aci import AciProvisioner
 from provisioners.aci.names import group_name, is_valid_group_name
-from provisioners.base import InfraState, SubmitRequest
+from provisioners.base import InfraState, SecretValue, SubmitRequest
 from provisioners.errors import CapacityUnavailable, ProvisionerError
 
 TOKEN = "secret-bootstrap-0123456789"
@@ -56,6 +57,26 @@ def test_submit_puts_one_group_with_secure_values_and_tags(
     assert emulator.azure.secure_env(name)["X_SECRET"] == TOKEN
     got = provisioner.groups.get(name)
     assert TOKEN not in str(got.serialize())  # ARM never gives secure values back
+
+
+def test_block_secrets_are_secure_values_never_returned(
+    provisioner: AciProvisioner, emulator: Emulator
+) -> None:
+    marker = "marker-aci-block-secret-7d21"
+    base = request(env={"PLAIN": "1", "DB_PASSWORD": "{{ block:secret/db }}"})
+    plain = {"PLAIN": "1"}  # the dispatcher removed the reference from the job's env
+    req = dataclasses.replace(
+        base,
+        job_variables={**base.job_variables, "env": plain},
+        secret_env={"DB_PASSWORD": SecretValue("secret/db", marker)},
+    )
+    name = group_name(req.run_id, 1)
+    provisioner.submit(req)
+    env = emulator.azure.calls("PUT")[0].body["properties"]["containers"][0]["properties"]
+    assert {"name": "DB_PASSWORD", "secureValue": marker} in env["environmentVariables"]
+    assert not any(e.get("value") == marker for e in env["environmentVariables"])
+    assert emulator.azure.secure_env(name)["DB_PASSWORD"] == marker
+    assert marker not in str(provisioner.groups.get(name).serialize())
 
 
 def test_a_second_submit_adopts_the_group(provisioner: AciProvisioner, emulator: Emulator) -> None:

@@ -82,3 +82,23 @@ def test_a_full_jobs_quota_requeues_the_run(
     started = services.store.get_run(run.id)
     assert started.state.type == StateType.PENDING and started.infra is not None
     assert len(emulator.run.executions) == 1
+
+
+def test_a_block_reference_reaches_the_job_as_a_secret_reference_only(
+    services: Services, emulator: GcpEmulator
+) -> None:
+    import json
+
+    from support.blocks import dispatched_with_secret
+
+    marker = "marker-dispatch-cloud-run-5a1e"
+    config = {**CONFIG, "service_account": "runner@demo-project.iam.gserviceaccount.com"}
+    after = dispatched_with_secret(services, "cloud-run", config, marker)
+    job = emulator.run.jobs[after.infra.id]
+    assert marker not in json.dumps(job)
+    [container] = job["template"]["template"]["containers"]
+    plain = {e["name"]: e.get("value") for e in container["env"] if "value" in e}
+    refs = {e["name"]: e["valueSource"] for e in container["env"] if "valueSource" in e}
+    assert plain["MODE"] == "x" and plain["PUSHPOOL_SECRET_ENV"] == "DB_PASSWORD"
+    ref = refs["DB_PASSWORD"]["secretKeyRef"]
+    assert emulator.secrets.value(f"{ref['secret']}/versions/{ref['version']}") == marker

@@ -18,6 +18,7 @@ EXPECTED = [
     ("api", "run.googleapis.com"),
     ("api", "artifactregistry.googleapis.com"),
     ("api", "iam.googleapis.com"),
+    ("api", "secretmanager.googleapis.com"),
     ("service-account", "pushpool-demo"),
     ("project-iam-binding", f"roles/logging.logWriter serviceAccount:{RUNTIME}"),
     ("project-iam-binding", f"roles/run.developer {CONTROL_PLANE}"),

@@ -44,6 +44,11 @@ def test_the_policy_for_a_provisioned_pool() -> None:
         "ecs:ListTaskDefinitionFamilies",
         "iam:PassRole",
         "logs:GetLogEvents",
+        "secretsmanager:CreateSecret",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:TagResource",
+        "secretsmanager:DeleteSecret",
+        "secretsmanager:ListSecrets",
     }
     statements = {s["Sid"]: s for s in policy["Statement"]}
     assert statements["PassPoolRoles"]["Resource"] == [
@@ -58,6 +63,9 @@ def test_the_policy_for_a_provisioned_pool() -> None:
     }
     assert statements["ReadRunLogs"]["Resource"] == (
         "arn:aws:logs:eu-west-1:111122223333:log-group:/pushpool/demo:log-stream:*"
+    )
+    assert statements["ManagePoolSecrets"]["Resource"] == (
+        "arn:aws:secretsmanager:eu-west-1:111122223333:secret:pushpool/demo/*"
     )
     wildcard = {a for s in policy["Statement"] if s["Resource"] == "*" for a in s["Action"]}
     assert "iam:PassRole" not in wildcard and "ecs:RunTask" not in wildcard

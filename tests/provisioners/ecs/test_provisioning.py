@@ -127,6 +127,14 @@ def test_the_roles_clusters_logs_and_registry_are_as_ecs_needs_them(
     document = inline["PolicyDocument"]
     document = json.loads(document) if isinstance(document, str) else document
     assert document["Statement"][0]["Action"] == "logs:CreateLogGroup"
+    secrets = iam.get_role_policy(
+        RoleName="pushpool-demo-execution", PolicyName="pushpool-read-block-secrets"
+    )["PolicyDocument"]
+    secrets = json.loads(secrets) if isinstance(secrets, str) else secrets
+    (grant,) = secrets["Statement"]
+    assert grant["Action"] == "secretsmanager:GetSecretValue"
+    assert grant["Resource"].endswith(":secret:pushpool/demo/*")
+    assert grant["Resource"].startswith("arn:aws:secretsmanager:us-east-1:")
     assert iam.list_attached_role_policies(RoleName="pushpool-demo-task")["AttachedPolicies"] == []
     assert iam.list_role_policies(RoleName="pushpool-demo-task")["PolicyNames"] == [
         "pushpool-results"  # its result prefix, and nothing else (see the result bucket test)
