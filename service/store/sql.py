@@ -101,6 +101,7 @@ from service.store.base import (
     sort_task_runs,
     take_within,
 )
+from service.store.sql_automations import SqlAutomationsMixin
 from service.store.sql_blocks import SqlBlocks
 from service.store.sql_events import SqlEventsMixin
 from service.vocabulary import ACTIVE, StateType
@@ -176,7 +177,7 @@ def _postgres_engine(url: str, pool_size: int, max_overflow: int, pool_timeout: 
     )
 
 
-class SqlStore(SqlBlocks, SqlEventsMixin, Store):
+class SqlStore(SqlBlocks, SqlEventsMixin, SqlAutomationsMixin, Store):
     def __init__(
         self,
         url: str,
