@@ -36,10 +36,11 @@ from service.automation_records import (
     RunDeployment,
     Trigger,
 )
-from service.errors import InvalidInput
+from service.errors import Forbidden, InvalidInput
 from service.event_records import Event, EventFilter, Resource, new_event, wildcard_match
 
 if TYPE_CHECKING:
+    from service.models import ApiKey
     from service.services import Services
     from service.store.base import Store
 
@@ -128,8 +129,16 @@ def check(svc: Services, body: AutomationCreate) -> None:
 
 
 # -- managing ----------------------------------------------------------------------------
-def create(svc: Services, body: AutomationCreate) -> Automation:
-    """Check and store a new automation (``AlreadyExists`` if the name is taken)."""
+def create(svc: Services, body: AutomationCreate, key: ApiKey | None = None) -> Automation:
+    """Check and store a new automation (``AlreadyExists`` if the name is taken).
+
+    Actions run later with the service's authority, so a ``key`` limited to some pools
+    may create only automations that notify (``Forbidden`` otherwise)."""
+    if key is not None and key.limited and any(a.type != "notify" for a in body.actions):
+        raise Forbidden(
+            "an API key limited to some pools may create only automations whose actions "
+            "are all 'notify'"
+        )
     check(svc, body)
     now = svc.clock()
     automation = Automation(

@@ -13,9 +13,10 @@ router = APIRouter(prefix="/automations", tags=["automations"], responses=PRIVIL
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=errors(409, 413, 422))
-def create_automation(body: AutomationCreate, svc: ServicesDep, _: DeployerKey) -> Automation:
-    """A trigger and its actions (templates checked, notify URLs against the allowlist)."""
-    return automations.create(svc, body)
+def create_automation(body: AutomationCreate, svc: ServicesDep, key: DeployerKey) -> Automation:
+    """A trigger and its actions (templates checked, notify URLs against the allowlist).
+    A key limited to some pools may create only automations that notify."""
+    return automations.create(svc, body, key)
 
 
 @router.get("")

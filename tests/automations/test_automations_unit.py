@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from service import automations
 from service.automation_actions import work
 from service.automation_records import AutomationCreate, Trigger
-from service.errors import InvalidInput
+from service.errors import Forbidden, InvalidInput
 from service.event_records import EventFilter, Resource, new_event
 from service.events import record
 from service.notify import Refused, check_address
@@ -145,3 +145,22 @@ def test_a_paused_automation_does_not_fire(services: Services) -> None:
     automations.set_paused(services, "a", False)
     record(services.store, "x.one", Resource(id="r"), now=T0)
     assert len(services.store.due_action_jobs(T0 + timedelta(hours=1), 10)) == 1
+
+
+def test_a_key_limited_to_some_pools_may_only_notify(services: Services) -> None:
+    from service.models import ApiKey
+
+    limited = ApiKey.model_validate(
+        {
+            "id": "k",
+            "name": "k",
+            "key_hash": "h",
+            "created_at": T0,
+            "role": "deployer",
+            "pools": ["local"],
+        }
+    )
+    acting = body(actions=[{"type": "pause-deployment", "deployment": "f/d"}])
+    with pytest.raises(Forbidden, match="notify"):
+        automations.create(services, acting, limited)
+    assert services.store.list_automations() == []
