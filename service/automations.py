@@ -48,6 +48,8 @@ log = logging.getLogger("pushpool.automations")
 
 #: The service's events about automations.
 AUTOMATION = "pushpool.automation"
+#: Recorded for each firing; it triggers no automation (no firing chains in a request).
+TRIGGERED = f"{AUTOMATION}.triggered"
 #: How long a process reuses the automations it read from a store.
 CACHE_SECONDS = 5.0
 _monotonic: Callable[[], float] = time.monotonic
@@ -213,8 +215,8 @@ def evaluate(store: Store, automation: Automation, event: Event) -> bool:
     fired; returns whether this call fired it."""
     if automation.paused or not trigger_matches(automation.trigger, event):
         return False
-    if event.resource.id == f"{AUTOMATION}.{automation.name}":
-        return False  # never react to one's own firings
+    if event.name == TRIGGERED or event.resource.id == f"{AUTOMATION}.{automation.name}":
+        return False  # no chain of firings within one call, nor reacting to one's own
     key, flt = instance(automation.trigger, event)
     if flt is not None:
         seen = store.list_events(flt, automation.trigger.threshold).items
@@ -247,7 +249,7 @@ def automation_resource(name: str) -> Resource:
 def triggered_event(automation: Automation, event: Event, firing: str) -> Event:
     """``pushpool.automation.triggered``, related to the triggering event's resource."""
     return new_event(
-        f"{AUTOMATION}.triggered",
+        TRIGGERED,
         automation_resource(automation.name),
         occurred=event.occurred,
         related=[event.resource],

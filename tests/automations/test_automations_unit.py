@@ -164,3 +164,12 @@ def test_a_key_limited_to_some_pools_may_only_notify(services: Services) -> None
     with pytest.raises(Forbidden, match="notify"):
         automations.create(services, acting, limited)
     assert services.store.list_automations() == []
+
+
+def test_a_firing_triggers_no_other_automation(services: Services) -> None:
+    services.settings.automation_notify_allowlist = ["http://127.0.0.1:9/"]
+    automations.create(services, body(name="first", trigger={"event": "x.*"}))
+    automations.create(services, body(name="second", trigger={"event": "pushpool.automation.*"}))
+    record(services.store, "x.one", Resource(id="r"), now=T0)
+    jobs = services.store.due_action_jobs(T0 + timedelta(hours=1), 10)
+    assert [j.automation for j in jobs] == ["first"]
