@@ -37,7 +37,7 @@ from service.automation_records import (
     Trigger,
 )
 from service.errors import Forbidden, InvalidInput
-from service.event_records import Event, EventFilter, Resource, new_event, wildcard_match
+from service.event_records import Event, EventFilter, Resource, matches, new_event
 
 if TYPE_CHECKING:
     from service.models import ApiKey
@@ -181,14 +181,10 @@ def cached(store: Store) -> list[Automation]:
 # -- evaluating --------------------------------------------------------------------------
 def trigger_matches(trigger: Trigger, event: Event) -> bool:
     """Whether ``event`` is one ``trigger`` counts (name, resource, labels, for_each)."""
-    if not wildcard_match(trigger.event, event.name):
-        return False
-    if trigger.resource is not None and not wildcard_match(trigger.resource, event.resource.id):
-        return False
-    labels = event.resource.labels
-    if any(labels.get(k) != v for k, v in trigger.labels.items()):
-        return False
-    return trigger.for_each is None or trigger.for_each in labels
+    flt = EventFilter(names=(trigger.event,), resource=trigger.resource, labels=trigger.labels)
+    return matches(flt, event) and (
+        trigger.for_each is None or trigger.for_each in event.resource.labels
+    )
 
 
 def instance(trigger: Trigger, event: Event) -> tuple[str, EventFilter | None]:
