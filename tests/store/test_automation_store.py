@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from service import automations
+from service import automations, events
 from service.automation_records import ActionJob, Automation
 from service.errors import AlreadyExists, AutomationNotFound
 from service.event_records import Resource, new_event
@@ -104,3 +104,28 @@ def test_due_jobs_come_earliest_first_and_a_claim_is_taken_once(store: Store) ->
     store.delete_action_job("now")
     store.delete_action_job("now")  # absent: nothing happens
     assert [j.id for j in store.due_action_jobs(T0 + timedelta(days=1), 10)] == ["late"]
+
+
+def test_a_threshold_per_label_fires_once_per_window_and_value(store: Store) -> None:
+    auto = automation(trigger={"event": "x.*", "threshold": 2, "within": 3600, "for_each": "k"})
+    store.create_automation(auto)
+    automations.invalidate(store)
+
+    def happen(minute: int, value: str) -> None:
+        at = T0 + timedelta(minutes=minute)
+        events.record(store, "x.happened", Resource(id="r", labels={"k": value}), now=at)
+
+    happen(1, "a")
+    happen(2, "b")
+    assert store.due_action_jobs(T0 + timedelta(days=1), 10) == []
+    happen(3, "a")  # a's second in this hour: fires
+    happen(4, "a")  # a's third: the same instance
+    happen(61, "a")  # the next hour: 1 of 2
+    happen(62, "b")  # the next hour for b: 1 of 2
+    happen(63, "a")  # fires for the next hour
+    fired = store.due_action_jobs(T0 + timedelta(days=1), 10)
+    assert sorted(j.event.occurred.minute for j in fired) == [3, 3]
+    assert sorted(j.firing.split(":")[1] for j in fired) == [
+        str(int(T0.timestamp())),
+        str(int(T0.timestamp()) + 3600),
+    ]
