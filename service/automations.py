@@ -4,8 +4,9 @@ are recorded.
 Evaluation follows the event at once, in the process that recorded it (the request, the
 tick or the Lambda invocation): :func:`react` is called by :func:`service.events.append`
 and :func:`service.events.emit`. It is cheap: the automations are read from the store at
-most once per :data:`CACHE_SECONDS` per store and process; an event is compared in
-memory with each unpaused automation's name pattern and filters; only a matching
+most once per :data:`CACHE_SECONDS` per store and process and indexed by the exact
+event names they watch (:class:`Watching`); an event is compared in memory only with the
+automations of its name and those with a ``*`` pattern; only a matching
 automation with a ``threshold`` above 1 reads the store (the matching events of its
 current window, at most ``threshold`` of them).
 
@@ -23,7 +24,9 @@ import logging
 import time
 import uuid
 import weakref
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from service import events
@@ -53,9 +56,35 @@ TRIGGERED = f"{AUTOMATION}.triggered"
 #: How long a process reuses the automations it read from a store.
 CACHE_SECONDS = 5.0
 _monotonic: Callable[[], float] = time.monotonic
-_cache: weakref.WeakKeyDictionary[Store, tuple[float, list[Automation]]] = (
-    weakref.WeakKeyDictionary()
-)
+
+
+@dataclass(frozen=True)
+class Watching:
+    """A store's unpaused automations indexed by the event names they watch: an exact
+    name is one dict lookup; only patterns with ``*`` are compared with every event."""
+
+    by_name: dict[str, list[Automation]]
+    wildcards: list[Automation]
+
+    @classmethod
+    def of(cls, automations: Sequence[Automation]) -> Watching:
+        by_name: dict[str, list[Automation]] = defaultdict(list)
+        wildcards = []
+        for a in automations:
+            if a.paused:
+                continue
+            if "*" in a.trigger.event:
+                wildcards.append(a)
+            else:
+                by_name[a.trigger.event].append(a)
+        return cls(dict(by_name), wildcards)
+
+    def candidates(self, event: Event) -> list[Automation]:
+        """The automations whose name pattern may match ``event``."""
+        return self.by_name.get(event.name, []) + self.wildcards
+
+
+_cache: weakref.WeakKeyDictionary[Store, tuple[float, Watching]] = weakref.WeakKeyDictionary()
 
 
 # -- templates ---------------------------------------------------------------------------
@@ -167,15 +196,15 @@ def invalidate(store: Store) -> None:
     _cache.pop(store, None)
 
 
-def cached(store: Store) -> list[Automation]:
-    """The store's automations, read at most once per :data:`CACHE_SECONDS`."""
+def cached(store: Store) -> Watching:
+    """The store's unpaused automations, read at most once per :data:`CACHE_SECONDS`."""
     now = _monotonic()
     hit = _cache.get(store)
     if hit is not None and now < hit[0]:
         return hit[1]
-    automations = store.list_automations()
-    _cache[store] = (now + CACHE_SECONDS, automations)
-    return automations
+    watching = Watching.of(store.list_automations())
+    _cache[store] = (now + CACHE_SECONDS, watching)
+    return watching
 
 
 # -- evaluating --------------------------------------------------------------------------
@@ -254,13 +283,13 @@ def triggered_event(automation: Automation, event: Event, firing: str) -> Event:
 
 
 def react(store: Store, recorded: Sequence[Event]) -> int:
-    """Evaluate every unpaused automation against just-recorded events; returns the
-    firings made. Never raises: a failure is logged (the events stay recorded)."""
+    """Evaluate the unpaused automations that may match just-recorded events; returns
+    the firings made. Never raises: a failure is logged (the events stay recorded)."""
     fired = 0
     try:
-        automations = [a for a in cached(store) if not a.paused]
+        watching = cached(store)
         for event in recorded:
-            for automation in automations:
+            for automation in watching.candidates(event):
                 fired += evaluate(store, automation, event)
     except Exception:  # evaluation must never fail the change that was recorded
         log.exception("could not evaluate automations for %d event(s)", len(recorded))

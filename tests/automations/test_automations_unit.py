@@ -173,3 +173,24 @@ def test_a_firing_triggers_no_other_automation(services: Services) -> None:
     record(services.store, "x.one", Resource(id="r"), now=T0)
     jobs = services.store.due_action_jobs(T0 + timedelta(hours=1), 10)
     assert [j.automation for j in jobs] == ["first"]
+
+
+def test_only_automations_watching_the_name_or_a_pattern_are_candidates() -> None:
+    def auto(name: str, event: str, paused: bool = False) -> Any:
+        return automations.Automation.model_validate(
+            {
+                "id": name,
+                "name": name,
+                "paused": paused,
+                "trigger": {"event": event},
+                "actions": [{"type": "cancel-flow-run"}],
+                "created_at": T0,
+                "updated_at": T0,
+            }
+        )
+
+    watching = automations.Watching.of(
+        [auto("exact", "x.a"), auto("other", "x.b"), auto("wild", "x.*"), auto("off", "x.a", True)]
+    )
+    assert [a.name for a in watching.candidates(ev("x.a"))] == ["exact", "wild"]
+    assert [a.name for a in watching.candidates(ev("y"))] == ["wild"]

@@ -11,8 +11,9 @@ deployment (threshold 1,000 within a day: it reads, never fires).
 Measured (median of ``--repeats`` calls, warm cache): one ``service.events.record`` —
 the event's write plus the evaluation — for an event no automation matches, one that
 fires (the firing's conditional write with its job, and the ``triggered`` event), and one
-a threshold counts (a read of its window's events, up to the threshold); and the cache
-refresh (reading every automation, once per 5 s per process).
+a threshold counts (a read of its window's events, up to the threshold); the evaluation
+alone (no write) of an event no automation watches; and the cache refresh (reading and
+indexing every automation, once per 5 s per process).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from service import automations, events
 from service.automation_records import Automation
-from service.event_records import Resource
+from service.event_records import Resource, new_event
 from service.store.base import Store
 from tests.benchmarks._common import table
 from tests.benchmarks.events import NOW, fill, timed
@@ -59,13 +60,17 @@ def populate(store: Store, n: int) -> None:
 def rows(store: Store, n_auto: int, repeats: int) -> list[list[str]]:
     res = Resource(id="pushpool.flow-run.bench", labels={"deployment": "dep-3"})
     at = NOW - timedelta(hours=1)
+    other = new_event("other.thing", res, occurred=at)
     cases = {
         "record, none matches": lambda: events.record(store, "other.thing", res, now=at),
         "record, fires (threshold 1)": lambda: events.record(store, "bench.fire", res, now=at),
         "record, threshold counts": lambda: events.record(
             store, "pushpool.flow-run.Failed", res, now=at
         ),
-        f"cache refresh ({n_auto:,} automations)": lambda: store.list_automations(),
+        "evaluation alone, none matches": lambda: automations.react(store, [other]),
+        f"cache refresh ({n_auto:,} automations)": lambda: automations.Watching.of(
+            store.list_automations()
+        ),
     }
     automations.cached(store)
     return [[case, f"{timed(fn, repeats) * 1000:.2f}"] for case, fn in cases.items()]
