@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api import (
     api_keys,
+    automations,
     block_types,
     blocks,
     concurrency_limits,
@@ -148,6 +149,7 @@ def create_app(
         blocks,  # blocks
         events,
         webhooks,
+        automations,
     ):
         app.include_router(module.router, prefix="/api")
     # The runner's routes take a run token; what they answer besides success:

@@ -138,6 +138,10 @@ class WebhookNotFound(NotFound):
     kind = "webhook"
 
 
+class AutomationNotFound(NotFound):
+    kind = "automation"
+
+
 class BadSignature(PushpoolError):
     """A webhook call's signature header is missing or does not match its secret."""
 

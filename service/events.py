@@ -66,6 +66,15 @@ def append(store: Store, events: Sequence[Event]) -> None:
         store.append_events(events)
     except Exception:  # an event must never fail the change it records
         log.exception("could not record %d event(s), first %r", len(events), events[0].name)
+        return
+    react(store, events)
+
+
+def react(store: Store, events: Sequence[Event]) -> None:
+    """Evaluate automations against just-recorded events (never raises)."""
+    from service import automations
+
+    automations.react(store, events)
 
 
 def _set(labels: dict[str, str]) -> dict[str, str]:
@@ -194,4 +203,5 @@ def emit(svc: Services, body: EventIn, *, run: FlowRun | None = None) -> Event:
         body.name, resource, occurred=body.occurred or now, related=related, payload=body.payload
     )
     svc.store.append_events([event])
+    react(svc.store, [event])
     return event

@@ -60,6 +60,7 @@ class TickReport:
     schedules: int = 0
     materialised: int = 0
     skipped: int = 0
+    actions: int = 0
     dispatched: int = 0
     reconcile: ReconcileReport = field(default_factory=ReconcileReport)
 
@@ -93,11 +94,21 @@ class Scheduler:
                 break
         if in_time():
             report.reconcile = self.reconciler.run(now, deadline=deadline)
+        if in_time():
+            report.actions = self._work_actions(now)
         if in_time() and self._sweep_due(now):
             report.reconcile.orphans = self.reconciler.sweep_orphans()
             self._expire_logs(now)
             self.store.expire_events(now)
         return report
+
+    def _work_actions(self, now: datetime) -> int:
+        """Try the automations' due action jobs (:mod:`service.automation_actions`)."""
+        from service.automation_actions import work
+        from service.services import Services
+
+        d = self.dispatcher
+        return work(Services(self.settings, self.store, d.clock, d.provisioners, d, self), now)
 
     def _expire_logs(self, now: datetime) -> None:
         """Delete log lines older than ``log_retention_days`` (0 keeps them)."""

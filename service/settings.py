@@ -81,6 +81,17 @@ class Settings(BaseSettings):
     #: running run then gets a full heartbeat window from the pass after it.
     outage_gap_seconds: float = 90.0
 
+    #: Automations' notify actions POST only to URLs starting with one of these prefixes
+    #: (JSON list, e.g. ``["https://hooks.slack.com/services/"]``); empty: none at all.
+    automation_notify_allowlist: list[str] = Field(default_factory=list)
+    #: Private, loopback or link-local networks (CIDRs) notify may reach all the same.
+    automation_allowed_networks: list[str] = Field(default_factory=list)
+    automation_http_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: An action is tried this many times, waiting ``retry`` * 2^(try - 1) seconds
+    #: between tries, then recorded as failed.
+    automation_action_attempts: int = Field(default=3, ge=1, le=20)
+    automation_retry_seconds: float = Field(default=30.0, gt=0)
+
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'pushpool.db'}"
 

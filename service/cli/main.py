@@ -18,7 +18,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from provisioners.errors import PushpoolError
-from service.cli import blocks, db, events, helpstyle, inputs, provision, webhooks
+from service.cli import automations, blocks, db, events, helpstyle, inputs, provision, webhooks
 from service.cli.client import ApiClient, CliError, client_from_env
 from service.cli.introspect import flow_defaults, parameter_schema
 from service.cli.terminal import strip_escapes
@@ -93,6 +93,7 @@ app.add_typer(blocks.app, name="block")
 admin_app.command("rotate-blocks-key")(blocks.rotate_key)
 app.add_typer(events.app, name="events")
 app.add_typer(webhooks.app, name="webhook")
+app.add_typer(automations.app, name="automation")
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from service.automation_records import ActionJob, Automation
 from service.blocks.models import BlockDocument, BlockType
 from service.errors import InvalidInput, SchemaError
 from service.event_records import Event, EventFilter, EventPage, Webhook
@@ -652,6 +653,49 @@ class Store(ABC):
     @abstractmethod
     def delete_webhook(self, name: str) -> None:
         """Raises ``WebhookNotFound``; afterwards its slug finds nothing."""
+
+    # -- automations (service.automations) ----------------------------------------------
+    @abstractmethod
+    def create_automation(self, automation: Automation) -> Automation:
+        """Store ``automation``. Raises ``AlreadyExists`` if its name is taken."""
+
+    @abstractmethod
+    def get_automation(self, name: str) -> Automation:
+        """Raises ``AutomationNotFound``."""
+
+    @abstractmethod
+    def list_automations(self) -> list[Automation]:
+        """Every automation, by name (paused ones too)."""
+
+    @abstractmethod
+    def set_automation_paused(self, name: str, paused: bool, now: datetime) -> Automation:
+        """Pause or resume; ``updated_at`` becomes ``now``. Raises ``AutomationNotFound``."""
+
+    @abstractmethod
+    def delete_automation(self, name: str) -> None:
+        """Raises ``AutomationNotFound``. Jobs of its earlier firings stay queued."""
+
+    @abstractmethod
+    def fire_automation(self, key: str, jobs: Sequence[ActionJob], now: datetime) -> bool:
+        """Record the firing ``key`` (an automation id and trigger instance) and queue
+        ``jobs``, atomically, unless ``key`` was recorded before: then nothing is written
+        and ``False`` is returned. Of any number of concurrent calls with one key (across
+        processes) exactly one returns ``True``."""
+
+    @abstractmethod
+    def due_action_jobs(self, now: datetime, limit: int) -> list[ActionJob]:
+        """Up to ``limit`` queued jobs with ``due_at <= now``, earliest first. Cost follows
+        the jobs due (an index on ``due_at``), never the jobs queued."""
+
+    @abstractmethod
+    def claim_action_job(self, job: ActionJob, due_at: datetime) -> bool:
+        """Begin a try of ``job``: ``attempts`` + 1 and ``due_at`` (the retry time) set,
+        conditional on the stored job still having ``job.attempts``. ``False`` if another
+        worker claimed it first (or it is gone)."""
+
+    @abstractmethod
+    def delete_action_job(self, job_id: str) -> None:
+        """Remove a finished job (absent: nothing happens)."""
 
 
 def deployments_using(deployments: Iterable[Deployment], ref: str) -> list[str]:

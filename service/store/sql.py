@@ -101,6 +101,7 @@ from service.store.base import (
     sort_task_runs,
     take_within,
 )
+from service.store.sql_automations import SqlAutomationsMixin
 from service.store.sql_blocks import SqlBlocks
 from service.store.sql_events import SqlEventsMixin
 from service.store.sql_shared_meta import SqlSharedMeta
@@ -178,7 +179,9 @@ def _postgres_engine(url: str, pool_size: int, max_overflow: int, pool_timeout: 
     )
 
 
-class SqlStore(SqlBlocks, SqlEventsMixin, SqlSharedMeta, SqlTaskSlotsMixin, Store):
+class SqlStore(
+    SqlBlocks, SqlEventsMixin, SqlSharedMeta, SqlTaskSlotsMixin, SqlAutomationsMixin, Store
+):
     def __init__(
         self,
         url: str,

@@ -276,3 +276,28 @@ webhooks = Table(
     Column("secret", Text),
     Column("created_at", UTCDateTime(), nullable=False),
 )
+
+# Automations (service.automations): ``doc`` is the whole automation. A firing's ``key``
+# (automation id + trigger instance) is written once: its primary key makes a second
+# firing of one instance fail. Jobs are the outbox of actions the tick works, by due_at.
+automations = Table(
+    "automations",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("doc", JSON, nullable=False),
+)
+automation_firings = Table(
+    "automation_firings",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("fired_at", UTCDateTime(), nullable=False),
+)
+automation_jobs = Table(
+    "automation_jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("doc", JSON, nullable=False),
+    Index("ix_automation_jobs_due", "due_at"),
+)

@@ -154,7 +154,14 @@ def test_every_operation_documents_what_it_can_answer(api: TestClient) -> None:
                 continue
             assert "429" in codes and "Retry-After" in op["responses"]["429"]["headers"], where
             # Webhook slugs open their URLs: only deployers list them.
-            needs_more_than_a_viewer = method != "get" or path in ("/api/api-keys", "/api/webhooks")
+            # Automations hold notify URLs (often secret incoming-webhook URLs): the same.
+            deployer_reads = (
+                "/api/api-keys",
+                "/api/webhooks",
+                "/api/automations",
+                "/api/automations/{name}",
+            )
+            needs_more_than_a_viewer = method != "get" or path in deployer_reads
             assert ("403" in codes) == needs_more_than_a_viewer, where
             if "{" in path:
                 assert "404" in codes, where

@@ -132,6 +132,7 @@ from service.store.dynamo._table import (
     from_ts,
     ts,
 )
+from service.store.dynamo.automations import DynamoAutomationsMixin
 from service.store.dynamo.blocks import DynamoBlocks
 from service.store.dynamo.deployments import (
     DeploymentsMixin,
@@ -182,6 +183,7 @@ class DynamoStore(
     DynamoEventsMixin,
     DynamoSharedMeta,
     DynamoTaskSlotsMixin,
+    DynamoAutomationsMixin,
     KeysMixin,
     PoolsMixin,
     DeploymentsMixin,

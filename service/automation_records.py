@@ -1,0 +1,123 @@
+"""Automations: a trigger and the actions it starts — the records the store keeps.
+
+Light on purpose (pydantic and :mod:`service.event_records` only): the store, the API and
+the event hook import it. Every model forbids unknown fields, so a typo in an
+``automation.yaml`` is a clear 422 naming the field rather than a silently ignored key.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from service.event_records import Event, LabelKey, LabelValue
+from service.models import BoundedDict, Name
+
+#: An event name or resource id pattern: ``*`` matches any run of characters.
+Pattern = Annotated[str, Field(min_length=1, max_length=300, pattern=r"^[^\x00-\x1f]+$")]
+#: A Jinja2 template (rendered in the sandbox with ``event`` and ``automation``).
+Template = Annotated[str, Field(max_length=20_000)]
+#: A longest window: 31 days.
+MAX_WITHIN = 31 * 24 * 3600
+
+
+class _Forbid(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Trigger(_Forbid):
+    """Reactive: fires on events named like ``event`` whose primary resource matches
+    ``resource`` (a pattern) and ``labels`` (exact values); with ``threshold`` > 1, once
+    ``threshold`` such events occurred within one fixed window of ``within`` seconds
+    (windows are aligned to the Unix epoch), counted separately per value of the
+    ``for_each`` label."""
+
+    type: Literal["event"] = "event"
+    event: Pattern = Field(description="Event name pattern, e.g. 'pushpool.flow-run.Failed'")
+    resource: Pattern | None = Field(default=None, description="Resource id pattern")
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=20)
+    threshold: int = Field(default=1, ge=1, le=10_000)
+    within: int = Field(default=0, ge=0, le=MAX_WITHIN, description="Window in seconds")
+    for_each: LabelKey | None = Field(default=None, description="Count per this label")
+
+    @model_validator(mode="after")
+    def _window(self) -> Trigger:
+        if self.threshold > 1 and self.within == 0:
+            raise ValueError("within: a threshold above 1 needs a window (seconds)")
+        return self
+
+
+class RunDeployment(_Forbid):
+    """Start a run of ``deployment`` (its id or ``flow/name``); each string in
+    ``parameters`` is a template."""
+
+    type: Literal["run-deployment"]
+    deployment: Annotated[str, Field(min_length=1, max_length=300)]
+    parameters: BoundedDict = Field(default_factory=dict)
+
+
+class PauseDeployment(_Forbid):
+    type: Literal["pause-deployment", "resume-deployment"]
+    deployment: Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class CancelFlowRun(_Forbid):
+    """Cancel ``flow_run`` (a template; default: the triggering event's flow run)."""
+
+    type: Literal["cancel-flow-run"]
+    flow_run: Template | None = None
+
+
+class Notify(_Forbid):
+    """POST ``body`` (a template) to ``url``, which the admin's allowlist must cover.
+    The default body is ``{"text": ...}``, which Slack, Teams and Discord accept."""
+
+    type: Literal["notify"]
+    url: Annotated[str, Field(min_length=8, max_length=2000, pattern=r"^https?://")]
+    body: Template = (
+        '{"text": {{ ("Automation " ~ automation ~ ": " ~ event.name ~ " on "'
+        " ~ event.resource.labels.get('name', event.resource.id)) | tojson }}}"
+    )
+    content_type: Annotated[str, Field(max_length=100)] = "application/json"
+
+
+Action = Annotated[
+    RunDeployment | PauseDeployment | CancelFlowRun | Notify, Field(discriminator="type")
+]
+
+
+class AutomationCreate(_Forbid):
+    """What ``POST /api/automations`` and ``automation.yaml`` hold."""
+
+    name: Name
+    description: str = Field(default="", max_length=2000)
+    trigger: Trigger
+    actions: list[Action] = Field(min_length=1, max_length=10)
+    paused: bool = False
+
+
+class Automation(AutomationCreate):
+    """An automation as stored: ``id`` is fresh per creation (a name used again is a new
+    automation: earlier firings do not count for it)."""
+
+    id: str
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class ActionJob(_Forbid):
+    """One action of one firing, waiting in the store's outbox for the tick.
+
+    ``attempts`` counts the tries begun; the job is due again at ``due_at`` (the backoff
+    after a failed try, or the lease of a try in progress)."""
+
+    id: str
+    automation_id: str
+    automation: str
+    firing: str
+    index: int
+    action: dict[str, Any]
+    event: Event
+    attempts: int = 0
+    due_at: AwareDatetime
