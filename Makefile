@@ -45,6 +45,8 @@ bench: dev
 	$(BIN)/python -m tests.benchmarks.aci
 	$(BIN)/python -m tests.benchmarks.replicas
 	$(BIN)/python -m tests.benchmarks.sdk
+	$(BIN)/python -m tests.benchmarks.events
+	$(BIN)/python -m tests.benchmarks.automations
 	$(BIN)/python -m tests.benchmarks.dashboard
 
 clean:
