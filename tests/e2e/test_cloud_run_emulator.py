@@ -38,6 +38,7 @@ PROVISIONED = (
     "api run.googleapis.com",
     "api artifactregistry.googleapis.com",
     "api iam.googleapis.com",
+    "api secretmanager.googleapis.com",
     "service-account pushpool-demo",
     "project-iam-binding roles/logging.logWriter serviceAccount:pushpool-demo@"
     f"{PROJECT}.iam.gserviceaccount.com",
