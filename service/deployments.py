@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -19,6 +20,7 @@ from service.models import (
     CatchupPolicy,
     Deployment,
     GitSource,
+    LocalSource,
     Name,
     Patch,
     Source,
@@ -130,6 +132,7 @@ def _validate(svc: Services, body: DeploymentFields) -> dict[str, Any]:
     if problems:
         raise InvalidInput(*problems[0])
     _check_git_ref(pool.type, body.source)
+    _check_local_entrypoint(pool.type, body.source, body.entrypoint)
     return body.job_variables
 
 
@@ -137,6 +140,23 @@ def _validate(svc: Services, body: DeploymentFields) -> dict[str, Any]:
 _CLONES_ON_SERVER = frozenset({"process"})
 #: How long a deploy request waits for ``git ls-remote`` (the CLI waits longer).
 API_GIT_TIMEOUT_SECONDS = 10.0
+
+
+def _check_local_entrypoint(pool_type: str, source: Source, entrypoint: str | None) -> None:
+    """For a pool that runs ``local`` sources on this machine (process): the entrypoint's
+    file, symlinks followed, lies inside its source directory, or ``InvalidInput`` naming
+    ``entrypoint`` (the CLI checks the same on the deploying machine; a run could not find
+    the file). A file that does not exist (yet) is left to the runner."""
+    if pool_type not in _CLONES_ON_SERVER or not isinstance(source, LocalSource) or not entrypoint:
+        return
+    root = Path(source.path)
+    relative = entrypoint.rpartition(":")[0]
+    if not (root / relative).resolve().is_relative_to(root.resolve()):
+        raise InvalidInput(
+            "entrypoint",
+            f"{relative} resolves outside the source directory {root} (a symlink that "
+            "escapes it): a run would not find it",
+        )
 
 
 def _check_git_ref(pool_type: str, source: Source) -> None:

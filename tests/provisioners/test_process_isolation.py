@@ -188,6 +188,29 @@ def test_a_symlink_escaping_the_root_is_refused(api: TestClient, tmp_path: Path)
     assert api.post("/api/deployments", json=dotdot).status_code == 422
 
 
+def test_an_entrypoint_symlink_escaping_its_source_is_refused_by_the_api(
+    api: TestClient, tmp_path: Path
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "hello.py").symlink_to(EXAMPLES / "hello.py")  # inside the roots, outside src
+    (source / "inside.py").symlink_to(source / "hello.py")
+    roots = {"allowed_source_roots": [str(tmp_path), str(EXAMPLES)]}
+    api.post("/api/work-pools", json={"name": "linked", "type": "process", "config": roots})
+    local = {"type": "local", "path": str(source)}
+    r = api.post("/api/deployments", json=deployment_body(work_pool="linked", source=local))
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "entrypoint"]
+    assert "hello.py resolves outside the source directory" in r.json()["message"]
+    at_home = deployment_body(
+        name="inside", entrypoint="inside.py:hello", work_pool="linked", source=local
+    )
+    assert api.post("/api/deployments", json=at_home).status_code == 422  # via hello.py, out
+    (source / "own.py").write_text("def hello():\n    pass\n")
+    own = deployment_body(name="own", entrypoint="own.py:hello", work_pool="linked", source=local)
+    assert api.post("/api/deployments", json=own).status_code == 201
+
+
 def test_the_runner_refuses_an_escaping_symlink_and_a_pool_without_roots(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
