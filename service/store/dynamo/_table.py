@@ -70,6 +70,19 @@ def _dec(raw: dict[str, Any]) -> Item:
     return {k: int(v) if isinstance(v, Decimal) else v for k, v in out.items()}
 
 
+def _paged(client: Any, kw: dict[str, Any]) -> Iterator[Item]:
+    """The items of one ``Query`` (``kw``: its arguments), decoded, fetched page by page as
+    consumed."""
+    while True:
+        resp = client.query(**kw)
+        for raw in resp.get("Items", []):
+            yield _dec(raw)
+        last = resp.get("LastEvaluatedKey")
+        if not last:
+            return
+        kw = {**kw, "ExclusiveStartKey": last}
+
+
 def _order(value: datetime, ident: str) -> str:
     return f"{ts(value)}#{ident}"
 
@@ -238,14 +251,7 @@ class _Table(Store):
         kw["ScanIndexForward"] = forward
         if page is not None:
             kw["Limit"] = page
-        while True:
-            resp = self.client.query(**kw)
-            for raw in resp.get("Items", []):
-                yield _dec(raw)
-            last = resp.get("LastEvaluatedKey")
-            if not last:
-                return
-            kw["ExclusiveStartKey"] = last
+        return _paged(self.client, kw)
 
     def _count(
         self,

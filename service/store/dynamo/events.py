@@ -39,10 +39,8 @@ import json
 import math
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from service.errors import AlreadyExists, WebhookNotFound
@@ -55,9 +53,8 @@ from service.event_records import (
     encode_cursor,
     matches,
 )
+from service.store.dynamo._table import _dec, _enc, _paged, _ser
 
-_ser = TypeSerializer()
-_deser = TypeDeserializer()
 _HOURS = "EVTHOURS"
 _MARK = "events.expired_before"
 #: Items a page of a DynamoDB query returns at most while listing events.
@@ -79,15 +76,6 @@ def _hour(stamp: str) -> str:
 
 def _epoch(value: datetime) -> int:
     return math.ceil(value.timestamp())
-
-
-def _enc(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in item.items() if v is not None}
-
-
-def _dec(raw: dict[str, Any]) -> dict[str, Any]:
-    out = {k: _deser.deserialize(v) for k, v in raw.items()}
-    return {k: int(v) if isinstance(v, Decimal) else v for k, v in out.items()}
 
 
 def _sort_key(occurred: datetime, event_id: str) -> str:
@@ -173,15 +161,7 @@ class DynamoEventsMixin:
 
     # -- reading ---------------------------------------------------------------------
     def _ev_query(self, **kw: Any) -> Iterator[dict[str, Any]]:
-        kw = {"TableName": self.table, **kw}
-        while True:
-            resp = self.client.query(**kw)
-            for raw in resp.get("Items", []):
-                yield _dec(raw)
-            last = resp.get("LastEvaluatedKey")
-            if not last:
-                return
-            kw["ExclusiveStartKey"] = last
+        return _paged(self.client, {"TableName": self.table, **kw})
 
     def _ev_descending(
         self, pk_name: str, pk: str, upper: str | None, index: str | None = None
