@@ -125,6 +125,8 @@ class Reconciler:
             self._resume_after = None
             page = self.store.runs_in_states(sorted(ACTIVE), limit)
         statuses = self._statuses(page, lookups)
+        # Only a RUNNING run's deployment is read (its timeout): all of them in one call.
+        lookups.prefetch(r.deployment_id for r in page if r.state.type == StateType.RUNNING)
         for run in page:
             if deadline is not None and self.dispatcher.now() >= deadline:
                 return report  # the next pass goes on from here
@@ -289,8 +291,10 @@ class Reconciler:
         its deployment's ``timeout_seconds`` (the runner could not stop it: a flow stuck in
         C code, a runner killed mid-stop). The margin leaves the runner time to stop the
         flow and report ``TimedOut`` itself."""
+        if run.state.type != StateType.RUNNING or run.start_time is None:
+            return False
         limit = self._timeout_of(run, lookups)
-        if limit is None or run.state.type != StateType.RUNNING or run.start_time is None:
+        if limit is None:
             return False
         margin = self.settings.cancel_grace_seconds + self.settings.heartbeat_seconds
         return now - run.start_time > timedelta(seconds=limit + margin)

@@ -140,3 +140,34 @@ def test_a_run_cancelled_while_its_batch_was_submitted_is_stopped(
     assert services.store.get_run(ids[0]).infra is None
     assert Instant.torn_down == [f"infra-{ids[0]}"]
     assert services.store.get_run(ids[1]).infra is not None
+
+
+def test_a_reconcile_pass_reads_the_deployments_of_its_runs_in_one_call(
+    services: Services, writes: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from support.factories import deployment_body
+
+    from service.deployments import DeploymentCreate, deploy
+    from service.runs import RunCreate, create_run
+    from service.states import set_state
+
+    run_ids = []
+    for i in range(4):
+        body = deployment_body(
+            name=f"d{i}", work_pool="fast", source={"type": "image"}, timeout_seconds=3600
+        )
+        dep = deploy(services, DeploymentCreate.model_validate(body))[0]
+        for _ in range(3):
+            run_ids.append(create_run(services, dep.id, RunCreate())[0].id)
+    services.dispatcher.dispatch_due(20)
+    for run_id in run_ids:
+        set_state(services.store, run_id, StateType.RUNNING, now=services.clock())
+    one, many = [], []
+    real_one, real_many = services.store.get_deployment, services.store.get_deployments
+    monkeypatch.setattr(services.store, "get_deployment", lambda i: one.append(i) or real_one(i))
+    monkeypatch.setattr(
+        services.store, "get_deployments", lambda ids: many.append(ids) or real_many(ids)
+    )
+    report = services.scheduler.tick(services.clock())
+    assert report.reconcile.checked == len(run_ids)
+    assert one == [] and len(many) == 1 and len(set(many[0])) == 4
