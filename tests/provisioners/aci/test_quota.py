@@ -132,6 +132,7 @@ def test_the_service_hands_its_store_to_aci_limiters(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # ~90 s alone; a loaded 2-core machine can triple it
 def test_a_thousand_runs_due_at_once_all_complete_within_the_quota(
     aci_services: tuple[Services, Emulator], clock: FakeClock
 ) -> None:
