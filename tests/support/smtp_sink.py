@@ -26,8 +26,10 @@ def free_port() -> int:
         return port
 
 
-def self_signed(directory: Path, host: str = "localhost") -> tuple[Path, Path]:
-    """A certificate for ``host`` (and 127.0.0.1) and its key, as PEM files."""
+def self_signed(
+    directory: Path, host: str = "localhost", with_ip: bool = True
+) -> tuple[Path, Path]:
+    """A certificate for ``host`` (and 127.0.0.1 ``with_ip``) and its key, as PEM files."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -46,7 +48,8 @@ def self_signed(directory: Path, host: str = "localhost") -> tuple[Path, Path]:
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName(host), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                [x509.DNSName(host)]
+                + ([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))] if with_ip else [])
             ),
             critical=False,
         )
