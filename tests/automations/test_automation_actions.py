@@ -21,6 +21,7 @@ from service.errors import InvalidInput
 from service.event_records import EventFilter, Resource, new_event
 from service.events import record
 from service.services import Services
+from service.settings import Settings
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -263,3 +264,15 @@ def test_templates_never_see_block_secrets(mail_api: TestClient, services: Servi
     for text in ("{{ blocks }}", "{{ smtp.password }}", "{{ secret }}"):
         with pytest.raises(InvalidInput, match="undefined"):
             render(text, context)
+
+
+@pytest.mark.parametrize("address", ["10.0.0.5", "169.254.169.254", "127.0.0.1"])
+def test_an_smtp_server_on_an_internal_address_is_refused(address: str) -> None:
+    from service import mail
+    from service.notify import Refused
+
+    settings = Settings(automation_smtp_allowlist=["smtp.example.test"])
+    server = mail.Server(host="smtp.example.test", from_address="a@example.test")
+    msg = mail.message("a@example.test", ["b@example.test"], "s", "b")
+    with pytest.raises(Refused, match="non-public"):
+        mail.send(server, msg, settings, resolver=lambda host: [address])

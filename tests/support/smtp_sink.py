@@ -7,7 +7,6 @@ import datetime as dt
 import email
 import email.policy
 import ipaddress
-import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,14 +15,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from support.server import free_port
+
 USER, PASSWORD = "mailer@example.test", "smtp-pa55word-never-shown"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def self_signed(
