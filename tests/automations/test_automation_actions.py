@@ -276,3 +276,19 @@ def test_an_smtp_server_on_an_internal_address_is_refused(address: str) -> None:
     msg = mail.message("a@example.test", ["b@example.test"], "s", "b")
     with pytest.raises(Refused, match="non-public"):
         mail.send(server, msg, settings, resolver=lambda host: [address])
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_implicit_tls_on_the_smtps_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from service import mail
+
+    with smtp_sink(tmp_path, implicit_tls=True) as sink:
+        monkeypatch.setattr(mail, "IMPLICIT_TLS_PORT", sink.port)  # 465 is not free here
+        settings = Settings(
+            automation_smtp_allowlist=["localhost"], automation_allowed_networks=["127.0.0.0/8"]
+        )
+        server = mail.Server(host="localhost", port=sink.port, username=USER, password=PASSWORD)
+        msg = mail.message(USER, ["b@example.test"], "implicit", "b")
+        context = sink.client_context()
+        assert mail.send(server, msg, settings, context=context, resolver=lambda h: ["127.0.0.1"])
+        assert [m["Subject"] for m in sink.messages] == ["implicit"] and sink.logins == [USER]

@@ -77,8 +77,9 @@ class Sink:
 
 
 @contextmanager
-def smtp_sink(directory: Path) -> Iterator[Sink]:
-    """Run the sink for the ``with`` block (stopped after it)."""
+def smtp_sink(directory: Path, *, implicit_tls: bool = False) -> Iterator[Sink]:
+    """Run the sink for the ``with`` block (stopped after it): STARTTLS, or TLS from the
+    first byte with ``implicit_tls``."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -111,13 +112,15 @@ def smtp_sink(directory: Path) -> Iterator[Sink]:
             sink.logins.append(USER)
         return AuthResult(success=ok)
 
+    # aiosmtpd sees no STARTTLS on an implicit TLS connection: AUTH is over TLS all the
+    # same (the test ignores its warning about it).
+    implicit = {"ssl_context": tls, "auth_require_tls": False}
     controller = Controller(
         Handler(),
         hostname="127.0.0.1",
         port=sink.port,
         server_hostname="localhost",
-        tls_context=tls,
-        require_starttls=True,
+        **(implicit if implicit_tls else {"tls_context": tls, "require_starttls": True}),
         authenticator=authenticate,
         auth_required=True,
     )
