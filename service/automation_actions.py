@@ -23,8 +23,11 @@ from service.automation_records import (
     Action,
     ActionJob,
     CancelFlowRun,
+    Email,
     Notify,
     PauseDeployment,
+    PauseSchedules,
+    PauseWorkPool,
     RunDeployment,
 )
 from service.automations import AUTOMATION, automation_resource, render, render_values
@@ -99,8 +102,14 @@ def perform(svc: Services, job: ActionJob) -> dict[str, Any]:
         return _run_deployment(svc, job, action, context)
     if isinstance(action, PauseDeployment):
         return _pause(svc, action)
+    if isinstance(action, PauseSchedules):
+        return _pause_schedules(svc, action)
+    if isinstance(action, PauseWorkPool):
+        return _pause_pool(svc, action)
     if isinstance(action, CancelFlowRun):
         return _cancel(svc, job, action, context)
+    if isinstance(action, Email):
+        return _email(svc, action, context)
     return _notify(svc, action, context)
 
 
@@ -131,6 +140,42 @@ def _pause(svc: Services, action: PauseDeployment) -> dict[str, Any]:
     paused = action.type == "pause-deployment"
     update(svc, dep.id, DeploymentUpdate(paused=paused))
     return {"deployment": dep.id}
+
+
+def _pause_schedules(svc: Services, action: PauseSchedules) -> dict[str, Any]:
+    """Every schedule of the deployment set (in)active, through the same update as
+    ``PATCH /api/deployments/{id}`` (a deactivated schedule's future runs go)."""
+    from service.deployments import DeploymentUpdate, update
+
+    dep = deployment(svc, action.deployment)
+    active = action.type == "resume-schedules"
+    schedules = [s.model_copy(update={"active": active}) for s in dep.schedules]
+    update(svc, dep.id, DeploymentUpdate(schedules=schedules))
+    return {"deployment": dep.id, "schedules": len(schedules)}
+
+
+def _pause_pool(svc: Services, action: PauseWorkPool) -> dict[str, Any]:
+    """The pool paused or resumed, as ``PATCH /api/work-pools/{name}`` does."""
+    from service.pools import WorkPoolUpdate, update_pool
+
+    paused = action.type == "pause-work-pool"
+    update_pool(svc, action.work_pool, WorkPoolUpdate(paused=paused))
+    return {"work_pool": action.work_pool}
+
+
+def _email(svc: Services, action: Email, context: dict[str, Any]) -> dict[str, Any]:
+    """Render the mail, read the SMTP block (its password decrypted here only) and send."""
+    from service import mail
+    from service.blocks.models import split_ref
+    from service.blocks.ops import read_values
+
+    msg_subject = render(action.subject, context)
+    msg_body = render(action.body, context)
+    server = mail.Server.of(read_values(svc, *split_ref(action.smtp)))
+    sender = server.sender() or ""
+    msg = mail.message(sender, action.to, msg_subject, msg_body)
+    mail.send(server, msg, svc.settings)
+    return {"to": list(action.to), "smtp": action.smtp}
 
 
 def _cancel(

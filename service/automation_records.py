@@ -82,9 +82,68 @@ class Notify(_Forbid):
     content_type: Annotated[str, Field(max_length=100)] = "application/json"
 
 
-Action = Annotated[
-    RunDeployment | PauseDeployment | CancelFlowRun | Notify, Field(discriminator="type")
+class PauseSchedules(_Forbid):
+    """Pause (``active: false``) or resume every schedule of ``deployment`` (its id or
+    ``flow/name``), leaving the deployment itself unpaused: manual and automation runs
+    still start; a paused schedule's future scheduled runs are deleted."""
+
+    type: Literal["pause-schedules", "resume-schedules"]
+    deployment: Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class PauseWorkPool(_Forbid):
+    """Pause or resume ``work_pool`` (a paused pool starts no run); changing a pool needs
+    the admin role, so only an admin key creates this action."""
+
+    type: Literal["pause-work-pool", "resume-work-pool"]
+    work_pool: Name
+
+
+#: An e-mail address: one ``local@domain``, no display name, no spaces or line breaks.
+EmailAddress = Annotated[
+    str, Field(min_length=3, max_length=254, pattern=r"^[^@\s<>,;:\"]+@[^@\s<>,;:\"]+$")
 ]
+
+
+class Email(_Forbid):
+    """Send an e-mail through the SMTP server of the block ``smtp`` (``smtp/NAME``: host,
+    port, username, password, TLS); ``subject`` and ``body`` are templates. The block's
+    password is decrypted only by the action worker, when it sends."""
+
+    type: Literal["email"]
+    smtp: Annotated[
+        str,
+        Field(
+            pattern=r"^smtp/[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$",
+            description="The SMTP block, e.g. 'smtp/ops'",
+        ),
+    ]
+    to: list[EmailAddress] = Field(min_length=1, max_length=50)
+    subject: Template = (
+        "[pushpool] {{ automation }}: {{ event.name }} on "
+        "{{ event.resource.labels.get('name', event.resource.id) }}"
+    )
+    body: Template = (
+        "Automation {{ automation }} fired on {{ event.name }} at {{ event.occurred }}.\n"
+        "Resource: {{ event.resource.id }}\n"
+        "{% for k, v in event.resource.labels.items() %}  {{ k }}: {{ v }}\n{% endfor %}"
+    )
+
+
+Action = Annotated[
+    RunDeployment
+    | PauseDeployment
+    | PauseSchedules
+    | PauseWorkPool
+    | CancelFlowRun
+    | Notify
+    | Email,
+    Field(discriminator="type"),
+]
+#: Actions only an admin key may create (they change what an admin alone may change).
+ADMIN_ACTIONS = frozenset({"pause-work-pool", "resume-work-pool"})
+#: Actions that only send a message (what a key limited to some pools may create).
+MESSAGE_ACTIONS = frozenset({"notify", "email"})
 
 
 class AutomationCreate(_Forbid):

@@ -31,11 +31,17 @@ from typing import TYPE_CHECKING, Any
 
 from service import events
 from service.automation_records import (
+    ADMIN_ACTIONS,
+    MESSAGE_ACTIONS,
+    Action,
     ActionJob,
     Automation,
     AutomationCreate,
     CancelFlowRun,
+    Email,
     Notify,
+    PauseSchedules,
+    PauseWorkPool,
     RunDeployment,
     Trigger,
 )
@@ -128,6 +134,8 @@ def _templates(body: AutomationCreate) -> list[tuple[str, str]]:
             out.append((f"{where}.body", action.body))
         elif isinstance(action, CancelFlowRun) and action.flow_run is not None:
             out.append((f"{where}.flow_run", action.flow_run))
+        elif isinstance(action, Email):
+            out += [(f"{where}.subject", action.subject), (f"{where}.body", action.body)]
     return out
 
 
@@ -157,19 +165,53 @@ def check(svc: Services, body: AutomationCreate) -> None:
     for i, action in enumerate(body.actions):
         if isinstance(action, Notify):
             check_allowlisted(action.url, svc.settings, field=f"actions.{i}.url")
+        else:
+            _check_target(svc, action, f"actions.{i}")
+
+
+def _check_target(svc: Services, action: Action, where: str) -> None:
+    """``InvalidInput`` naming the field if what a new-style action acts on is missing or
+    unusable: the pool, the deployment with schedules, the SMTP block (not decrypted)."""
+    if isinstance(action, PauseWorkPool):
+        try:
+            svc.store.get_pool(action.work_pool)
+        except LookupError:
+            raise InvalidInput(f"{where}.work_pool", "no such work pool") from None
+    elif isinstance(action, PauseSchedules):
+        from service.automation_actions import deployment
+
+        try:
+            dep = deployment(svc, action.deployment)
+        except LookupError:
+            raise InvalidInput(f"{where}.deployment", "no such deployment") from None
+        if not dep.schedules:
+            raise InvalidInput(f"{where}.deployment", "the deployment has no schedules")
+    elif isinstance(action, Email):
+        _check_smtp(svc, action, where)
+
+
+def _check_smtp(svc: Services, action: Email, where: str) -> None:
+    from service import mail
+
+    try:
+        doc = svc.store.get_block("smtp", action.smtp.split("/", 1)[1])
+    except LookupError:
+        raise InvalidInput(f"{where}.smtp", f"block {action.smtp!r} does not exist") from None
+    present = {f: "********" for f in doc.secrets}  # never decrypted here
+    problem = mail.server_problem(mail.Server.of({**doc.values, **present}), svc.settings)
+    if problem is not None:
+        raise InvalidInput(f"{where}.smtp", problem)
 
 
 # -- managing ----------------------------------------------------------------------------
 def create(svc: Services, body: AutomationCreate, key: ApiKey | None = None) -> Automation:
     """Check and store a new automation (``AlreadyExists`` if the name is taken).
 
-    Actions run later with the service's authority, so a ``key`` limited to some pools
-    may create only automations that notify (``Forbidden`` otherwise)."""
-    if key is not None and key.limited and any(a.type != "notify" for a in body.actions):
-        raise Forbidden(
-            "an API key limited to some pools may create only automations whose actions "
-            "are all 'notify'"
-        )
+    Actions run later with the service's authority, so the ``key`` must hold what each
+    action needs (``Forbidden`` otherwise): a key limited to some pools may create only
+    automations that send messages (notify, email); pausing a pool needs the admin role."""
+    if key is not None:
+        authorise(key, body)
     check(svc, body)
     now = svc.clock()
     automation = Automation(
@@ -178,6 +220,24 @@ def create(svc: Services, body: AutomationCreate, key: ApiKey | None = None) -> 
     stored = svc.store.create_automation(automation)
     invalidate(svc.store)
     return stored
+
+
+def authorise(key: ApiKey, body: AutomationCreate) -> None:
+    """``Forbidden`` naming the role or action if ``key`` may not create ``body``."""
+    from service.models import Role
+
+    types = {a.type for a in body.actions}
+    if key.limited and not types <= MESSAGE_ACTIONS:
+        raise Forbidden(
+            "an API key limited to some pools may create only automations whose actions "
+            "are all 'notify' or 'email'"
+        )
+    needs_admin = sorted(types & ADMIN_ACTIONS)
+    if needs_admin and not key.role.includes(Role.ADMIN):
+        raise Forbidden(
+            f"actions {', '.join(needs_admin)} need an API key with the 'admin' role "
+            f"(this key is {key.role.value!r})"
+        )
 
 
 def set_paused(svc: Services, name: str, paused: bool) -> Automation:

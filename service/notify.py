@@ -5,6 +5,12 @@ the admin) and every address its host resolves to must be public, unless it lies
 of ``automation_allowed_networks``: private, loopback, link-local, reserved, multicast
 and unspecified addresses are refused by default (a notify must not reach the cloud's
 metadata service or the internal network). httpx is used with a timeout and no redirects.
+
+The host is resolved once: the connection goes to the address that was checked (the URL's
+host replaced by it), with the URL's ``Host`` header and, for ``https``, the TLS server
+name (SNI) and certificate check of the host name (httpx's ``sni_hostname`` extension) —
+so a DNS answer that changes between the check and the connection (rebinding) cannot
+send the request elsewhere. :func:`pinned_address` serves the e-mail action the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from urllib.parse import urlsplit
 from service.errors import InvalidInput
 
 if TYPE_CHECKING:
+    import ssl
+
     from service.settings import Settings
 
 Resolver = Callable[[str], list[str]]
@@ -56,37 +64,61 @@ def _internal(ip: IpAddress) -> bool:
     )
 
 
-def check_address(url: str, settings: Settings, resolver: Resolver = resolve) -> None:
-    """Raise :class:`Refused` unless every resolved address of ``url``'s host is public
-    or inside ``automation_allowed_networks``."""
-    host = urlsplit(url).hostname
-    if not host:
-        raise Refused("the URL has no host")
+def pinned_address(host: str, settings: Settings, resolver: Resolver = resolve) -> str:
+    """Resolve ``host`` once and return the address to connect to; raise
+    :class:`Refused` unless every address it resolves to is public or inside
+    ``automation_allowed_networks``."""
     allowed = [ipaddress.ip_network(n, strict=False) for n in settings.automation_allowed_networks]
-    for raw in resolver(host):
+    addresses = resolver(host)
+    if not addresses:
+        raise Refused("the host resolves to no address")
+    for raw in addresses:
         ip = ipaddress.ip_address(raw.split("%", 1)[0])
         if _internal(ip) and not any(ip in net for net in allowed):
             raise Refused(f"the host resolves to a non-public address ({ip})")
+    return addresses[0]
 
 
-def post(url: str, body: str, content_type: str, settings: Settings) -> int:
-    """POST ``body`` to ``url`` after both checks; returns the status (2xx), raises
-    :class:`Refused`, or ``RuntimeError`` for a non-2xx answer or a transport error."""
+def check_address(url: str, settings: Settings, resolver: Resolver = resolve) -> str:
+    """:func:`pinned_address` of ``url``'s host."""
+    host = urlsplit(url).hostname
+    if not host:
+        raise Refused("the URL has no host")
+    return pinned_address(host, settings, resolver)
+
+
+def post(
+    url: str,
+    body: str,
+    content_type: str,
+    settings: Settings,
+    *,
+    resolver: Resolver = resolve,
+    verify: ssl.SSLContext | bool = True,
+) -> int:
+    """POST ``body`` to ``url`` after both checks, connecting to the checked address;
+    returns the status (2xx), raises :class:`Refused`, or ``RuntimeError`` for a non-2xx
+    answer or a transport error. ``verify`` is httpx's (tests pass their own CA)."""
     import httpx
 
     try:
         check_allowlisted(url, settings)
     except InvalidInput as exc:
         raise Refused("the URL is not in the admin's allowlist") from exc
-    check_address(url, settings)
+    address = check_address(url, settings, resolver)
+    target = httpx.URL(url)
+    headers = {"content-type": content_type, "host": target.netloc.decode("ascii")}
+    https = target.scheme == "https"
+    extensions = {"sni_hostname": target.raw_host.decode("ascii")} if https else {}
     try:
-        resp = httpx.post(
-            url,
-            content=body.encode(),
-            headers={"content-type": content_type},
-            timeout=settings.automation_http_timeout_seconds,
-            follow_redirects=False,
-        )
+        with httpx.Client(verify=verify, timeout=settings.automation_http_timeout_seconds) as c:
+            resp = c.post(
+                target.copy_with(host=address),
+                content=body.encode(),
+                headers=headers,
+                extensions=extensions,
+                follow_redirects=False,
+            )
     except httpx.HTTPError as exc:
         raise RuntimeError(f"the POST failed: {type(exc).__name__}") from exc
     if not 200 <= resp.status_code < 300:

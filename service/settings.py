@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     #: them gets 429 + Retry-After, which the runner honours.
     runner_rate_limit_per_second: float = Field(default=500.0, ge=0)
     runner_rate_limit_burst: int = Field(default=5000, ge=1)
+    #: The same per webhook, on ``POST /api/hooks/{slug}`` (which needs no key).
+    webhook_rate_limit_per_second: float = Field(default=10.0, ge=0)
+    webhook_rate_limit_burst: int = Field(default=100, ge=1)
     max_log_lines_per_batch: int = 1000
     #: A run's log is capped: lines beyond either limit are dropped (one marker says so).
     log_max_lines_per_run: int = 100_000
@@ -86,6 +89,9 @@ class Settings(BaseSettings):
     automation_notify_allowlist: list[str] = Field(default_factory=list)
     #: Private, loopback or link-local networks (CIDRs) notify may reach all the same.
     automation_allowed_networks: list[str] = Field(default_factory=list)
+    #: SMTP servers the ``email`` action may use (``host`` or ``host:port``); empty: none.
+    automation_smtp_allowlist: list[str] = Field(default_factory=list)
+    #: The timeout of each notify POST and of each SMTP step.
     automation_http_timeout_seconds: float = Field(default=10.0, gt=0)
     #: An action is tried this many times, waiting ``retry`` * 2^(try - 1) seconds
     #: between tries, then recorded as failed.

@@ -136,10 +136,9 @@ def render(
 
 
 def receive(
-    svc: Services, slug: str, raw: bytes, headers: Mapping[str, str], query: Mapping[str, str]
+    svc: Services, hook: Webhook, raw: bytes, headers: Mapping[str, str], query: Mapping[str, str]
 ) -> Event:
-    """Check, render and store the event of one call to ``/api/hooks/{slug}``."""
-    hook = svc.store.get_webhook(slug)
+    """Check, render and store the event of one call to ``hook``'s URL."""
     verify(hook, raw, headers, svc.clock())
     event = render(hook, raw, headers, query)
     related = [*event.related, Resource(id=f"pushpool.webhook.{hook.name}")]

@@ -14,6 +14,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.api.ratelimit import RateLimiter, retry_after
+from service.event_records import Webhook
 from service.models import ApiKey, FlowRun, Role
 from service.runs import runner_may_act
 from service.security import hash_secret, matches, require_role
@@ -38,16 +39,21 @@ def _unauthorized(message: str) -> HTTPException:
     return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _limiter(request: Request, svc: Services, runner: bool = False) -> RateLimiter:
-    """The app's limiter for API keys, or (``runner``) the one for run tokens."""
+#: Each limiter: its attribute on the app's state and its settings' prefix.
+_LIMITERS = {
+    "api": ("rate_limiter", "rate_limit"),
+    "runner": ("runner_rate_limiter", "runner_rate_limit"),
+    "webhook": ("webhook_rate_limiter", "webhook_rate_limit"),
+}
+
+
+def _limiter(request: Request, svc: Services, kind: str = "api") -> RateLimiter:
+    """The app's limiter for API keys, run tokens (``runner``) or webhooks."""
     state, settings = request.app.state, svc.settings
-    name = "runner_rate_limiter" if runner else "rate_limiter"
+    name, prefix = _LIMITERS[kind]
     if getattr(state, name, None) is None:
-        rate, burst = (
-            (settings.runner_rate_limit_per_second, settings.runner_rate_limit_burst)
-            if runner
-            else (settings.rate_limit_per_second, settings.rate_limit_burst)
-        )
+        rate = getattr(settings, f"{prefix}_per_second")
+        burst = getattr(settings, f"{prefix}_burst")
         setattr(state, name, RateLimiter(rate, burst))
     limiter: RateLimiter = getattr(state, name)
     return limiter
@@ -106,10 +112,24 @@ async def require_run_token(
         run = None
     if run is None or not matches(creds.credentials, run.token_hash) or not runner_may_act(run):
         raise _unauthorized("invalid run token for this flow run")
-    wait = _limiter(request, svc, runner=True).acquire(run.id)
+    wait = _limiter(request, svc, "runner").acquire(run.id)
     if wait > 0:
         raise _too_many(wait, svc.settings.runner_rate_limit_per_second, "this run token")
     return run
 
 
 RunnerRunDep = Annotated[FlowRun, Depends(require_run_token)]
+
+
+async def webhook_within_limit(request: Request, slug: str, svc: ServicesDep) -> Webhook:
+    """The webhook of the path's ``slug`` (404 if none), within its rate limit (429 +
+    ``Retry-After``). Counted per webhook once it is found and before its signature is
+    checked: forged calls spend its budget too, guessed slugs spend nobody's."""
+    hook = svc.store.get_webhook(slug)
+    wait = _limiter(request, svc, "webhook").acquire(hook.slug)
+    if wait > 0:
+        raise _too_many(wait, svc.settings.webhook_rate_limit_per_second, "this webhook")
+    return hook
+
+
+WebhookDep = Annotated[Webhook, Depends(webhook_within_limit)]

@@ -28,7 +28,8 @@ _WHY = {
     409: "The request conflicts with the current state",
     413: "The request body is larger than the limit",
     422: "The input is invalid; each problem is named",
-    429: "Too many requests with this API key; retry after Retry-After seconds",
+    429: "Too many requests with this API key (run token, webhook); retry after Retry-After "
+    "seconds",
     502: "The work pool's platform refused or failed the request",
     503: "The service's blocks encryption keys are unavailable (server configuration)",
 }

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from service import webhooks
-from service.api.deps import DeployerKey, ServicesDep
+from service.api.deps import DeployerKey, ServicesDep, WebhookDep
 from service.api.responses import PRIVILEGED, errors
 from service.event_records import Event, Webhook
 
@@ -36,10 +36,11 @@ def delete_webhook(name: str, svc: ServicesDep, _: DeployerKey) -> Response:
 @hooks_router.post(
     "/hooks/{slug}",
     status_code=status.HTTP_201_CREATED,
-    responses=errors(401, 404, 413, 422),
+    responses=errors(401, 404, 413, 422, 429),
 )
-async def call_webhook(slug: str, request: Request, svc: ServicesDep) -> Event:
-    """Turn this call (body, headers, query) into an event with the webhook's template."""
+async def call_webhook(slug: str, request: Request, svc: ServicesDep, hook: WebhookDep) -> Event:
+    """Turn this call (body, headers, query) into an event with the webhook's template.
+    Each webhook takes ``webhook_rate_limit_per_second`` calls (429 + ``Retry-After``)."""
     raw = await request.body()
     headers = {k.lower(): v for k, v in request.headers.items()}
-    return webhooks.receive(svc, slug, raw, headers, dict(request.query_params))
+    return webhooks.receive(svc, hook, raw, headers, dict(request.query_params))

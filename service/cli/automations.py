@@ -79,10 +79,18 @@ def inspect(
         _dump({"automation": automation, "events": history})
         return
     console.print_json(json.dumps(automation))
-    table = Table("occurred", "event", "payload", box=None)
+    table = Table("occurred", "event", "action", "detail", box=None)
     for e in history:
-        table.add_row(e["occurred"], e["name"], json.dumps(e["payload"])[:100])
+        action, detail = _outcome(e["payload"])
+        table.add_row(e["occurred"], e["name"].removeprefix("pushpool.automation."), action, detail)
     console.print(table if history else "No firings yet.")
+
+
+def _outcome(payload: dict[str, Any]) -> tuple[str, str]:
+    """An event's action (``index: type``) and the rest of its payload, short."""
+    rest = {k: v for k, v in payload.items() if k not in {"firing", "action", "index"}}
+    action = f"{payload['index']}: {payload['action']}" if "action" in payload else ""
+    return action, json.dumps(rest)[:120]
 
 
 @app.command("pause")

@@ -73,3 +73,31 @@ def test_a_bad_file_is_one_clear_line_and_creates_nothing(
     assert result.exit_code == 1 and message in result.output, result.output
     assert "Traceback" not in result.output
     assert live.client.get("/automations").json() == []
+
+
+ACTING = """\
+name: stop-everything
+trigger: {event: ops.stop}
+actions:
+  - {type: pause-schedules, deployment: hello/default}
+  - {type: pause-work-pool, work_pool: local}
+"""
+
+
+def test_inspect_shows_each_new_actions_outcome(live: LiveServer, tmp_path: Path) -> None:
+    from support.factories import deployment_body
+
+    schedules = [{"interval_seconds": 3600}]
+    assert live.client.post("/deployments", json=deployment_body(schedules=schedules)).is_success
+    path = tmp_path / "automation.yaml"
+    path.write_text(ACTING)
+    cli = CliRunner()
+    assert cli.invoke(app, ["automation", "create", "-f", str(path)]).exit_code == 0
+    event = {"name": "ops.stop", "resource": {"id": "x"}}
+    assert live.client.post("/events", json=event).status_code == 201
+    live.client.post("/scheduler/tick")
+    shown = cli.invoke(app, ["automation", "inspect", "stop-everything"])
+    assert shown.exit_code == 0, shown.output
+    assert "0: pause-schedules" in shown.output and "1: pause-work-pool" in shown.output
+    assert shown.output.count("action.succeeded") == 2 and '"schedules": 1' in shown.output
+    assert live.client.get("/work-pools/local").json()["paused"] is True

@@ -15,6 +15,8 @@ import httpx
 import pytest
 from support.factories import EXAMPLES
 from support.server import LiveServer, live_server
+from support.smtp_sink import PASSWORD, USER, smtp_sink
+from support.smtp_sink import Sink as SmtpSink
 
 from service.settings import Settings
 
@@ -125,6 +127,36 @@ def test_a_failed_run_notifies_the_sink_with_its_name(live: LiveServer, sink: Si
     history = live.client.get("/events", params={"resource": "pushpool.automation.*"}).json()
     names = [e["name"] for e in history["items"]]
     assert names == ["pushpool.automation.action.succeeded", "pushpool.automation.triggered"]
+
+
+def test_a_failed_run_emails_its_name_through_the_smtp_block(
+    live: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with smtp_sink(tmp_path) as mail:
+        _email_on_failure(live, mail, monkeypatch)
+        dep = deploy(live, "failing.py:fail")
+        run = live.client.post(f"/deployments/{dep['id']}/runs", json={}).json()
+        [msg] = wait(live, "the e-mail", lambda: mail.messages)
+    assert msg["Subject"] == f"Run {run['name']} failed" and msg["To"] == "ops@example.test"
+    assert run["name"] in msg.get_content() and mail.logins == [USER]
+    history = live.client.get("/events", params={"resource": "pushpool.automation.*"}).text
+    assert '"action":"email"' in history and PASSWORD not in history
+
+
+def _email_on_failure(live: LiveServer, mail: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSL_CERT_FILE", str(mail.cert))  # trust the sink's certificate
+    live.services.settings.automation_smtp_allowlist = ["localhost"]
+    block = {"host": "localhost", "port": mail.port, "username": USER, "password": PASSWORD}
+    r = live.client.put("/blocks/smtp/ops", json={"values": block | {"from_address": USER}})
+    assert r.status_code == 201, r.text
+    email = {
+        "type": "email",
+        "smtp": "smtp/ops",
+        "to": ["ops@example.test"],
+        "subject": "Run {{ event.resource.labels.name }} failed",
+    }
+    trigger = {"event": "pushpool.flow-run.Failed"}
+    automate(live, {"name": "mail-on-failure", "trigger": trigger, "actions": [email]})
 
 
 def test_a_webhook_call_runs_a_deployment_with_a_parameter_from_the_body(

@@ -170,3 +170,27 @@ def test_a_bad_webhook_is_refused(live: LiveServer, body: dict[str, Any], field:
     r = live.client.post("/webhooks", json={"name": "bad", "template": TEMPLATE} | body)
     assert r.status_code == 422 and field in r.text
     assert live.client.get("/webhooks").json() == []
+
+
+def test_a_webhook_flooded_gets_429_with_retry_after_per_webhook(tmp_path: Path) -> None:
+    settings = Settings(
+        home=tmp_path / "home", webhook_rate_limit_per_second=0.01, webhook_rate_limit_burst=2
+    )
+    with live_server(settings) as live:
+        flooded = create(live, signature="github", secret=SECRET)
+        other = create(live, name="other")
+        url = f"{live.url}/api/hooks/{flooded['slug']}"
+        forged = {"x-github-event": "push", "x-hub-signature-256": "sha256=00"}
+        assert httpx.post(url, content=RAW, headers=forged).status_code == 401  # counts too
+        signed = {"x-github-event": "push", "x-hub-signature-256": github_sig(RAW)}
+        assert httpx.post(url, content=RAW, headers=signed).status_code == 201
+        r = httpx.post(url, content=RAW, headers=signed)
+        assert r.status_code == 429 and "this webhook" in r.json()["detail"]
+        assert int(r.headers["retry-after"]) >= 1
+        assert len(events(live)) == 1
+        # Other webhooks have their own budget; unknown slugs are 404, spending none.
+        other_url = f"{live.url}/api/hooks/{other['slug']}"
+        push = {"x-github-event": "push"}
+        assert httpx.post(other_url, content=RAW, headers=push).status_code == 201
+        for _ in range(3):
+            assert httpx.post(f"{live.url}/api/hooks/nope", content=RAW).status_code == 404
