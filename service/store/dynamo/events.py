@@ -100,6 +100,8 @@ class DynamoEventsMixin:
         table: str
         event_retention: timedelta | None
 
+        def _batch_write(self, requests: list[dict[str, Any]]) -> None: ...
+
     # -- writing ---------------------------------------------------------------------
     def append_events(self, events: Sequence[Event]) -> None:
         hours: dict[str, int | None] = {}
@@ -122,7 +124,7 @@ class DynamoEventsMixin:
             hours[_hour(stamp)] = None if expires is None or known is None else max(known, expires)
         for hour, expires in hours.items():
             self._ev_mark_hour(hour, expires)
-        self._ev_write_batches(requests)
+        self._batch_write(requests)
 
     def _ev_mark_hour(self, hour: str, expires: int | None) -> None:
         """Record that ``hour`` holds events; its TTL only ever moves later."""
@@ -147,17 +149,6 @@ class DynamoEventsMixin:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise  # else: the hour is kept as long or longer (or for good) already
-
-    def _ev_write_batches(self, requests: list[dict[str, Any]]) -> None:
-        for start in range(0, len(requests), 25):
-            pending: dict[str, Any] = {self.table: requests[start : start + 25]}
-            for _ in range(20):
-                resp = self.client.batch_write_item(RequestItems=pending)
-                pending = resp.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-            if pending:
-                raise RuntimeError("DynamoDB left events unwritten after 20 attempts")
 
     # -- reading ---------------------------------------------------------------------
     def _ev_query(self, **kw: Any) -> Iterator[dict[str, Any]]:
