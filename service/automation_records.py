@@ -83,26 +83,30 @@ class ProactiveTrigger(_Forbid):
     for_each: LabelKey | None = Field(default=None, description="One deadline per this label")
 
 
+class CompoundPart(_Forbid):
+    """One part of a compound trigger: met in a window when ``threshold`` events named
+    like ``event`` (on a resource matching ``resource`` and ``labels``) occurred in it."""
+
+    type: Literal["event"] = "event"
+    event: Pattern = Field(description="Event name pattern")
+    resource: Pattern | None = Field(default=None, description="Resource id pattern")
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=20)
+    threshold: int = Field(default=1, ge=1, le=10_000)
+
+
 class CompoundTrigger(_Forbid):
     """Compound: fires once per fixed window of ``within`` seconds (aligned to the Unix
-    epoch) in which ``require`` of ``triggers`` (``all``, ``any`` or a number) were met;
-    a sub-trigger is met when ``threshold`` of its events occurred in that window."""
+    epoch) in which ``require`` of ``triggers`` (``all``, ``any`` or a number) were met."""
 
     type: Literal["compound"]
     require: Literal["all", "any"] | Annotated[int, Field(ge=1, le=10)] = "all"
-    triggers: list[Trigger] = Field(min_length=1, max_length=10)
+    triggers: list[CompoundPart] = Field(min_length=1, max_length=10)
     within: int = Field(ge=1, le=MAX_WITHIN, description="Window in seconds")
 
     @model_validator(mode="after")
-    def _parts(self) -> CompoundTrigger:
+    def _enough(self) -> CompoundTrigger:
         if isinstance(self.require, int) and self.require > len(self.triggers):
             raise ValueError(f"require: {self.require} exceeds the {len(self.triggers)} triggers")
-        for i, part in enumerate(self.triggers):
-            if part.within or part.for_each:
-                raise ValueError(
-                    f"triggers.{i}: a compound trigger's parts take its window; "
-                    "remove their 'within' and 'for_each'"
-                )
         return self
 
     def needed(self) -> int:

@@ -33,7 +33,6 @@ from service.automations import (
     automation_resource,
     cached,
     fire,
-    trigger_matches,
 )
 from service.event_records import Event, EventFilter, matches, new_event
 
@@ -179,7 +178,10 @@ def evaluate_compound(
 ) -> bool:
     """Fire ``automation`` if ``event`` matches a part and, in the window it falls in,
     ``require`` parts were met; once per window."""
-    hit = [trigger_matches(part, event) for part in trigger.triggers]
+    hit = [
+        matches(EventFilter(names=(p.event,), resource=p.resource, labels=p.labels), event)
+        for p in trigger.triggers
+    ]
     if not any(hit):
         return False
     epoch = int(event.occurred.timestamp())

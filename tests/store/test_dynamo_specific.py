@@ -597,3 +597,38 @@ def test_schema_version_is_recorded_and_a_newer_table_refused(tmp_path: Path) ->
             store.migrate()
         with pytest.raises(SchemaError):
             store.check_schema()
+
+
+class Unprocessed:
+    """Makes DynamoDB answer ``BatchWriteItem`` with an item left unprocessed (as a
+    throttled table does), through the client's own event hooks, ``times`` times."""
+
+    def __init__(self, store: DynamoStore, times: int) -> None:
+        self.table, self.left = store.table, times
+        store.client.meta.events.register("after-call.dynamodb.BatchWriteItem", self._answer)
+
+    def _answer(self, parsed: dict[str, Any], **_: Any) -> None:
+        if self.left > 0:
+            self.left -= 1
+            item = {"pk": {"S": "THROTTLED"}, "sk": {"S": "x"}}
+            parsed["UnprocessedItems"] = {self.table: [{"PutRequest": {"Item": item}}]}
+
+
+def test_batch_writes_retry_unprocessed_items_then_raise_a_store_error(
+    ddb: DynamoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.errors import StoreUnavailable
+    from service.event_records import EventFilter, Resource, new_event
+    from service.store.dynamo import _table
+
+    monkeypatch.setattr(_table, "_sleep", lambda _: None)
+    event = new_event("x.one", Resource(id="r"), occurred=T0)
+    Unprocessed(ddb, times=3)  # a passing throttle: retried, then written
+    ddb.append_events([event])
+    assert [e.id for e in ddb.list_events(EventFilter(), 10).items] == [event.id]
+    Unprocessed(ddb, times=1000)  # throttled past every retry: an error, not a silent loss
+    with pytest.raises(StoreUnavailable, match="unwritten"):
+        ddb.append_events([new_event("x.two", Resource(id="r"), occurred=T0)])
+    line = LogLine(run_id="run-1", timestamp=T0, message="m")
+    with pytest.raises(StoreUnavailable):
+        ddb.append_logs("run-1", [line])
