@@ -632,3 +632,63 @@ def test_batch_writes_retry_unprocessed_items_then_raise_a_store_error(
     line = LogLine(run_id="run-1", timestamp=T0, message="m")
     with pytest.raises(StoreUnavailable):
         ddb.append_logs("run-1", [line])
+
+
+def _events_over_days(ddb: DynamoStore, days: int) -> list[Any]:
+    """One event an hour for ``days`` days; every 50th on deployment "rare"."""
+    from service.event_records import Resource, new_event
+
+    out = []
+    for i in range(days * 24):
+        dep = "rare" if i % 50 == 0 else f"dep-{i % 7}"
+        labels = {"deployment": dep, "flow": "etl" if dep == "rare" else "other"}
+        res = Resource(id=f"pushpool.flow-run.r{i}", labels=labels)
+        name = "x.rare" if dep == "rare" else "x.common"
+        out.append(new_event(name, res, occurred=T0 - timedelta(hours=i)))
+    ddb.append_events(out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "flt",
+    [
+        {"labels": {"deployment": "rare"}},
+        {"labels": {"flow": "etl"}},
+        {"names": ("x.rare",)},
+    ],
+)
+def test_sparse_event_filters_read_one_index_partition_not_every_hour(
+    ddb: DynamoStore, flt: dict[str, Any]
+) -> None:
+    from service.event_records import EventFilter
+
+    stored = _events_over_days(ddb, 10)  # 240 events in 240 hour partitions
+    expected = [e.id for e in stored if e.resource.labels["deployment"] == "rare"]
+    counter = CallCounter(ddb)
+    listed = ddb.list_events(EventFilter(**flt), 50)
+    calls = counter.reset()
+    assert [e.id for e in listed.items] == expected
+    assert calls["Query"] == 1, calls  # before: one per hour holding events (241)
+
+
+def test_a_version_2_table_is_upgraded_with_its_events_indexed(ddb: DynamoStore) -> None:
+    from service.event_records import EventFilter
+
+    stored = _events_over_days(ddb, 2)
+    for raw in ddb.client.scan(TableName=ddb.table)["Items"]:  # as version 2 wrote them
+        if raw["pk"]["S"].startswith("EVT#"):
+            ddb.client.update_item(
+                TableName=ddb.table,
+                Key={"pk": raw["pk"], "sk": raw["sk"]},
+                UpdateExpression="REMOVE gsi1pk, gsi1sk, gsi2pk, gsi2sk, gsi4pk, gsi4sk",
+            )
+    ddb.set_meta("schema.version", "2")
+    rare = EventFilter(labels={"deployment": "rare"})
+    assert ddb.list_events(rare, 50).items == []  # not findable by the index yet
+    ddb.migrate()
+    assert ddb.schema_version() == str(SCHEMA_VERSION) == "3"
+    expected = [e for e in stored if e.resource.labels["deployment"] == "rare"]
+    assert ddb.list_events(rare, 50).items == expected
+    assert len(ddb.list_events(EventFilter(), 100).items) == len(stored)
+    ddb.migrate()  # again: nothing to do
+    assert ddb.list_events(rare, 50).items == expected
