@@ -23,6 +23,7 @@ with the key ``<automation id>:compound:<window start>``: once per window.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -43,6 +44,8 @@ log = logging.getLogger("pushpool.automations")
 
 #: Recorded when a proactive trigger's expected event did not arrive in time.
 MISSED = f"{AUTOMATION}.missed"
+#: The longest ``for_each`` value kept as it is in the due index.
+MAX_INSTANCE = 200
 #: Compare-and-set attempts when events race for one instance's deadline.
 _MOVE_TRIES = 5
 
@@ -83,7 +86,7 @@ def observe(store: Store, automation_id: str, trigger: ProactiveTrigger, event: 
     """Arm, move or clear the deadline of ``event``'s instance of ``trigger``."""
     instance = ""
     if trigger.for_each is not None:
-        instance = event.resource.labels.get(trigger.for_each, "")
+        instance = instance_key(event.resource.labels.get(trigger.for_each, ""))
         if not instance:
             return
     if _matches(trigger, trigger.expect, event):
@@ -91,6 +94,15 @@ def observe(store: Store, automation_id: str, trigger: ProactiveTrigger, event: 
         _move(store, automation_id, instance, target)
     elif _matches(trigger, trigger.after, event):
         store.arm_automation(automation_id, instance, event.occurred + _within(trigger))
+
+
+def instance_key(value: str) -> str:
+    """The due index's key for a ``for_each`` label value: the value itself, or for one
+    longer than :data:`MAX_INSTANCE` characters ``sha256:<hex>`` of it (store keys are
+    bounded; the missed event then names the digest)."""
+    if len(value) <= MAX_INSTANCE:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 
 
 def _move(store: Store, automation_id: str, instance: str, target: datetime | None) -> None:

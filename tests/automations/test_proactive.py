@@ -263,3 +263,18 @@ def test_a_compound_trigger_with_any_fires_on_either(svc: Services) -> None:
     record(svc.store, "x.two", Resource(id="r"), now=T0)
     record(svc.store, "x.one", Resource(id="r"), now=T0 + timedelta(minutes=1))
     assert len(firings(svc.store)) == 1
+
+
+def test_a_long_for_each_value_is_keyed_by_its_digest(svc: Services) -> None:
+    trigger = {
+        "posture": "proactive",
+        "expect": "x.done",
+        "within": 3600,
+        "for_each": "deployment",
+    }
+    create(svc, trigger)
+    long_value = "d" * 1000
+    record(svc.store, "x.done", Resource(id="r", labels={"deployment": long_value}), now=T0)
+    svc.scheduler.tick(T0 + 2 * HOUR)
+    [labels] = missed(svc.store)
+    assert labels["deployment"].startswith("sha256:") and len(firings(svc.store)) == 1
