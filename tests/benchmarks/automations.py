@@ -46,7 +46,7 @@ from service.automation_records import Automation
 from service.event_records import Resource, new_event
 from service.store.base import Store
 from tests.benchmarks._common import load_note, table
-from tests.benchmarks.events import NOW, fill, timed
+from tests.benchmarks.events import NOW, fill, moto_store, timed
 
 #: Proactive automations due at each measured pass.
 DUE = 10
@@ -173,20 +173,7 @@ def sqlite_proactive(n_auto: int, n_events: int, repeats: int) -> list[list[str]
 
 
 def dynamodb_proactive(n_auto: int, n_events: int, repeats: int) -> list[list[str]]:
-    import boto3
-    from moto import mock_aws
-
-    from service.store.dynamo import DynamoStore
-
-    with mock_aws():
-        client = boto3.client(
-            "dynamodb",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        store = DynamoStore("bench", client=client)
-        store.migrate()
+    with moto_store() as store:
         print(f"  dynamodb/moto: {n_events:,} events stored in {fill(store, n_events):.1f} s")
         populate_proactive(store, n_auto)
         calls: Counter[str] = Counter()
@@ -194,7 +181,7 @@ def dynamodb_proactive(n_auto: int, n_events: int, repeats: int) -> list[list[st
         def seen(model: Any, **_: Any) -> None:
             calls[model.name] += 1
 
-        client.meta.events.register("before-call.dynamodb.*", seen)
+        store.client.meta.events.register("before-call.dynamodb.*", seen)
         return proactive_rows(f"dynamodb/moto {n_events // 1000}k", store, repeats, calls)
 
 

@@ -172,20 +172,24 @@ class DynamoAutomationsMixin:
             return False
         return True
 
-    def due_action_jobs(self, now: datetime, limit: int) -> list[ActionJob]:
+    def _due_items(self, partition: str, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` items of ``by_kind``'s ``partition`` whose sort key (``<due
+        T>#…``) is due by ``now``, earliest first: one Query."""
         resp = self.client.query(
             TableName=self.table,
             IndexName="by_kind",
             KeyConditionExpression="gsi3pk = :p AND gsi3sk <= :u",
             ExpressionAttributeValues={
-                ":p": _ser.serialize(_JOBS),
+                ":p": _ser.serialize(partition),
                 ":u": _ser.serialize(ts(now) + "#\uffff"),
             },
             Limit=limit,
         )
+        return [_dec(raw) for raw in resp.get("Items", [])]
+
+    def due_action_jobs(self, now: datetime, limit: int) -> list[ActionJob]:
         out = []
-        for raw in resp.get("Items", []):
-            item = _dec(raw)
+        for item in self._due_items(_JOBS, now, limit):
             job = ActionJob.model_validate_json(item["doc"])
             due = item["gsi3sk"].split("#", 1)[0]
             out.append(
@@ -275,24 +279,11 @@ class DynamoAutomationsMixin:
         return from_ts(_dec(raw)["due"]) if raw else None
 
     def due_automations(self, now: datetime, limit: int) -> list[DueInstance]:
-        resp = self.client.query(
-            TableName=self.table,
-            IndexName="by_kind",
-            KeyConditionExpression="gsi3pk = :p AND gsi3sk <= :u",
-            ExpressionAttributeValues={
-                ":p": _ser.serialize(_DUES),
-                ":u": _ser.serialize(ts(now) + "#\uffff"),
-            },
-            Limit=limit,
-        )
-        out = []
-        for raw in resp.get("Items", []):
-            item = _dec(raw)
-            out.append(
-                DueInstance(
-                    automation_id=item["automation_id"],
-                    instance=item["instance"],
-                    due_at=from_ts(item["due"]),
-                )
+        return [
+            DueInstance(
+                automation_id=item["automation_id"],
+                instance=item["instance"],
+                due_at=from_ts(item["due"]),
             )
-        return out
+            for item in self._due_items(_DUES, now, limit)
+        ]
