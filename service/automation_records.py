@@ -7,9 +7,18 @@ the event hook import it. Every model forbids unknown fields, so a typo in an
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
 
 from service.event_records import Event, LabelKey, LabelValue
 from service.models import BoundedDict, Name
@@ -20,6 +29,8 @@ Pattern = Annotated[str, Field(min_length=1, max_length=300, pattern=r"^[^\x00-\
 Template = Annotated[str, Field(max_length=20_000)]
 #: A longest window: 31 days.
 MAX_WITHIN = 31 * 24 * 3600
+#: A firing key is kept this long: past every window it could be fired in again.
+FIRING_KEPT = timedelta(seconds=MAX_WITHIN) + timedelta(days=31)
 
 
 class _Forbid(BaseModel):
@@ -34,6 +45,7 @@ class Trigger(_Forbid):
     ``for_each`` label."""
 
     type: Literal["event"] = "event"
+    posture: Literal["reactive"] = "reactive"
     event: Pattern = Field(description="Event name pattern, e.g. 'pushpool.flow-run.Failed'")
     resource: Pattern | None = Field(default=None, description="Resource id pattern")
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=20)
@@ -46,6 +58,79 @@ class Trigger(_Forbid):
         if self.threshold > 1 and self.within == 0:
             raise ValueError("within: a threshold above 1 needs a window (seconds)")
         return self
+
+
+class ProactiveTrigger(_Forbid):
+    """Proactive: fires when no event named like ``expect`` (on a resource matching
+    ``resource`` and ``labels``) arrives within ``within`` seconds — after an ``after``
+    event, or, without ``after``, since the last expected event (at first: since the
+    automation was created). Counted separately per value of the ``for_each`` label (an
+    instance exists once an event with that label value was seen).
+
+    Each instance has a deadline in the store's due index, checked by the tick. Without
+    ``after`` the deadline moves to ``within`` after each expected event, and after a
+    firing to one more ``within`` later (an alert per silent window); with ``after`` an
+    ``after`` event sets it unless one is set, and the expected event or a firing clears it.
+    """
+
+    type: Literal["event"] = "event"
+    posture: Literal["proactive"]
+    expect: Pattern = Field(description="The expected event's name pattern")
+    after: Pattern | None = Field(default=None, description="Event pattern starting the clock")
+    resource: Pattern | None = Field(default=None, description="Resource id pattern")
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=20)
+    within: int = Field(ge=60, le=MAX_WITHIN, description="Seconds the expected event may take")
+    for_each: LabelKey | None = Field(default=None, description="One deadline per this label")
+
+
+class CompoundPart(_Forbid):
+    """One part of a compound trigger: met in a window when ``threshold`` events named
+    like ``event`` (on a resource matching ``resource`` and ``labels``) occurred in it."""
+
+    type: Literal["event"] = "event"
+    event: Pattern = Field(description="Event name pattern")
+    resource: Pattern | None = Field(default=None, description="Resource id pattern")
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=20)
+    threshold: int = Field(default=1, ge=1, le=10_000)
+
+
+class CompoundTrigger(_Forbid):
+    """Compound: fires once per fixed window of ``within`` seconds (aligned to the Unix
+    epoch) in which ``require`` of ``triggers`` (``all``, ``any`` or a number) were met."""
+
+    type: Literal["compound"]
+    require: Literal["all", "any"] | Annotated[int, Field(ge=1, le=10)] = "all"
+    triggers: list[CompoundPart] = Field(min_length=1, max_length=10)
+    within: int = Field(ge=1, le=MAX_WITHIN, description="Window in seconds")
+
+    @model_validator(mode="after")
+    def _enough(self) -> CompoundTrigger:
+        if isinstance(self.require, int) and self.require > len(self.triggers):
+            raise ValueError(f"require: {self.require} exceeds the {len(self.triggers)} triggers")
+        return self
+
+    def needed(self) -> int:
+        """How many sub-triggers must be met in one window."""
+        if self.require == "all":
+            return len(self.triggers)
+        return 1 if self.require == "any" else self.require
+
+
+def _trigger_kind(value: Any) -> str:
+    get = value.get if isinstance(value, dict) else lambda k, d=None: getattr(value, k, d)
+    if get("type") == "compound":
+        return "compound"
+    return "proactive" if get("posture") == "proactive" else "reactive"
+
+
+#: Any trigger: ``type: compound``, or ``type: event`` (the default) with ``posture``
+#: ``reactive`` (the default) or ``proactive``.
+AnyTrigger = Annotated[
+    Annotated[Trigger, Tag("reactive")]
+    | Annotated[ProactiveTrigger, Tag("proactive")]
+    | Annotated[CompoundTrigger, Tag("compound")],
+    Discriminator(_trigger_kind),
+]
 
 
 class RunDeployment(_Forbid):
@@ -151,7 +236,7 @@ class AutomationCreate(_Forbid):
 
     name: Name
     description: str = Field(default="", max_length=2000)
-    trigger: Trigger
+    trigger: AnyTrigger
     actions: list[Action] = Field(min_length=1, max_length=10)
     paused: bool = False
 
@@ -179,4 +264,14 @@ class ActionJob(_Forbid):
     action: dict[str, Any]
     event: Event
     attempts: int = 0
+    due_at: AwareDatetime
+
+
+class DueInstance(_Forbid):
+    """One armed instance of a proactive trigger in the store's due index: the expected
+    event must arrive by ``due_at``. ``instance`` is the ``for_each`` label value
+    (``""`` without ``for_each``)."""
+
+    automation_id: str
+    instance: Annotated[str, Field(max_length=300)]
     due_at: AwareDatetime

@@ -26,7 +26,7 @@ import uuid
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from service import events
@@ -35,13 +35,16 @@ from service.automation_records import (
     MESSAGE_ACTIONS,
     Action,
     ActionJob,
+    AnyTrigger,
     Automation,
     AutomationCreate,
     CancelFlowRun,
+    CompoundTrigger,
     Email,
     Notify,
     PauseSchedules,
     PauseWorkPool,
+    ProactiveTrigger,
     RunDeployment,
     Trigger,
 )
@@ -64,13 +67,24 @@ CACHE_SECONDS = 5.0
 _monotonic: Callable[[], float] = time.monotonic
 
 
+def watched(trigger: AnyTrigger) -> list[str]:
+    """The event name patterns ``trigger`` evaluates events of."""
+    if isinstance(trigger, CompoundTrigger):
+        return [part.event for part in trigger.triggers]
+    if isinstance(trigger, ProactiveTrigger):
+        return [trigger.expect] + ([trigger.after] if trigger.after else [])
+    return [trigger.event]
+
+
 @dataclass(frozen=True)
 class Watching:
     """A store's unpaused automations indexed by the event names they watch: an exact
-    name is one dict lookup; only patterns with ``*`` are compared with every event."""
+    name is one dict lookup; only patterns with ``*`` are compared with every event.
+    ``by_id`` holds every automation, paused ones too (the tick's proactive pass)."""
 
     by_name: dict[str, list[Automation]]
     wildcards: list[Automation]
+    by_id: dict[str, Automation] = field(default_factory=dict)
 
     @classmethod
     def of(cls, automations: Sequence[Automation]) -> Watching:
@@ -79,14 +93,16 @@ class Watching:
         for a in automations:
             if a.paused:
                 continue
-            if "*" in a.trigger.event:
+            patterns = set(watched(a.trigger))
+            if any("*" in p for p in patterns):
                 wildcards.append(a)
             else:
-                by_name[a.trigger.event].append(a)
-        return cls(dict(by_name), wildcards)
+                for name in patterns:
+                    by_name[name].append(a)
+        return cls(dict(by_name), wildcards, {a.id: a for a in automations})
 
     def candidates(self, event: Event) -> list[Automation]:
-        """The automations whose name pattern may match ``event``."""
+        """The automations whose name patterns may match ``event``."""
         return self.by_name.get(event.name, []) + self.wildcards
 
 
@@ -219,6 +235,9 @@ def create(svc: Services, body: AutomationCreate, key: ApiKey | None = None) -> 
     )
     stored = svc.store.create_automation(automation)
     invalidate(svc.store)
+    from service.automation_triggers import arm_on_creation
+
+    arm_on_creation(svc.store, stored)
     return stored
 
 
@@ -297,17 +316,33 @@ def instance(trigger: Trigger, event: Event) -> tuple[str, EventFilter | None]:
 
 def evaluate(store: Store, automation: Automation, event: Event) -> bool:
     """Fire ``automation`` for ``event`` if its trigger instance is complete and has not
-    fired; returns whether this call fired it."""
-    if automation.paused or not trigger_matches(automation.trigger, event):
+    fired; returns whether this call fired it. A proactive trigger never fires here: the
+    event (re)arms or clears its deadline, which the tick checks."""
+    if automation.paused or event.name == TRIGGERED:
+        return False  # no chain of firings within one call
+    if event.resource.id == f"{AUTOMATION}.{automation.name}":
+        return False  # nor reacting to one's own
+    trigger = automation.trigger
+    if not isinstance(trigger, Trigger):
+        from service import automation_triggers
+
+        return automation_triggers.evaluate(store, automation, event)
+    if not trigger_matches(trigger, event):
         return False
-    if event.name == TRIGGERED or event.resource.id == f"{AUTOMATION}.{automation.name}":
-        return False  # no chain of firings within one call, nor reacting to one's own
-    key, flt = instance(automation.trigger, event)
+    key, flt = instance(trigger, event)
     if flt is not None:
-        seen = store.list_events(flt, automation.trigger.threshold).items
-        if len(seen) < automation.trigger.threshold:
+        seen = store.list_events(flt, trigger.threshold).items
+        if len(seen) < trigger.threshold:
             return False
-    firing = f"{automation.id}:{key}"
+    return fire(store, automation, event, f"{automation.id}:{key}")
+
+
+def fire(
+    store: Store, automation: Automation, event: Event, firing: str, *, new: bool = False
+) -> bool:
+    """Fire ``automation`` with the idempotency key ``firing``: queue its actions for
+    ``event`` and record the ``triggered`` event (and ``event`` too if ``new``, made for
+    this firing). Returns ``False``, writing nothing, if ``firing`` fired before."""
     jobs = [
         ActionJob(
             id=uuid.uuid4().hex,
@@ -323,7 +358,7 @@ def evaluate(store: Store, automation: Automation, event: Event) -> bool:
     ]
     if not store.fire_automation(firing, jobs, event.occurred):
         return False
-    events.append(store, [triggered_event(automation, event, firing)])
+    events.append(store, [event] * new + [triggered_event(automation, event, firing)])
     return True
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "PushpoolError",
     "RunNotFound",
     "SchemaError",
+    "StoreUnavailable",
     "UnknownPoolType",
 ]
 
@@ -100,6 +101,11 @@ class SchemaError(PushpoolError):
             f"the database is {at}; this pushpool needs {needed}: run `pushpool db upgrade` "
             "(or start the server without --no-migrate)"
         )
+
+
+class StoreUnavailable(PushpoolError):
+    """The store did not take a write after its retries (throttled); nothing is lost by
+    trying again later, but the write did not happen."""
 
 
 class CacheRecordNotFound(NotFound):

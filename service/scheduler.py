@@ -11,8 +11,11 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from service import events
+from service.automation_records import FIRING_KEPT
 from service.dispatch import Dispatcher
 from service.errors import DeploymentNotFound, IllegalTransition
+from service.event_records import Event
 from service.models import CatchupPolicy, Deployment, FlowRun, ScheduleRecord, StateRecord
 from service.reconcile import Reconciler, ReconcileReport
 from service.schedules import Schedule, fire_times, latest_fire_time, schedule_key
@@ -25,6 +28,8 @@ _RUN_NAMESPACE = uuid.UUID("5b0c6a2e-4a8e-4d53-9a43-0f5f1d2c7e11")
 _EPSILON = timedelta(microseconds=1)
 _LATE_MARK = "scheduler.late_cut"
 _SWEEP_MARK = "scheduler.orphan_sweep"
+#: Expired automation firing keys deleted per housekeeping pass (the rest: next pass).
+_FIRINGS_PURGED_PER_PASS = 1000
 
 
 def schedule_id(deployment_id: str, schedule: Schedule) -> str:
@@ -35,6 +40,16 @@ def schedule_id(deployment_id: str, schedule: Schedule) -> str:
 def scheduled_run_id(deployment_id: str, sched_id: str, at: datetime) -> str:
     """Deterministic: two ticks materialising the same slot create one run."""
     return str(uuid.uuid5(_RUN_NAMESPACE, f"{deployment_id}|{sched_id}|{at.isoformat()}"))
+
+
+def _state_event(run: FlowRun) -> Event:
+    """The run's first state event (``Scheduled``, or ``Cancelled`` for a skipped slot),
+    as an API-created run records. Its id follows from the run's, so two ticks that
+    materialise one slot record one event (appending is idempotent by id)."""
+    event = events.run_state_event(run)
+    ns = int(run.created_at.timestamp() * 1_000_000) * 1000
+    digest = uuid.uuid5(_RUN_NAMESPACE, f"first-state|{run.id}").hex[:16]
+    return event.model_copy(update={"id": f"{ns:016x}-{digest}"})
 
 
 def first_cursor(schedule: Schedule, now: datetime) -> datetime | None:
@@ -61,6 +76,7 @@ class TickReport:
     materialised: int = 0
     skipped: int = 0
     actions: int = 0
+    missed: int = 0
     dispatched: int = 0
     reconcile: ReconcileReport = field(default_factory=ReconcileReport)
 
@@ -95,12 +111,24 @@ class Scheduler:
         if in_time():
             report.reconcile = self.reconciler.run(now, deadline=deadline)
         if in_time():
+            report.missed = self._fire_missed(now)
             report.actions = self._work_actions(now)
         if in_time() and self._sweep_due(now):
             report.reconcile.orphans = self.reconciler.sweep_orphans()
             self._expire_logs(now)
             self.store.expire_events(now)
+            self.store.purge_automation_firings(now - FIRING_KEPT, _FIRINGS_PURGED_PER_PASS)
         return report
+
+    def _fire_missed(self, now: datetime) -> int:
+        """Fire the proactive triggers whose expected event is overdue (never raises)."""
+        from service.automation_triggers import fire_due
+
+        try:
+            return fire_due(self.store, now)
+        except Exception:  # a failing automation must not stop the tick
+            log.exception("could not check proactive automations")
+            return 0
 
     def _work_actions(self, now: datetime) -> int:
         """Try the automations' due action jobs (:mod:`service.automation_actions`)."""
@@ -129,7 +157,10 @@ class Scheduler:
         horizon = now + timedelta(seconds=self.settings.schedule_horizon_seconds)
         due = self.store.due_schedules(horizon, self.settings.dispatch_batch_size)
         batch = [self._plan(rec, dep, now, horizon) for rec, dep in due]
-        return len(due), self.store.materialise(batch) if batch else 0
+        created = self.store.materialise(batch) if batch else 0
+        if created:
+            events.append(self.store, [_state_event(run) for m in batch for run in m.runs])
+        return len(due), created
 
     def _plan(
         self, rec: ScheduleRecord, dep: Deployment, now: datetime, horizon: datetime

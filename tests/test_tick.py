@@ -218,3 +218,26 @@ def test_loop_wakes_when_the_next_run_is_due(
     _deploy(services, paused_pool, schedules=[{"kind": "cron", "cron": "* * * * *"}])
     services.scheduler.tick(clock.now)
     assert seconds_until_next_tick(services) == pytest.approx(2.0)
+
+
+def test_materialised_runs_record_their_first_state_event_once(
+    services: Services, clock: FakeClock, paused_pool: str
+) -> None:
+    """As an API-created run does: ``pushpool.flow-run.Scheduled`` for each new run; a
+    second tick materialising the same slot (a race) records no second event."""
+    from service.event_records import EventFilter
+    from service.scheduler import _state_event
+
+    dep = _deploy(services, paused_pool, **_cron("0 * * * *", "UTC"))
+    services.scheduler.tick(clock.now)
+    runs = _runs(services, dep)
+    assert runs
+    listed = services.store.list_events(EventFilter(names=("pushpool.flow-run.*",)), 1000).items
+    assert sorted(e.resource.id for e in listed) == sorted(
+        f"pushpool.flow-run.{r.id}" for r in runs
+    )
+    assert {e.name for e in listed} == {"pushpool.flow-run.Scheduled"}
+    assert {e.resource.labels["deployment"] for e in listed} == {dep.name}
+    services.store.append_events([_state_event(runs[0])])  # recorded again: stored once
+    again = services.store.list_events(EventFilter(names=("pushpool.flow-run.*",)), 1000)
+    assert len(again.items) == len(listed)

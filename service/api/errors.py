@@ -20,6 +20,7 @@ from service.errors import (
     NotFound,
     ProvisionerError,
     PushpoolError,
+    StoreUnavailable,
     UnknownPoolType,
 )
 
@@ -35,6 +36,7 @@ STATUS: list[tuple[type[Exception], int]] = [
     (UnknownPoolType, 422),
     (ProvisionerError, 502),
     (BlockKeyError, 503),
+    (StoreUnavailable, 503),
 ]
 
 

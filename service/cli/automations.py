@@ -50,6 +50,17 @@ def create(
     console.print(f"Created automation {made['name']} ({len(made['actions'])} action(s))")
 
 
+def describe(trigger: dict[str, Any]) -> str:
+    """A trigger in a few words: its event pattern, what it expects, or its parts."""
+    if trigger.get("type") == "compound":
+        parts = ", ".join(p["event"] for p in trigger["triggers"])
+        return f"{trigger['require']} of ({parts}) within {trigger['within']}s"
+    if trigger.get("posture") == "proactive":
+        after = f" after {trigger['after']}" if trigger.get("after") else ""
+        return f"no {trigger['expect']} within {trigger['within']}s{after}"
+    return str(trigger["event"])
+
+
 @app.command("ls")
 def list_automations(output: OutputOpt = "table") -> None:
     """Every automation."""
@@ -60,7 +71,7 @@ def list_automations(output: OutputOpt = "table") -> None:
     table = Table("name", "trigger", "actions", "paused", box=None)
     for a in items:
         actions = ", ".join(x["type"] for x in a["actions"])
-        table.add_row(a["name"], a["trigger"]["event"], actions, "yes" if a["paused"] else "")
+        table.add_row(a["name"], describe(a["trigger"]), actions, "yes" if a["paused"] else "")
     console.print(table if items else "No automations.")
 
 

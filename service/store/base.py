@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from service.automation_records import ActionJob, Automation
+from service.automation_records import ActionJob, Automation, DueInstance
 from service.blocks.models import BlockDocument, BlockType
 from service.errors import InvalidInput, SchemaError
 from service.event_records import Event, EventFilter, EventPage, Webhook
@@ -696,6 +696,38 @@ class Store(ABC):
     @abstractmethod
     def delete_action_job(self, job_id: str) -> None:
         """Remove a finished job (absent: nothing happens)."""
+
+    @abstractmethod
+    def purge_automation_firings(self, before: datetime, limit: int) -> int:
+        """Forget up to ``limit`` firing keys recorded before ``before`` (oldest first);
+        returns how many were deleted here. Cost follows the keys deleted (an index on
+        the firing time). A database that expires them itself by a TTL attribute may
+        return 0 and delete them later."""
+
+    # -- proactive triggers' due index ---------------------------------------------------
+    @abstractmethod
+    def arm_automation(self, automation_id: str, instance: str, due_at: datetime) -> bool:
+        """Set when the expected event of ``(automation_id, instance)`` must arrive by,
+        unless a due time is set already; returns whether this call set it. Of concurrent
+        calls for one instance exactly one returns ``True``."""
+
+    @abstractmethod
+    def move_automation_due(
+        self, automation_id: str, instance: str, was: datetime | None, due_at: datetime | None
+    ) -> bool:
+        """Compare and set the instance's due time: set it to ``due_at`` (``None``:
+        disarm, remove the entry) if its current due time equals ``was`` (``None``: not
+        armed); returns whether it did. Of concurrent calls with one ``was`` at most one
+        returns ``True``."""
+
+    @abstractmethod
+    def automation_due(self, automation_id: str, instance: str) -> datetime | None:
+        """The instance's due time, ``None`` when it is not armed."""
+
+    @abstractmethod
+    def due_automations(self, now: datetime, limit: int) -> list[DueInstance]:
+        """Up to ``limit`` armed instances with ``due_at <= now``, earliest first. Cost
+        follows the instances due (one indexed query), never the instances armed."""
 
 
 def deployments_using(deployments: Iterable[Deployment], ref: str) -> list[str]:

@@ -1,5 +1,6 @@
 """Automations in the SQL store: one row each, firings keyed by their idempotency key,
-and the outbox of action jobs listed by ``ix_automation_jobs_due``.
+the outbox of action jobs listed by ``ix_automation_jobs_due``, and proactive triggers'
+due index (``automation_due``, read by ``ix_automation_due``).
 
 A mixin of :class:`service.store.sql.SqlStore`. A firing is one transaction: the insert
 of its key (the primary key: a second firing of one instance fails it, and the whole
@@ -16,12 +17,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from service.automation_records import ActionJob, Automation
+from service.automation_records import ActionJob, Automation, DueInstance
 from service.errors import AlreadyExists, AutomationNotFound
 from service.store import tables as t
 
 _A = t.automations.c
 _J = t.automation_jobs.c
+_F = t.automation_firings.c
+_D = t.automation_due.c
 
 
 def _job_row(job: ActionJob) -> dict[str, object]:
@@ -118,3 +121,48 @@ class SqlAutomationsMixin:
     def delete_action_job(self, job_id: str) -> None:
         with self._write() as c:
             c.execute(delete(t.automation_jobs).where(_J.id == job_id))
+
+    def purge_automation_firings(self, before: datetime, limit: int) -> int:
+        oldest = select(_F.key).where(_F.fired_at < before).order_by(_F.fired_at).limit(limit)
+        with self._write() as c:
+            keys = c.execute(oldest).scalars().all()
+            if keys:
+                c.execute(delete(t.automation_firings).where(_F.key.in_(keys)))
+        return len(keys)
+
+    # -- proactive triggers' due index -------------------------------------------------
+    def arm_automation(self, automation_id: str, instance: str, due_at: datetime) -> bool:
+        row = {"automation_id": automation_id, "instance": instance, "due_at": due_at}
+        try:
+            with self._write() as c:
+                c.execute(insert(t.automation_due).values(**row))
+        except IntegrityError:
+            return False
+        return True
+
+    def move_automation_due(
+        self, automation_id: str, instance: str, was: datetime | None, due_at: datetime | None
+    ) -> bool:
+        if was is None:
+            return due_at is not None and self.arm_automation(automation_id, instance, due_at)
+        which = (_D.automation_id == automation_id, _D.instance == instance, _D.due_at == was)
+        with self._write() as c:
+            if due_at is None:
+                done = c.execute(delete(t.automation_due).where(*which)).rowcount
+            else:
+                done = c.execute(
+                    update(t.automation_due).where(*which).values(due_at=due_at)
+                ).rowcount
+        return bool(done)
+
+    def automation_due(self, automation_id: str, instance: str) -> datetime | None:
+        q = select(_D.due_at).where(_D.automation_id == automation_id, _D.instance == instance)
+        with self._read() as c:
+            due: datetime | None = c.execute(q).scalar()
+        return due
+
+    def due_automations(self, now: datetime, limit: int) -> list[DueInstance]:
+        q = select(_D.automation_id, _D.instance, _D.due_at).where(_D.due_at <= now)
+        with self._read() as c:
+            rows = c.execute(q.order_by(_D.due_at, _D.automation_id, _D.instance).limit(limit))
+            return [DueInstance(automation_id=a, instance=i, due_at=d) for a, i, d in rows]

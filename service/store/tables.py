@@ -291,6 +291,7 @@ automation_firings = Table(
     metadata,
     Column("key", String(400), primary_key=True),
     Column("fired_at", UTCDateTime(), nullable=False),
+    Index("ix_automation_firings_fired", "fired_at"),
 )
 automation_jobs = Table(
     "automation_jobs",
@@ -300,4 +301,14 @@ automation_jobs = Table(
     Column("attempts", Integer, nullable=False),
     Column("doc", JSON, nullable=False),
     Index("ix_automation_jobs_due", "due_at"),
+)
+# Proactive triggers' due index: per automation and ``for_each`` value, when the expected
+# event must arrive by; the tick reads the rows past due through ``ix_automation_due``.
+automation_due = Table(
+    "automation_due",
+    metadata,
+    Column("automation_id", String(64), primary_key=True),
+    Column("instance", String(300), primary_key=True),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Index("ix_automation_due", "due_at"),
 )

@@ -101,3 +101,33 @@ def test_inspect_shows_each_new_actions_outcome(live: LiveServer, tmp_path: Path
     assert "0: pause-schedules" in shown.output and "1: pause-work-pool" in shown.output
     assert shown.output.count("action.succeeded") == 2 and '"schedules": 1' in shown.output
     assert live.client.get("/work-pools/local").json()["paused"] is True
+
+
+def test_proactive_and_compound_automations_are_created_and_listed(
+    live: LiveServer, tmp_path: Path
+) -> None:
+    from service.cli.automations import describe
+    from tests.automations.test_proactive import ABSENCE_YAML
+
+    cli = CliRunner()
+    absence = tmp_path / "absence.yaml"
+    absence.write_text(ABSENCE_YAML)
+    made = cli.invoke(app, ["automation", "create", "-f", str(absence)])
+    assert made.exit_code == 0, made.output
+    both = tmp_path / "both.yaml"
+    both.write_text(
+        "name: both-failed\ntrigger:\n  type: compound\n  require: all\n  within: 3600\n"
+        "  triggers:\n    - {event: pushpool.flow-run.Failed, labels: {deployment: a}}\n"
+        "    - {event: pushpool.flow-run.Failed, labels: {deployment: b}}\n"
+        "actions:\n  - {type: notify, url: 'https://hooks.slack.com/services/T/B/X'}\n"
+    )
+    assert cli.invoke(app, ["automation", "create", "-f", str(both)]).exit_code == 0
+    listed = cli.invoke(app, ["automation", "ls"])
+    assert listed.exit_code == 0 and "nightly-etl-missing" in listed.output, listed.output
+    triggers = [
+        a["trigger"] for a in json.loads(cli.invoke(app, ["automation", "ls", "-o", "json"]).output)
+    ]
+    assert [describe(t) for t in triggers] == [
+        "all of (pushpool.flow-run.Failed, pushpool.flow-run.Failed) within 3600s",
+        "no pushpool.flow-run.Completed within 90000s",
+    ]

@@ -27,14 +27,19 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from service import events
 from service.event_records import Event, EventFilter, Resource, new_event
 from service.store.base import Store
 from tests.benchmarks._common import table
+
+if TYPE_CHECKING:
+    from service.store.dynamo import DynamoStore
 
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
 STATES = ["Scheduled", "Pending", "Running", "Completed", "Failed", "Crashed", "Cancelled"]
@@ -117,7 +122,9 @@ def sqlite_rows(n: int, repeats: int) -> list[list[str]]:
             store.close()
 
 
-def dynamodb_rows(n: int, repeats: int) -> list[list[str]]:
+@contextmanager
+def moto_store() -> Iterator[DynamoStore]:
+    """A migrated DynamoStore on moto's in-process DynamoDB (dummy credentials)."""
     import boto3
     from moto import mock_aws
 
@@ -132,6 +139,11 @@ def dynamodb_rows(n: int, repeats: int) -> list[list[str]]:
         )
         store = DynamoStore("bench", client=client)
         store.migrate()
+        yield store
+
+
+def dynamodb_rows(n: int, repeats: int) -> list[list[str]]:
+    with moto_store() as store:
         return measure(f"dynamodb/moto {n // 1000}k", store, n, repeats)
 
 

@@ -129,3 +129,63 @@ def test_a_threshold_per_label_fires_once_per_window_and_value(store: Store) -> 
         str(int(T0.timestamp())),
         str(int(T0.timestamp()) + 3600),
     ]
+
+
+# -- proactive triggers' due index and firing-key housekeeping ----------------------------
+def test_an_instance_is_armed_once_and_listed_when_due_earliest_first(store: Store) -> None:
+    assert store.automation_due("p", "") is None
+    assert store.arm_automation("p", "", T0 + timedelta(hours=2))
+    assert not store.arm_automation("p", "", T0 + timedelta(hours=9))  # armed already
+    assert store.arm_automation("p", "etl", T0 + timedelta(hours=1))
+    assert store.arm_automation("q", "", T0 + timedelta(hours=3))
+    assert store.automation_due("p", "") == T0 + timedelta(hours=2)
+    assert store.due_automations(T0, 10) == []
+    due = store.due_automations(T0 + timedelta(hours=2), 10)
+    assert [(d.automation_id, d.instance, d.due_at) for d in due] == [
+        ("p", "etl", T0 + timedelta(hours=1)),
+        ("p", "", T0 + timedelta(hours=2)),
+    ]
+    assert len(store.due_automations(T0 + timedelta(days=1), 2)) == 2  # limit
+
+
+def test_a_deadline_moves_only_from_the_value_read(store: Store) -> None:
+    due = T0 + timedelta(hours=1)
+    assert store.move_automation_due("p", "", None, due)  # not armed: arms
+    assert not store.move_automation_due("p", "", None, due)  # armed now
+    assert not store.move_automation_due("p", "", T0, due + timedelta(hours=1))  # stale
+    assert store.move_automation_due("p", "", due, due + timedelta(hours=1))
+    assert store.automation_due("p", "") == due + timedelta(hours=1)
+    assert store.due_automations(due, 10) == []  # the index follows the move
+    assert [d.due_at for d in store.due_automations(due + timedelta(hours=1), 10)] == [
+        due + timedelta(hours=1)
+    ]
+    assert not store.move_automation_due("p", "", due, None)  # stale: kept
+    assert store.move_automation_due("p", "", due + timedelta(hours=1), None)
+    assert store.automation_due("p", "") is None
+    assert store.due_automations(T0 + timedelta(days=1), 10) == []
+
+
+def test_concurrent_moves_from_one_deadline_succeed_once(store: Store) -> None:
+    store.arm_automation("p", "", T0)
+    with ThreadPoolExecutor(6) as pool:
+        moved = list(
+            pool.map(
+                lambda i: store.move_automation_due("p", "", T0, T0 + timedelta(minutes=i + 1)),
+                range(6),
+            )
+        )
+    assert moved.count(True) == 1
+
+
+def test_expired_firing_keys_are_purged_oldest_first_a_batch_at_a_time(store: Store) -> None:
+    for i in range(5):
+        store.fire_automation(f"k{i}", [], T0 + timedelta(minutes=i))
+    deleted = store.purge_automation_firings(T0 + timedelta(minutes=3), 2)
+    if store.expires_logs:  # a TTL deletes them (DynamoDB): each firing carries expires_at
+        assert deleted == 0
+        return
+    assert deleted == 2
+    assert store.purge_automation_firings(T0 + timedelta(minutes=3), 2) == 1
+    assert store.purge_automation_firings(T0 + timedelta(minutes=3), 2) == 0
+    assert store.fire_automation("k0", [], T0)  # forgotten: the key may fire again
+    assert not store.fire_automation("k3", [], T0)  # kept

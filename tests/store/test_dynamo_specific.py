@@ -597,3 +597,98 @@ def test_schema_version_is_recorded_and_a_newer_table_refused(tmp_path: Path) ->
             store.migrate()
         with pytest.raises(SchemaError):
             store.check_schema()
+
+
+class Unprocessed:
+    """Makes DynamoDB answer ``BatchWriteItem`` with an item left unprocessed (as a
+    throttled table does), through the client's own event hooks, ``times`` times."""
+
+    def __init__(self, store: DynamoStore, times: int) -> None:
+        self.table, self.left = store.table, times
+        store.client.meta.events.register("after-call.dynamodb.BatchWriteItem", self._answer)
+
+    def _answer(self, parsed: dict[str, Any], **_: Any) -> None:
+        if self.left > 0:
+            self.left -= 1
+            item = {"pk": {"S": "THROTTLED"}, "sk": {"S": "x"}}
+            parsed["UnprocessedItems"] = {self.table: [{"PutRequest": {"Item": item}}]}
+
+
+def test_batch_writes_retry_unprocessed_items_then_raise_a_store_error(
+    ddb: DynamoStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.errors import StoreUnavailable
+    from service.event_records import EventFilter, Resource, new_event
+    from service.store.dynamo import _table
+
+    monkeypatch.setattr(_table, "_sleep", lambda _: None)
+    event = new_event("x.one", Resource(id="r"), occurred=T0)
+    Unprocessed(ddb, times=3)  # a passing throttle: retried, then written
+    ddb.append_events([event])
+    assert [e.id for e in ddb.list_events(EventFilter(), 10).items] == [event.id]
+    Unprocessed(ddb, times=1000)  # throttled past every retry: an error, not a silent loss
+    with pytest.raises(StoreUnavailable, match="unwritten"):
+        ddb.append_events([new_event("x.two", Resource(id="r"), occurred=T0)])
+    line = LogLine(run_id="run-1", timestamp=T0, message="m")
+    with pytest.raises(StoreUnavailable):
+        ddb.append_logs("run-1", [line])
+
+
+def _events_over_days(ddb: DynamoStore, days: int) -> list[Any]:
+    """One event an hour for ``days`` days; every 50th on deployment "rare"."""
+    from service.event_records import Resource, new_event
+
+    out = []
+    for i in range(days * 24):
+        dep = "rare" if i % 50 == 0 else f"dep-{i % 7}"
+        labels = {"deployment": dep, "flow": "etl" if dep == "rare" else "other"}
+        res = Resource(id=f"pushpool.flow-run.r{i}", labels=labels)
+        name = "x.rare" if dep == "rare" else "x.common"
+        out.append(new_event(name, res, occurred=T0 - timedelta(hours=i)))
+    ddb.append_events(out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "flt",
+    [
+        {"labels": {"deployment": "rare"}},
+        {"labels": {"flow": "etl"}},
+        {"names": ("x.rare",)},
+    ],
+)
+def test_sparse_event_filters_read_one_index_partition_not_every_hour(
+    ddb: DynamoStore, flt: dict[str, Any]
+) -> None:
+    from service.event_records import EventFilter
+
+    stored = _events_over_days(ddb, 10)  # 240 events in 240 hour partitions
+    expected = [e.id for e in stored if e.resource.labels["deployment"] == "rare"]
+    counter = CallCounter(ddb)
+    listed = ddb.list_events(EventFilter(**flt), 50)
+    calls = counter.reset()
+    assert [e.id for e in listed.items] == expected
+    assert calls["Query"] == 1, calls  # before: one per hour holding events (241)
+
+
+def test_a_version_2_table_is_upgraded_with_its_events_indexed(ddb: DynamoStore) -> None:
+    from service.event_records import EventFilter
+
+    stored = _events_over_days(ddb, 2)
+    for raw in ddb.client.scan(TableName=ddb.table)["Items"]:  # as version 2 wrote them
+        if raw["pk"]["S"].startswith("EVT#"):
+            ddb.client.update_item(
+                TableName=ddb.table,
+                Key={"pk": raw["pk"], "sk": raw["sk"]},
+                UpdateExpression="REMOVE gsi1pk, gsi1sk, gsi2pk, gsi2sk, gsi4pk, gsi4sk",
+            )
+    ddb.set_meta("schema.version", "2")
+    rare = EventFilter(labels={"deployment": "rare"})
+    assert ddb.list_events(rare, 50).items == []  # not findable by the index yet
+    ddb.migrate()
+    assert ddb.schema_version() == str(SCHEMA_VERSION) == "3"
+    expected = [e for e in stored if e.resource.labels["deployment"] == "rare"]
+    assert ddb.list_events(rare, 50).items == expected
+    assert len(ddb.list_events(EventFilter(), 100).items) == len(stored)
+    ddb.migrate()  # again: nothing to do
+    assert ddb.list_events(rare, 50).items == expected

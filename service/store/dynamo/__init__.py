@@ -85,7 +85,10 @@ released in 0.1.0, whose tables have no such item and are taken as 1; 2 adds
 until it is ``ACTIVE``) and backfills every run once — a ``Query`` of ``by_kind``, not a
 ``Scan``. A stack-owned table gets the GSI from the template; run ``pushpool db
 upgrade`` once against it to backfill older runs (until then they are missing from the
-"most recent" listing and from name/prefix lookups, not from anything else). ``migrate`` (at
+"most recent" listing and from name/prefix lookups, not from anything else); 3 adds the
+event items' sparse index keys (``events``): its step reads each hour partition of events
+once and rewrites items lacking them (until then, older events are missing from listings
+by deployment, flow or exact name, not from others). ``migrate`` (at
 start when the store may create its table, and ``pushpool db upgrade``) brings a table
 up: for each version after the stored one it runs that version's step in
 ``_ITEM_UPGRADES`` (idempotent and resumable: a rewrite of the items that cannot be read

@@ -18,6 +18,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from service.errors import StoreUnavailable
 from service.store.base import (
     Store,
 )
@@ -41,6 +42,8 @@ _RUN_TIMES = (
 )
 _RUN_JSON = ("parameters", "job_variables", "result", "error", "tags", "infra")
 _RETRIES = 20
+#: How the store pauses between retries (tests replace it).
+_sleep = time.sleep
 DEFAULT_LOG_RETENTION_SECONDS = 30 * 24 * 3600
 
 _ser = TypeSerializer()
@@ -324,7 +327,9 @@ class _Table(Store):
         return range(top - count + 1, top + 1)
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        """BatchWriteItem in chunks of 25, retrying unprocessed items a few times."""
+        """BatchWriteItem in chunks of 25, retrying unprocessed items with a growing
+        pause; raises ``StoreUnavailable`` if some are still unprocessed after
+        ``_RETRIES`` tries (the chunks before were written)."""
         for start in range(0, len(requests), 25):
             pending = {self.table: requests[start : start + 25]}
             for attempt in range(_RETRIES):
@@ -332,4 +337,9 @@ class _Table(Store):
                 pending = resp.get("UnprocessedItems") or {}
                 if not pending:
                     break
-                time.sleep(0.01 * (attempt + 1))
+                _sleep(0.01 * (attempt + 1))
+            if pending:
+                left = len(pending.get(self.table, []))
+                raise StoreUnavailable(
+                    f"DynamoDB left {left} item(s) unwritten after {_RETRIES} tries"
+                )

@@ -11,6 +11,8 @@ firing             ``FIRING#<key>``      ``FIRING``   fired_at, expires_at (TTL:
                                                       after the longest window closes)
 action job         ``AJOB#<id>``         ``AJOB``     doc (JSON), attempts; by_kind:
                                                       ``AJOBS`` / ``<due T>#<id>``
+due instance       ``ADUE#<automation>`` instance     due; by_kind: ``ADUES`` /
+                                                      ``<due T>#<automation>#<instance>``
 =================  ====================  ===========  ==================================
 
 A firing is one ``TransactWriteItems``: the firing item conditional on
@@ -18,6 +20,10 @@ A firing is one ``TransactWriteItems``: the firing item conditional on
 replicas, overlapping Lambda invocations) exactly one commits. Due jobs are read from
 ``by_kind`` up to ``now`` (cost: the jobs due); a claim is an update conditional on the
 job's ``attempts`` (the GSI only proposes: a stale entry costs a failed condition).
+Proactive triggers' due instances are read the same way (``ADUES`` up to ``now``: one
+Query, cost the instances due); arming is a put conditional on ``attribute_not_exists``,
+moving a deadline an update or delete conditional on the ``due`` read. Firing keys expire
+by the table's TTL (``expires_at``), so :meth:`purge_automation_firings` deletes nothing.
 """
 
 from __future__ import annotations
@@ -25,19 +31,18 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from service.automation_records import MAX_WITHIN, ActionJob, Automation
+from service.automation_records import FIRING_KEPT, ActionJob, Automation, DueInstance
 from service.errors import AlreadyExists, AutomationNotFound
 from service.store.dynamo.events import _dec, _enc, _ser, from_ts, ts
 
 _AUTO = "AUTOMATION"
 _JOBS = "AJOBS"
-#: A firing key is kept this long: past every window it could be fired in again.
-_FIRING_KEPT = timedelta(seconds=MAX_WITHIN) + timedelta(days=31)
+_DUES = "ADUES"
 
 
 def _code(exc: ClientError) -> str:
@@ -53,6 +58,14 @@ def _job_item(job: ActionJob) -> dict[str, Any]:
         "gsi3pk": _JOBS,
         "gsi3sk": f"{ts(job.due_at)}#{job.id}",
     }
+
+
+def _due_key(automation_id: str, instance: str) -> dict[str, Any]:
+    return _enc({"pk": f"ADUE#{automation_id}", "sk": instance or "-"})
+
+
+def _due_sort(automation_id: str, instance: str, due_at: datetime) -> str:
+    return f"{ts(due_at)}#{automation_id}#{instance}"
 
 
 class DynamoAutomationsMixin:
@@ -136,7 +149,7 @@ class DynamoAutomationsMixin:
             "pk": f"FIRING#{key}",
             "sk": "FIRING",
             "fired_at": ts(now),
-            "expires_at": math.ceil((now + _FIRING_KEPT).timestamp()),
+            "expires_at": math.ceil((now + FIRING_KEPT).timestamp()),
         }
         ops: list[dict[str, Any]] = [
             {
@@ -159,20 +172,24 @@ class DynamoAutomationsMixin:
             return False
         return True
 
-    def due_action_jobs(self, now: datetime, limit: int) -> list[ActionJob]:
+    def _due_items(self, partition: str, now: datetime, limit: int) -> list[dict[str, Any]]:
+        """Up to ``limit`` items of ``by_kind``'s ``partition`` whose sort key (``<due
+        T>#…``) is due by ``now``, earliest first: one Query."""
         resp = self.client.query(
             TableName=self.table,
             IndexName="by_kind",
             KeyConditionExpression="gsi3pk = :p AND gsi3sk <= :u",
             ExpressionAttributeValues={
-                ":p": _ser.serialize(_JOBS),
+                ":p": _ser.serialize(partition),
                 ":u": _ser.serialize(ts(now) + "#\uffff"),
             },
             Limit=limit,
         )
+        return [_dec(raw) for raw in resp.get("Items", [])]
+
+    def due_action_jobs(self, now: datetime, limit: int) -> list[ActionJob]:
         out = []
-        for raw in resp.get("Items", []):
-            item = _dec(raw)
+        for item in self._due_items(_JOBS, now, limit):
             job = ActionJob.model_validate_json(item["doc"])
             due = item["gsi3sk"].split("#", 1)[0]
             out.append(
@@ -203,3 +220,70 @@ class DynamoAutomationsMixin:
         self.client.delete_item(
             TableName=self.table, Key=_enc({"pk": f"AJOB#{job_id}", "sk": "AJOB"})
         )
+
+    def purge_automation_firings(self, before: datetime, limit: int) -> int:
+        return 0  # firing items carry ``expires_at``: the table's TTL deletes them
+
+    # -- proactive triggers' due index -------------------------------------------------
+    def _conditional(self, call: Any, **kw: Any) -> bool:
+        """``call(**kw)``; ``False`` if its condition failed."""
+        try:
+            call(TableName=self.table, **kw)
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def arm_automation(self, automation_id: str, instance: str, due_at: datetime) -> bool:
+        item = _dec(_due_key(automation_id, instance)) | {
+            "due": ts(due_at),
+            "automation_id": automation_id,
+            "instance": instance,
+            "gsi3pk": _DUES,
+            "gsi3sk": _due_sort(automation_id, instance, due_at),
+        }
+        return self._conditional(
+            self.client.put_item, Item=_enc(item), ConditionExpression="attribute_not_exists(pk)"
+        )
+
+    def move_automation_due(
+        self, automation_id: str, instance: str, was: datetime | None, due_at: datetime | None
+    ) -> bool:
+        if was is None:
+            return due_at is not None and self.arm_automation(automation_id, instance, due_at)
+        key = _due_key(automation_id, instance)
+        cond = {"ConditionExpression": "due = :was"}
+        values = {":was": _ser.serialize(ts(was))}
+        if due_at is None:
+            return self._conditional(
+                self.client.delete_item, Key=key, ExpressionAttributeValues=values, **cond
+            )
+        values |= {
+            ":d": _ser.serialize(ts(due_at)),
+            ":s": _ser.serialize(_due_sort(automation_id, instance, due_at)),
+        }
+        return self._conditional(
+            self.client.update_item,
+            Key=key,
+            UpdateExpression="SET due = :d, gsi3sk = :s",
+            ExpressionAttributeValues=values,
+            **cond,
+        )
+
+    def automation_due(self, automation_id: str, instance: str) -> datetime | None:
+        resp = self.client.get_item(
+            TableName=self.table, Key=_due_key(automation_id, instance), ConsistentRead=True
+        )
+        raw = resp.get("Item")
+        return from_ts(_dec(raw)["due"]) if raw else None
+
+    def due_automations(self, now: datetime, limit: int) -> list[DueInstance]:
+        return [
+            DueInstance(
+                automation_id=item["automation_id"],
+                instance=item["instance"],
+                due_at=from_ts(item["due"]),
+            )
+            for item in self._due_items(_DUES, now, limit)
+        ]

@@ -8,8 +8,11 @@ sorts like the time; ``H`` = its first 13 characters, the hour):
 item                pk                  sk           attributes
 ==================  ==================  ===========  ==================================
 event               ``EVT#<H>``         ``<T>#<id>`` doc (JSON), expires_at (TTL, epoch s);
-                                                     by_kind: ``EVTRES#<resource id>`` /
-                                                     ``<T>#<id>``
+                                                     by_kind: ``EVTRES#<resource id>``,
+                                                     by_state: ``EVTNAME#<name>``,
+                                                     by_deployment: ``EVTDEP#<label>``,
+                                                     by_began: ``EVTFLOW#<label>``
+                                                     (each GSI's sort key ``<T>#<id>``)
 hour with events    ``EVTHOURS``        ``<H>``      expires_at (TTL: its last event's)
 expiry mark         ``META``            ``events.expired_before``  at (epoch s)
 webhook             ``WEBHOOK``         name         slug, template, signature, secret,
@@ -23,9 +26,14 @@ conditional (a taken name or slug fails the whole write).
 
 Listing newest first queries ``EVTHOURS`` backwards for the hours that hold events (from
 ``until`` or the cursor down to ``since``), then each hour's partition backwards: no
-``Scan``, and the cost follows the events read plus the hours visited. A filter on one
-resource id (no ``*``) queries the ``by_kind`` index instead. Name, wildcard and label
-filters are applied to the items read (DynamoDB cannot index a wildcard).
+``Scan``, and the cost follows the events read plus the hours visited. A sparse filter
+reads a sparse index instead, one partition per filter kind (schema version 3): one
+resource id (no ``*``) the ``by_kind`` GSI, a ``deployment`` label ``by_deployment``, a
+``flow`` label ``by_began``, one exact name ``by_state`` — the first of these the filter
+has; so a filter on them reads only the events it lists (plus those the rest of the
+filter drops), not every event in the hours it spans. Other criteria (wildcards, other
+labels) are applied to the items read (DynamoDB cannot index a wildcard). Tables from
+version 2 get the index attributes on their stored events by :func:`add_index_keys`.
 
 Expiry: every item carries ``expires_at`` and the table's TTL deletes it (within a day
 or two on AWS, never on moto). ``expire_events(now)`` moves the expiry mark forward (a
@@ -37,7 +45,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +90,77 @@ def _sort_key(occurred: datetime, event_id: str) -> str:
     return f"{ts(occurred)}#{event_id}"
 
 
+#: The sparse indexes of event items: (key attribute, GSI, partition of an event or None).
+_INDEXES: tuple[tuple[str, str, Callable[[Event], str | None]], ...] = (
+    ("gsi3", "by_kind", lambda e: f"EVTRES#{e.resource.id}"),
+    ("gsi2", "by_deployment", lambda e: _label_key("EVTDEP#", e, "deployment")),
+    ("gsi4", "by_began", lambda e: _label_key("EVTFLOW#", e, "flow")),
+    ("gsi1", "by_state", lambda e: f"EVTNAME#{e.name}"),
+)
+
+
+def _label_key(prefix: str, event: Event, label: str) -> str | None:
+    value = event.resource.labels.get(label)
+    return None if not value else prefix + value
+
+
+def index_keys(event: Event) -> dict[str, str]:
+    """The event item's GSI key attributes (only the indexes the event has a key in)."""
+    sort = _sort_key(event.occurred, event.id)
+    out: dict[str, str] = {}
+    for attr, _, key in _INDEXES:
+        partition = key(event)
+        if partition is not None:
+            out |= {f"{attr}pk": partition, f"{attr}sk": sort}
+    return out
+
+
+def _index_for(flt: EventFilter) -> tuple[str, str, str] | None:
+    """``(key attribute, partition, GSI)`` serving ``flt``, or None: walk the hours."""
+    if flt.resource is not None and "*" not in flt.resource:
+        return "gsi3", f"EVTRES#{flt.resource}", "by_kind"
+    if flt.labels.get("deployment"):
+        return "gsi2", f"EVTDEP#{flt.labels['deployment']}", "by_deployment"
+    if flt.labels.get("flow"):
+        return "gsi4", f"EVTFLOW#{flt.labels['flow']}", "by_began"
+    if len(flt.names) == 1 and "*" not in flt.names[0]:
+        return "gsi1", f"EVTNAME#{flt.names[0]}", "by_state"
+    return None
+
+
+def add_index_keys(table: Any) -> None:
+    """Schema version 3: give every stored event item its index keys (:func:`index_keys`).
+    Reads each hour partition once and rewrites its items in batches; idempotent."""
+    hours = _paged(
+        table.client,
+        {
+            "TableName": table.table,
+            "KeyConditionExpression": "pk = :p",
+            "ExpressionAttributeValues": {":p": _ser.serialize(_HOURS)},
+        },
+    )
+    for hour in hours:
+        items = _paged(
+            table.client,
+            {
+                "TableName": table.table,
+                "KeyConditionExpression": "pk = :p",
+                "ExpressionAttributeValues": {":p": _ser.serialize(f"EVT#{hour['sk']}")},
+            },
+        )
+        puts = [
+            {
+                "PutRequest": {
+                    "Item": _enc(item | index_keys(Event.model_validate_json(item["doc"])))
+                }
+            }
+            for item in items
+            if "gsi1pk" not in item
+        ]
+        if puts:
+            table._batch_write(puts)
+
+
 def _upper_bound(flt: EventFilter, cursor: str | None) -> str | None:
     """The sort key every listed event's must be below (exclusive), if any."""
     bounds = []
@@ -100,6 +179,8 @@ class DynamoEventsMixin:
         table: str
         event_retention: timedelta | None
 
+        def _batch_write(self, requests: list[dict[str, Any]]) -> None: ...
+
     # -- writing ---------------------------------------------------------------------
     def append_events(self, events: Sequence[Event]) -> None:
         hours: dict[str, int | None] = {}
@@ -114,15 +195,14 @@ class DynamoEventsMixin:
                 "sk": _sort_key(ev.occurred, ev.id),
                 "doc": ev.model_dump_json(),
                 "expires_at": expires,
-                "gsi3pk": f"EVTRES#{ev.resource.id}",
-                "gsi3sk": _sort_key(ev.occurred, ev.id),
+                **index_keys(ev),
             }
             requests.append({"PutRequest": {"Item": _enc(item)}})
             known = hours.get(_hour(stamp), 0)
             hours[_hour(stamp)] = None if expires is None or known is None else max(known, expires)
         for hour, expires in hours.items():
             self._ev_mark_hour(hour, expires)
-        self._ev_write_batches(requests)
+        self._batch_write(requests)
 
     def _ev_mark_hour(self, hour: str, expires: int | None) -> None:
         """Record that ``hour`` holds events; its TTL only ever moves later."""
@@ -148,17 +228,6 @@ class DynamoEventsMixin:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise  # else: the hour is kept as long or longer (or for good) already
 
-    def _ev_write_batches(self, requests: list[dict[str, Any]]) -> None:
-        for start in range(0, len(requests), 25):
-            pending: dict[str, Any] = {self.table: requests[start : start + 25]}
-            for _ in range(20):
-                resp = self.client.batch_write_item(RequestItems=pending)
-                pending = resp.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-            if pending:
-                raise RuntimeError("DynamoDB left events unwritten after 20 attempts")
-
     # -- reading ---------------------------------------------------------------------
     def _ev_query(self, **kw: Any) -> Iterator[dict[str, Any]]:
         return _paged(self.client, {"TableName": self.table, **kw})
@@ -167,7 +236,7 @@ class DynamoEventsMixin:
         self, pk_name: str, pk: str, upper: str | None, index: str | None = None
     ) -> Iterator[dict[str, Any]]:
         """One partition's items newest first, sort keys below ``upper``."""
-        sk_name = "sk" if pk_name == "pk" else "gsi3sk"
+        sk_name = pk_name[:-2] + "sk"
         values = {":p": _ser.serialize(pk)}
         cond = "#p = :p"
         if upper is not None:
@@ -195,8 +264,10 @@ class DynamoEventsMixin:
 
     def _ev_candidates(self, flt: EventFilter, upper: str | None) -> Iterator[dict[str, Any]]:
         """Items newest first that may pass ``flt`` (index-served criteria only)."""
-        if flt.resource is not None and "*" not in flt.resource:
-            yield from self._ev_descending("gsi3pk", f"EVTRES#{flt.resource}", upper, "by_kind")
+        index = _index_for(flt)
+        if index is not None:
+            attr, partition, name = index
+            yield from self._ev_descending(f"{attr}pk", partition, upper, name)
             return
         for hour in self._ev_hours(upper, flt.since):
             yield from self._ev_descending("pk", f"EVT#{hour}", upper)

@@ -24,13 +24,15 @@ from service.store.dynamo._table import (
     from_ts,
     ts,
 )
+from service.store.dynamo.events import add_index_keys
 
 #: The item layout this code reads and writes; see "Schema versions" above.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA_KEY = "schema.version"
 _SCHEMA_NOTES = {
     1: "baseline: the item layout as released in 0.1.0",
     2: "runs found without a scan: the by_began GSI (began_at), RUNNAME#/RUNID# lookup items",
+    3: "events found by sparse indexes: name, deployment and flow label keys on event items",
 }
 #: Seconds to wait for a new GSI to be built (it is backfilled from the table).
 _INDEX_WAIT_SECONDS = 1800
@@ -220,4 +222,7 @@ def _v2_began_and_lookups(table: _Table) -> None:
 
 
 #: ``version -> step`` that rewrites items from ``version - 1``'s layout.
-_ITEM_UPGRADES: dict[int, Callable[[_Table], None]] = {2: _v2_began_and_lookups}
+_ITEM_UPGRADES: dict[int, Callable[[_Table], None]] = {
+    2: _v2_began_and_lookups,
+    3: add_index_keys,
+}
