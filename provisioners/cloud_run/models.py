@@ -37,9 +37,22 @@ class CloudRunPoolConfig(PoolConfig):
         default=1.0, gt=0, description="Client-side pace of Cloud Run Admin API writes"
     )
     api_write_burst: int = Field(default=20, ge=1)
+    result_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="Days a provisioned result bucket keeps results"
+    )
     provisioned: list[ProvisionedResource] = Field(
         default_factory=list, description="What provisioning created; deprovision removes it"
     )
+
+    @field_validator("result_storage")
+    @classmethod
+    def _remote_results(cls, url: str | None) -> str | None:
+        if url is not None and not url.lower().startswith("gs://"):
+            raise ValueError(
+                "a Cloud Run job's disk goes with the job: results need gs://bucket/prefix "
+                "(--provision-infra creates a bucket)"
+            )
+        return url
 
 
 class CloudRunJobVariables(JobVariables):
