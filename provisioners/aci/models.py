@@ -62,9 +62,22 @@ class AciPoolConfig(PoolConfig):
     max_cpu: float = Field(default=4, gt=0, description="ACI's per-group CPU limit here")
     max_memory_gb: float = Field(default=16, gt=0, description="ACI's per-group memory limit")
     quota: QuotaLimits = Field(default_factory=QuotaLimits)
+    result_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="Days a provisioned result container keeps results"
+    )
     provisioned: list[ProvisionedResource] = Field(
         default_factory=list, description="What provisioning created; deprovision removes it"
     )
+
+    @field_validator("result_storage")
+    @classmethod
+    def _remote_results(cls, url: str | None) -> str | None:
+        if url is not None and not url.lower().startswith("az://"):
+            raise ValueError(
+                "a container group's disk goes with the group: results need"
+                " az://account/container/prefix (--provision-infra creates them)"
+            )
+        return url
 
     @field_validator("subnet_ids")
     @classmethod

@@ -68,7 +68,9 @@ class BlobService:
         return (account, container) in self.containers or self._arm_container(account, container)
 
     def keys(self, account: str, container: str) -> list[str]:
-        """The blob names in a container, sorted (for tests)."""
+        """The blob names in a container, sorted (none once the container is gone)."""
+        if not self.container_exists(account, container):
+            return []
         return sorted(n for a, c, n in self.blobs if (a, c) == (account, container))
 
     async def handle(self, request: Request) -> Response:
