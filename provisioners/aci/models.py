@@ -54,6 +54,12 @@ class AciPoolConfig(PoolConfig):
     identity_id: str | None = Field(
         default=None, pattern=IDENTITY_PATTERN, description="User-assigned identity for runs"
     )
+    identity_client_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F-]{36}$",
+        description="Client id of identity_id: runs get it as AZURE_CLIENT_ID, so"
+        " DefaultAzureCredential (the az:// result store) picks that identity",
+    )
     registry_server: str | None = Field(default=None, description="ACR login server")
     subnet_ids: list[str] = Field(default_factory=list)
     control_plane_principal_id: str | None = Field(
