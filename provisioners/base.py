@@ -62,6 +62,14 @@ class PoolConfig(BaseModel):
         config does not allow (checked at deploy and again at submit)."""
 
 
+def remote_results(url: str | None, form: str, disk: str) -> str | None:
+    """``url`` if unset or of ``form``'s scheme (``s3://bucket/prefix``, ...): for a pool
+    whose runs' ``disk`` goes with them, a local directory would lose every result."""
+    if url is not None and not url.lower().startswith(form.split("://")[0] + "://"):
+        raise ValueError(f"{disk}: results need {form} (--provision-infra makes one)")
+    return url
+
+
 class JobVariables(BaseModel):
     """Base for a pool type's job variables: per deployment, validated at deploy time."""
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from provisioners.base import JobVariables, PoolConfig
+from provisioners.base import JobVariables, PoolConfig, remote_results
 from provisioners.infra import ProvisionedResource
 
 SUBSCRIPTION_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
@@ -78,12 +78,9 @@ class AciPoolConfig(PoolConfig):
     @field_validator("result_storage")
     @classmethod
     def _remote_results(cls, url: str | None) -> str | None:
-        if url is not None and not url.lower().startswith("az://"):
-            raise ValueError(
-                "a container group's disk goes with the group: results need"
-                " az://account/container/prefix (--provision-infra creates them)"
-            )
-        return url
+        return remote_results(
+            url, "az://account/container/prefix", "a container group's disk goes with the group"
+        )
 
     @field_validator("subnet_ids")
     @classmethod

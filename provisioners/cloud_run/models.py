@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from provisioners.base import JobVariables, PoolConfig
+from provisioners.base import JobVariables, PoolConfig, remote_results
 from provisioners.cloud_run import sizes
 from provisioners.cloud_run.names import check_label
 from provisioners.infra import ProvisionedResource
@@ -47,12 +47,7 @@ class CloudRunPoolConfig(PoolConfig):
     @field_validator("result_storage")
     @classmethod
     def _remote_results(cls, url: str | None) -> str | None:
-        if url is not None and not url.lower().startswith("gs://"):
-            raise ValueError(
-                "a Cloud Run job's disk goes with the job: results need gs://bucket/prefix "
-                "(--provision-infra creates a bucket)"
-            )
-        return url
+        return remote_results(url, "gs://bucket/prefix", "a Cloud Run job's disk goes with the job")
 
 
 class CloudRunJobVariables(JobVariables):

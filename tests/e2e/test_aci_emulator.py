@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from emulators.azure.server import SUBSCRIPTION, Emulator, emulated
 from support.e2e import cli_server, invoke
-from support.factories import EXAMPLES, deployment_body
+from support.factories import EXAMPLES, deployment_body, etl_deployment_body
 from support.server import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -90,15 +90,7 @@ def results_in_the_pool_container(emulator: Emulator, live: LiveServer, storage:
     pool: its results land in the container provisioning made; the flow's result is the
     run's, as ``pushpool runs result`` prints it."""
     account, container = storage.removeprefix("az://").split("/")
-    body = deployment_body(
-        name="etl",
-        flow_name="etl",
-        entrypoint="etl.py:etl",
-        work_pool=POOL,
-        source={"type": "image"},
-        parameters={"day": "2026-03-01", "rows": 3, "failure_rate": 0.0},
-    )
-    r = live.client.post("/deployments", json=body)
+    r = live.client.post("/deployments", json=etl_deployment_body(POOL))
     assert r.status_code == 201, r.text
     run, name = start_run(live, r.json()["id"], emulator)
     assert emulator.azure.secure_env(name)["PUSHPOOL_RESULT_STORAGE"] == storage

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from emulators.gcp import GcpEmulator, running_emulator
 from support.e2e import cli_server, get_run, invoke
-from support.factories import EXAMPLES
+from support.factories import EXAMPLES, etl_deployment_body
 from support.server import LiveServer
 
 from provisioners.base import SubmitRequest, get_provisioner
@@ -97,15 +97,7 @@ def results_in_the_pool_bucket(emulator: GcpEmulator, live: LiveServer, storage:
     pool: its results land under the prefix of the bucket provisioning made, and the
     flow's result is the run's."""
     bucket, _, prefix = storage.removeprefix("gs://").partition("/")
-    body = {
-        "name": "etl",
-        "flow_name": "etl",
-        "entrypoint": "etl.py:etl",
-        "work_pool": POOL,
-        "source": {"type": "image"},
-        "parameters": {"day": "2026-03-01", "rows": 3, "failure_rate": 0.0},
-    }
-    r = live.client.post("/deployments", json=body)
+    r = live.client.post("/deployments", json=etl_deployment_body(POOL))
     assert r.status_code == 201, r.text
     run = start_run(live, emulator, r.json()["id"])
     proc = stand_in_for_the_container(emulator, run)
