@@ -43,9 +43,9 @@ class PoolConfig(BaseModel):
     result_storage: str | None = Field(
         default=None,
         max_length=1024,
-        description="Where flows' task and flow results are persisted: s3://bucket/prefix, or"
-        " an absolute directory the runs can reach (default: the runner's"
-        " $PUSHPOOL_HOME/results)",
+        description="Where flows' task and flow results are persisted: s3://bucket/prefix,"
+        " gs://bucket/prefix, az://account/container/prefix, or an absolute directory the runs"
+        " can reach (default: the runner's $PUSHPOOL_HOME/results)",
     )
 
     @field_validator("result_storage")
