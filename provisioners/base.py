@@ -43,9 +43,9 @@ class PoolConfig(BaseModel):
     result_storage: str | None = Field(
         default=None,
         max_length=1024,
-        description="Where flows' task and flow results are persisted: s3://bucket/prefix, or"
-        " an absolute directory the runs can reach (default: the runner's"
-        " $PUSHPOOL_HOME/results)",
+        description="Where flows' task and flow results are persisted: s3://bucket/prefix,"
+        " gs://bucket/prefix, az://account/container/prefix, or an absolute directory the runs"
+        " can reach (default: the runner's $PUSHPOOL_HOME/results)",
     )
 
     @field_validator("result_storage")
@@ -60,6 +60,14 @@ class PoolConfig(BaseModel):
     def check_job_variables(self, job_variables: JobVariables) -> None:
         """Raise :class:`~provisioners.errors.NotAllowed` for a job variable this pool's
         config does not allow (checked at deploy and again at submit)."""
+
+
+def remote_results(url: str | None, form: str, disk: str) -> str | None:
+    """``url`` if unset or of ``form``'s scheme (``s3://bucket/prefix``, ...): for a pool
+    whose runs' ``disk`` goes with them, a local directory would lose every result."""
+    if url is not None and not url.lower().startswith(form.split("://")[0] + "://"):
+        raise ValueError(f"{disk}: results need {form} (--provision-infra makes one)")
+    return url
 
 
 class JobVariables(BaseModel):

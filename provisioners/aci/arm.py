@@ -34,7 +34,7 @@ AZURE_AUDIENCE = "api://AzureADTokenExchange"
 ARM_URL = "https://management.azure.com"
 #: Retries the SDK makes itself (honouring ``Retry-After``) before an error reaches us.
 RETRY_TOTAL = 2
-Api = Literal["containers", "resources", "msi", "registry", "authorization", "graph"]
+Api = Literal["containers", "resources", "msi", "registry", "authorization", "graph", "storage"]
 T = TypeVar("T")
 
 _credential: Any = None
@@ -136,6 +136,10 @@ def _client_class(api: Api) -> Any:
         from azure.mgmt.resourcegraph import ResourceGraphClient
 
         return ResourceGraphClient
+    if api == "storage":
+        from azure.mgmt.storage import StorageManagementClient
+
+        return StorageManagementClient
     from azure.mgmt.authorization import AuthorizationManagementClient
 
     return AuthorizationManagementClient

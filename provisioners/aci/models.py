@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from provisioners.base import JobVariables, PoolConfig
+from provisioners.base import JobVariables, PoolConfig, remote_results
 from provisioners.infra import ProvisionedResource
 
 SUBSCRIPTION_PATTERN = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
@@ -54,6 +54,12 @@ class AciPoolConfig(PoolConfig):
     identity_id: str | None = Field(
         default=None, pattern=IDENTITY_PATTERN, description="User-assigned identity for runs"
     )
+    identity_client_id: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F-]{36}$",
+        description="Client id of identity_id: runs get it as AZURE_CLIENT_ID, so"
+        " DefaultAzureCredential (the az:// result store) picks that identity",
+    )
     registry_server: str | None = Field(default=None, description="ACR login server")
     subnet_ids: list[str] = Field(default_factory=list)
     control_plane_principal_id: str | None = Field(
@@ -62,9 +68,19 @@ class AciPoolConfig(PoolConfig):
     max_cpu: float = Field(default=4, gt=0, description="ACI's per-group CPU limit here")
     max_memory_gb: float = Field(default=16, gt=0, description="ACI's per-group memory limit")
     quota: QuotaLimits = Field(default_factory=QuotaLimits)
+    result_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="Days a provisioned result container keeps results"
+    )
     provisioned: list[ProvisionedResource] = Field(
         default_factory=list, description="What provisioning created; deprovision removes it"
     )
+
+    @field_validator("result_storage")
+    @classmethod
+    def _remote_results(cls, url: str | None) -> str | None:
+        return remote_results(
+            url, "az://account/container/prefix", "a container group's disk goes with the group"
+        )
 
     @field_validator("subnet_ids")
     @classmethod

@@ -63,5 +63,12 @@ def registry_name(pool: str, subscription_id: str) -> str:
     return f"{PREFIX}{alnum}{_digest(subscription_id + '/' + pool, 8)}"
 
 
+def storage_account_name(pool: str, subscription_id: str) -> str:
+    """Storage account names are 3-24 lowercase alphanumerics, globally unique: ``pp`` +
+    the pool slug (at most 14) + a hash of subscription and pool."""
+    alnum = re.sub(r"[^a-z0-9]", "", slug(pool))[:14]
+    return f"pp{alnum}{_digest(subscription_id + '/' + pool, 8)}"
+
+
 def role_name(pool: str) -> str:
     return f"{PREFIX}-{slug(pool)}-control-plane"

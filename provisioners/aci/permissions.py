@@ -25,6 +25,7 @@ CONTROL_PLANE = (
     ),
 )
 _AUTH = "Microsoft.Authorization"
+_STORAGE = "Microsoft.Storage/storageAccounts"
 #: (operation, permission, what for) — what ``--provision-infra`` / ``--deprovision`` do.
 PROVISIONING = tuple(
     (f"{kind}/{verb}", f"{provider}/{verb}", why)
@@ -37,7 +38,19 @@ PROVISIONING = tuple(
         ),
         ("registries", "Microsoft.ContainerRegistry/registries", "the image registry"),
         ("roleDefinitions", f"{_AUTH}/roleDefinitions", "the control plane's custom role"),
-        ("roleAssignments", f"{_AUTH}/roleAssignments", "AcrPull; the custom role's assignments"),
+        (
+            "roleAssignments",
+            f"{_AUTH}/roleAssignments",
+            "AcrPull; Storage Blob Data Contributor on the result container; the custom"
+            " role's assignments",
+        ),
+        ("storageAccounts", _STORAGE, "the result store's account"),
+        ("blobServices/containers", f"{_STORAGE}/blobServices/containers", "the result container"),
+        (
+            "managementPolicies",
+            f"{_STORAGE}/managementPolicies",
+            "the lifecycle policy that expires results",
+        ),
     )
     for verb in ("read", "write", "delete")
 )

@@ -53,11 +53,20 @@ def tags(pool: str, request: SubmitRequest, job: AciJobVariables) -> dict[str, s
     }
 
 
-def _environment(request: SubmitRequest, job: AciJobVariables) -> list[Any]:
+#: Which user-assigned identity ``DefaultAzureCredential`` uses inside the container.
+CLIENT_ID_ENV = "AZURE_CLIENT_ID"
+
+
+def _environment(
+    request: SubmitRequest, job: AciJobVariables, identity_client_id: str | None = None
+) -> list[Any]:
+    """The job's env (plain), the run's (secure), and the pool identity's client id."""
     from azure.mgmt.containerinstance.models import EnvironmentVariable
 
     secure = {**request.secret_env_values(), **request.env}
     plain = {k: v for k, v in job.env.items() if k not in secure}
+    if identity_client_id and CLIENT_ID_ENV not in plain and CLIENT_ID_ENV not in secure:
+        plain[CLIENT_ID_ENV] = identity_client_id
     return [EnvironmentVariable(name=k, value=v) for k, v in plain.items()] + [
         EnvironmentVariable(name=k, secure_value=v) for k, v in secure.items()
     ]
@@ -92,12 +101,13 @@ def group_spec(
     image = job.image or config.image
     assert image is not None  # job_variables() checked
     identity_id = job.identity or config.identity_id
+    own_client_id = config.identity_client_id if identity_id == config.identity_id else None
     gpu = m.GpuResource(count=job.gpu.count, sku=job.gpu.sku) if job.gpu else None
     container = m.Container(
         name=CONTAINER,
         image=image,
         command=job.command,
-        environment_variables=_environment(request, job),
+        environment_variables=_environment(request, job, own_client_id),
         resources=m.ResourceRequirements(
             requests=m.ResourceRequests(memory_in_gb=job.memory_gb, cpu=job.cpu, gpu=gpu)
         ),

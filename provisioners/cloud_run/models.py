@@ -6,7 +6,7 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from provisioners.base import JobVariables, PoolConfig
+from provisioners.base import JobVariables, PoolConfig, remote_results
 from provisioners.cloud_run import sizes
 from provisioners.cloud_run.names import check_label
 from provisioners.infra import ProvisionedResource
@@ -37,9 +37,17 @@ class CloudRunPoolConfig(PoolConfig):
         default=1.0, gt=0, description="Client-side pace of Cloud Run Admin API writes"
     )
     api_write_burst: int = Field(default=20, ge=1)
+    result_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="Days a provisioned result bucket keeps results"
+    )
     provisioned: list[ProvisionedResource] = Field(
         default_factory=list, description="What provisioning created; deprovision removes it"
     )
+
+    @field_validator("result_storage")
+    @classmethod
+    def _remote_results(cls, url: str | None) -> str | None:
+        return remote_results(url, "gs://bucket/prefix", "a Cloud Run job's disk goes with the job")
 
 
 class CloudRunJobVariables(JobVariables):

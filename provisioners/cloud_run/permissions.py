@@ -75,6 +75,17 @@ PROVISIONING = (
         "artifactregistry.repositories.delete",
         "deprovision",
     ),
+    ("storage.buckets.get", "storage.buckets.get", "plan: the result bucket"),
+    ("storage.buckets.insert", "storage.buckets.create", "the result bucket"),
+    ("storage.buckets.getIamPolicy", "storage.buckets.getIamPolicy", "plan"),
+    (
+        "storage.buckets.setIamPolicy",
+        "storage.buckets.setIamPolicy",
+        "objectAdmin on the result bucket for the runtime account",
+    ),
+    ("storage.objects.list", "storage.objects.list", "deprovision: empty the result bucket"),
+    ("storage.objects.delete", "storage.objects.delete", "deprovision: empty the result bucket"),
+    ("storage.buckets.delete", "storage.buckets.delete", "deprovision"),
     ("(the Cloud Run methods above)", "run.jobs.list, run.jobs.delete", "deprovision"),
 )
 

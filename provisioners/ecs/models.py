@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from provisioners.base import JobVariables, PoolConfig
+from provisioners.base import JobVariables, PoolConfig, remote_results
 from provisioners.ecs import sizes
 from provisioners.errors import NotAllowed
 from provisioners.infra import ProvisionedResource
@@ -75,12 +75,7 @@ class EcsPoolConfig(PoolConfig):
     @field_validator("result_storage")
     @classmethod
     def _remote_results(cls, url: str | None) -> str | None:
-        if url is not None and not url.lower().startswith("s3://"):
-            raise ValueError(
-                "an ECS task's disk goes with the task: results need s3://bucket/prefix "
-                "(--provision-infra creates a bucket)"
-            )
-        return url
+        return remote_results(url, "s3://bucket/prefix", "an ECS task's disk goes with the task")
 
     @field_validator("log_retention_days")
     @classmethod

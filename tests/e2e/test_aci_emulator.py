@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from emulators.azure.server import SUBSCRIPTION, Emulator, emulated
 from support.e2e import cli_server, invoke
-from support.factories import EXAMPLES, deployment_body
+from support.factories import EXAMPLES, deployment_body, etl_deployment_body
 from support.server import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -70,6 +70,11 @@ def stand_in_for_the_container(emulator: Emulator, name: str) -> subprocess.Comp
     props = emulator.azure.group(name).body["properties"]["containers"][0]["properties"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHPOOL_")}
     env |= emulator.azure.secure_env(name)
+    storage = env.get("PUSHPOOL_RESULT_STORAGE", "")
+    if storage.startswith("az://"):  # the emulator's Blob endpoint stands in for Azure's
+        env["AZURE_STORAGE_CONNECTION_STRING"] = emulator.connection_string(
+            storage[5:].split("/")[0]
+        )
     return subprocess.run(
         [*IMAGE_ENTRYPOINT, *(props.get("command") or [])],
         cwd=EXAMPLES,  # source {"type": "image"}: the code is in the working directory
@@ -78,6 +83,27 @@ def stand_in_for_the_container(emulator: Emulator, name: str) -> subprocess.Comp
         text=True,
         timeout=60,
     )
+
+
+def results_in_the_pool_container(emulator: Emulator, live: LiveServer, storage: str) -> None:
+    """The ETL example (a pushpool flow with cached, so persisted, task results) on the
+    pool: its results land in the container provisioning made; the flow's result is the
+    run's, as ``pushpool runs result`` prints it."""
+    account, container = storage.removeprefix("az://").split("/")
+    r = live.client.post("/deployments", json=etl_deployment_body(POOL))
+    assert r.status_code == 201, r.text
+    run, name = start_run(live, r.json()["id"], emulator)
+    assert emulator.azure.secure_env(name)["PUSHPOOL_RESULT_STORAGE"] == storage
+    proc = stand_in_for_the_container(emulator, name)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    done = get_run(live, run["id"])
+    assert done["state"]["type"] == "COMPLETED" and done["result"] == 3, done
+    code, out = invoke("runs", "result", run["id"])
+    assert code == 0 and out.strip() == "3", out
+    assert len(emulator.blobs.keys(account, container)) >= 3
+    emulator.azure.exit(name, 0)
+    assert live.client.post("/scheduler/tick").json()["reconcile"]["torn_down"] == 1
+    assert live.client.delete(f"/deployments/{run['deployment_id']}").status_code == 204
 
 
 def test_aci_pool_end_to_end_against_the_arm_emulator(emulator: Emulator, live: LiveServer) -> None:
@@ -93,7 +119,8 @@ def test_aci_pool_end_to_end_against_the_arm_emulator(emulator: Emulator, live: 
         "--provision-infra", "--yes",
     )  # fmt: skip
     assert code == 0, out
-    assert out.count("will create") == 5 and "created container-registry" in out, out
+    assert out.count("will create") == 9 and "created container-registry" in out, out
+    assert "created storage-account" in out and "created storage-lifecycle-policy" in out
     code, out = invoke("work-pool", "provision-infra", POOL, "--yes")
     assert code == 0 and "Nothing to create" in out, out
 
@@ -108,6 +135,10 @@ def test_aci_pool_end_to_end_against_the_arm_emulator(emulator: Emulator, live: 
     run, name = start_run(live, deployment_id, emulator)
     group = azure.group(name).body
     assert group["identity"]["type"] == "UserAssigned"
+    identity = next(r for r in azure.resources.values() if r["name"] == "pushpool-demo"
+                    and r["type"].endswith("userAssignedIdentities"))  # fmt: skip
+    # DefaultAzureCredential in the container picks the pool's identity (the az:// store)
+    assert azure.secure_env(name)["AZURE_CLIENT_ID"] == identity["properties"]["clientId"]
     assert group["properties"]["imageRegistryCredentials"][0]["identity"].endswith(
         "/userAssignedIdentities/pushpool-demo"
     )
@@ -127,6 +158,9 @@ def test_aci_pool_end_to_end_against_the_arm_emulator(emulator: Emulator, live: 
     report = live.client.post("/scheduler/tick").json()
     assert report["reconcile"]["torn_down"] == 1, report
     assert azure.groups == {}
+    storage = live.client.get(f"/work-pools/{POOL}").json()["config"]["result_storage"]
+    assert storage.startswith("az://pp") and storage.endswith("/results")
+    results_in_the_pool_container(emulator, live, storage)
 
     # -- a container killed for memory: CRASHED with the code and ACI's reason ---------
     lost, name = start_run(live, deployment_id, emulator)
@@ -162,6 +196,7 @@ def test_aci_pool_end_to_end_against_the_arm_emulator(emulator: Emulator, live: 
     code, out = invoke("work-pool", "delete", POOL, "--deprovision", "--yes")
     assert code == 0, out
     assert azure.resources == before and azure.groups == {}
+    assert emulator.blobs.keys(*storage.removeprefix("az://").split("/")) == []
 
 
 def provisioner_ref(run: dict[str, Any]) -> Any:

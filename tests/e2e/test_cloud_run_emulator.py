@@ -21,11 +21,12 @@ from typing import Any
 import pytest
 from emulators.gcp import GcpEmulator, running_emulator
 from support.e2e import cli_server, get_run, invoke
-from support.factories import EXAMPLES
+from support.factories import EXAMPLES, etl_deployment_body
 from support.server import LiveServer
 
 from provisioners.base import SubmitRequest, get_provisioner
 from provisioners.cloud_run.gcp import EMULATOR_ENV
+from provisioners.cloud_run.infra.results import bucket_name
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +44,9 @@ PROVISIONED = (
     "project-iam-binding roles/logging.logWriter serviceAccount:pushpool-demo@"
     f"{PROJECT}.iam.gserviceaccount.com",
     "artifact-registry-repository pushpool-demo",
+    f"storage-bucket {bucket_name(POOL, PROJECT)}",
+    "bucket-iam-binding roles/storage.objectAdmin serviceAccount:pushpool-demo@"
+    f"{PROJECT}.iam.gserviceaccount.com",
 )
 
 
@@ -81,10 +85,32 @@ def stand_in_for_the_container(
     command = [*(container.get("command") or IMAGE_ENTRYPOINT), *container.get("args", [])]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHPOOL_")}
     env.update({e["name"]: e["value"] for e in container["env"]})
+    env["STORAGE_EMULATOR_HOST"] = emulator.url  # Cloud Storage is the emulator's too
     assert env["PUSHPOOL_FLOW_RUN_ID"] == run["id"]
     return subprocess.run(
         command, cwd=EXAMPLES, env=env, capture_output=True, text=True, timeout=60
     )
+
+
+def results_in_the_pool_bucket(emulator: GcpEmulator, live: LiveServer, storage: str) -> None:
+    """The ETL example (a pushpool flow with cached, so persisted, task results) on the
+    pool: its results land under the prefix of the bucket provisioning made, and the
+    flow's result is the run's."""
+    bucket, _, prefix = storage.removeprefix("gs://").partition("/")
+    r = live.client.post("/deployments", json=etl_deployment_body(POOL))
+    assert r.status_code == 201, r.text
+    run = start_run(live, emulator, r.json()["id"])
+    proc = stand_in_for_the_container(emulator, run)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    done = get_run(live, run["id"])
+    assert done["state"]["type"] == "COMPLETED" and done["result"] == 3, done
+    code, out = invoke("runs", "result", run["id"])
+    assert code == 0 and out.strip() == "3", out
+    keys = list(emulator.storage.buckets[bucket].objects)
+    assert len(keys) >= 3 and all(k.startswith(f"{prefix}/") for k in keys), keys
+    emulator.run.finish(run["infra"]["id"], 0)
+    assert tick(live)["reconcile"]["torn_down"] == 1
+    assert live.client.delete(f"/deployments/{run['deployment_id']}").status_code == 204
 
 
 def tick(live: LiveServer) -> dict[str, Any]:
@@ -111,6 +137,7 @@ def test_cloud_run_pool_end_to_end_against_the_emulator(
     assert "docker push" in out
     config = live.client.get(f"/work-pools/{POOL}").json()["config"]
     assert config["service_account"] == f"pushpool-demo@{PROJECT}.iam.gserviceaccount.com"
+    assert config["result_storage"] == f"gs://{bucket_name(POOL, PROJECT)}/results"
     assert config["image"].startswith(f"{REGION}-docker.pkg.dev/{PROJECT}/pushpool-demo/")
     code, out = invoke("work-pool", "provision-infra", POOL, "--yes")
     assert code == 0 and "Nothing to create" in out and "will create" not in out, out
@@ -148,6 +175,7 @@ def test_cloud_run_pool_end_to_end_against_the_emulator(
     report = tick(live)
     assert report["reconcile"]["torn_down"] == 1, report
     assert run["infra"]["id"] not in emulator.run.jobs
+    results_in_the_pool_bucket(emulator, live, config["result_storage"])
 
     # -- a task killed for memory, without the runner's report: CRASHED with the code ----
     lost = start_run(live, emulator, deployment_id)
@@ -197,3 +225,4 @@ def test_cloud_run_pool_end_to_end_against_the_emulator(
         assert f"removed {resource}" in out.replace("\n", ""), (resource, out)
     assert live.client.get(f"/work-pools/{POOL}").status_code == 404
     assert project.snapshot() == before
+    assert emulator.storage.buckets == {}  # emptied, then removed

@@ -42,7 +42,7 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 from support.e2e import cli_server, get_run, invoke
-from support.factories import EXAMPLES
+from support.factories import EXAMPLES, etl_deployment_body
 from support.process_server import (
     DOWN_SECONDS,
     OUTAGE_SETTINGS,
@@ -263,15 +263,7 @@ def results_in_the_pool_bucket(moto: Moto, live: LiveServer, storage: str) -> No
     bucket, _, prefix = storage.removeprefix("s3://").partition("/")
     s3 = moto.client("s3")
     s3.delete_bucket_policy(Bucket=bucket)  # moto is plain HTTP (see the module docstring)
-    body = {
-        "name": "etl",
-        "flow_name": "etl",
-        "entrypoint": "etl.py:etl",
-        "work_pool": POOL,
-        "source": {"type": "image"},
-        "parameters": {"day": "2026-03-01", "rows": 3, "failure_rate": 0.0},
-    }
-    r = live.client.post("/deployments", json=body)
+    r = live.client.post("/deployments", json=etl_deployment_body(POOL))
     assert r.status_code == 201, r.text
     run = start_run(live, r.json()["id"])
     proc = stand_in_for_the_container(moto, run)

@@ -30,7 +30,13 @@ from support.factories import (
 #: Left out of the Lambda package (service/cli/deploy_stack.py); must stay unimported.
 LOCAL_ONLY = ("typer", "rich", "httpx", "uvicorn", "sqlalchemy", "alembic")
 #: SDKs of other clouds: never loaded by an AWS function.
-OTHER_CLOUDS = ("google.cloud.run_v2", "azure.mgmt.containerinstance")
+OTHER_CLOUDS = (
+    "google.cloud.run_v2",
+    "google.cloud.storage",
+    "azure.mgmt.containerinstance",
+    "azure.mgmt.storage",
+    "azure.storage",
+)
 REGION = "us-east-1"
 
 

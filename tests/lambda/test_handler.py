@@ -173,7 +173,7 @@ class Ctx:
     def get_remaining_time_in_millis(self): return 30000
 response = handler(json.loads({json.dumps(json.dumps(event))}), Ctx())
 heavy = ("sqlalchemy", "boto3", "botocore", "google.cloud.run_v2", "azure.mgmt.containerinstance",
-         "jinja2")
+         "jinja2", "google.cloud.storage", "azure.storage", "azure.mgmt.storage")
 print(json.dumps({{"status": response["statusCode"],
                   "loaded": sorted(m for m in sys.modules if m.startswith(heavy))}}))
 """

@@ -1,4 +1,7 @@
-"""The result-store conformance suite: every store (local directory, S3) passes it."""
+"""The result-store conformance suite: every store passes it — a local directory, S3
+(moto), Cloud Storage (drongo, in process, through the real ``google-cloud-storage``) and
+Azure Blob (the Blob data plane of tests/emulators/azure over HTTP, through the real
+``azure-storage-blob``)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import pytest
 
 from pushpool.errors import InvalidResultKey, ResultNotFound, ResultNotSerializable
 from pushpool.results import (
+    AzureBlobResultStore,
+    GcsResultStore,
     LocalResultStore,
     ResultStore,
     S3ResultStore,
@@ -19,12 +24,18 @@ from pushpool.results import (
 )
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "gcs", "azure"])
 def store(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ResultStore]:
     if request.param == "local":
         yield LocalResultStore(tmp_path / "results")
+        return
+    if request.param == "gcs":
+        yield from _gcs_store(monkeypatch)
+        return
+    if request.param == "azure":
+        yield from _azure_store(monkeypatch)
         return
     from moto import mock_aws
 
@@ -41,6 +52,31 @@ def store(
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket="results")
         yield S3ResultStore("results", prefix="pool-a/", client=client)
+
+
+def _gcs_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[ResultStore]:
+    """drongo's Cloud Storage; the store makes its own client (Application Default
+    Credentials, as on Cloud Run: drongo answers for them)."""
+    from drongo import mock_gcp
+
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
+    with mock_gcp():
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage  # type: ignore[attr-defined]  # untyped
+
+        storage.Client(project="p", credentials=AnonymousCredentials()).create_bucket("results")
+        yield GcsResultStore("results", prefix="pool-a/")
+
+
+def _azure_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[ResultStore]:
+    """The store finds the emulator through the standard connection string setting."""
+    from emulators.azure.server import azure_emulator
+
+    with azure_emulator() as emulator:
+        monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", emulator.connection_string("acct"))
+        emulator.blobs.containers.add(("acct", "results"))
+        yield AzureBlobResultStore("acct", "results", prefix="pool-a/")
 
 
 def test_write_then_read(store: ResultStore) -> None:
@@ -93,6 +129,46 @@ def test_s3_keys_live_under_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     assert keys == ["p/cache/k"]
 
 
+def test_cloud_keys_live_under_the_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    from drongo import mock_gcp
+    from emulators.azure.server import azure_emulator
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage  # type: ignore[attr-defined]  # untyped
+
+    with mock_gcp():
+        client = storage.Client(project="p", credentials=AnonymousCredentials())
+        client.create_bucket("results")
+        GcsResultStore("results", prefix="p/q", client=client).write("cache/k", b"v")
+        assert [b.name for b in client.list_blobs("results")] == ["p/q/cache/k"]
+    with azure_emulator() as emulator:
+        monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", emulator.connection_string("acct"))
+        emulator.blobs.containers.add(("acct", "c1"))
+        AzureBlobResultStore("acct", "c1", prefix="p").write("cache/k", b"v")
+        assert emulator.blobs.keys("acct", "c1") == ["p/cache/k"]
+        unsigned = emulator.azure.requests[-1]
+        assert unsigned.path == "/blob/acct/c1/p/cache/k"
+        with pytest.raises(Exception, match="ContainerNotFound"):
+            AzureBlobResultStore("acct", "missing").write("k", b"v")
+
+
+def test_azure_uses_the_managed_identity_unless_a_connection_string_names_the_account(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "AZURE_STORAGE_CONNECTION_STRING",
+        "DefaultEndpointsProtocol=https;AccountName=other;AccountKey=a2V5;",
+    )
+    client = AzureBlobResultStore("acct", "results").client
+    assert client.url == "https://acct.blob.core.windows.net/results"
+    assert type(client.credential).__name__ == "DefaultAzureCredential"
+    monkeypatch.setenv(
+        "AZURE_STORAGE_CONNECTION_STRING",
+        "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;",
+    )
+    shared = AzureBlobResultStore("acct", "results").client
+    assert "SharedKey" in type(shared.credential).__name__ and shared.account_name == "acct"
+
+
 def test_default_store_is_under_pushpool_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -125,21 +201,35 @@ def test_a_pools_result_storage_names_its_store(tmp_path: Path) -> None:
     s3 = store_for("s3://my-bucket/p")
     assert isinstance(s3, S3ResultStore) and (s3.bucket, s3.prefix) == ("my-bucket", "p")
     assert isinstance(store_for(None), LocalResultStore)
+    assert parse_result_storage("gs://my_bucket.x/results/") == ("gs", "my_bucket.x", "results")
+    gcs = store_for("gs://my-bucket/p/q")
+    assert isinstance(gcs, GcsResultStore) and (gcs.bucket, gcs.prefix) == ("my-bucket", "p/q")
+    assert parse_result_storage("az://acct1/results/p/") == ("az", "acct1/results", "p")
+    blob = store_for("az://acct1/results")
+    assert isinstance(blob, AzureBlobResultStore)
+    assert (blob.account, blob.container, blob.prefix) == ("acct1", "results", "")
     for url, message in (
-        ("gs://b/p", "Google Cloud Storage is not supported yet"),
-        ("az://c/p", "Azure Blob Storage is not supported yet"),
-        ("results", "give s3://bucket/prefix or an absolute directory"),
+        ("gcs://b/p", "Google Cloud Storage is spelt gs://bucket/prefix"),
+        ("abfs://c/p", "Azure Blob Storage is spelt az://account/container/prefix"),
+        ("https://acct.blob.core.windows.net/c", "a web URL is no result store"),
+        ("results", "use s3://bucket/prefix, gs://bucket/prefix, az://account/container"),
         ("ftp://host/x", "unknown scheme 'ftp'"),
         ("s3://UPPER/x", "is no S3 bucket name"),
         ("s3://bucket/../x", "the prefix may hold"),
+        ("gs://Bucket/x", "is no Cloud Storage bucket name"),
+        ("gs://b/x", "is no Cloud Storage bucket name"),
+        ("az://Acct/c/p", "'Acct' is no storage account name"),
+        ("az://acct", "'' is no blob container name"),
+        ("az://acct/a--b", "is no blob container name"),
+        ("az://acct/res/x y", "the prefix may hold"),
     ):
         with pytest.raises(UnsupportedResultStorage, match=message):
             parse_result_storage(url)
 
 
 def test_a_pools_result_storage_is_checked_at_the_api(api: Any) -> None:
-    body = {"name": "p", "type": "process", "config": {"result_storage": "gs://b/results"}}
+    body = {"name": "p", "type": "process", "config": {"result_storage": "gcs://b/results"}}
     r = api.post("/api/work-pools", json=body)
-    assert r.status_code == 422 and "Google Cloud Storage is not supported yet" in r.text
+    assert r.status_code == 422 and "Google Cloud Storage is spelt gs://" in r.text
     body["config"] = {"result_storage": "/srv/results"}
     assert api.post("/api/work-pools", json=body).status_code == 201

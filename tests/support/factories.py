@@ -26,6 +26,19 @@ def deployment_body(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+def etl_deployment_body(work_pool: str) -> dict[str, Any]:
+    """The ETL example (a pushpool flow whose cached task results are persisted) as a
+    container pool deploys it; its result is the row count, 3."""
+    return deployment_body(
+        name="etl",
+        flow_name="etl",
+        entrypoint="etl.py:etl",
+        work_pool=work_pool,
+        source={"type": "image"},
+        parameters={"day": "2026-03-01", "rows": 3, "failure_rate": 0.0},
+    )
+
+
 def image_deployment_body(work_pool: str, **overrides: Any) -> dict[str, Any]:
     """The hello example as a container pool deploys it: the code is in the image."""
     return deployment_body(

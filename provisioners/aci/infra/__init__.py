@@ -4,10 +4,10 @@ engine: :class:`provisioners.infra.Infrastructure`).
 :meth:`Infrastructure.plan` only reads; ``apply`` creates what is missing in dependency
 order (resource group, managed identity, registry, ``AcrPull`` for the identity, the
 control plane's custom role and, given its principal, its assignments: on the resource
-group and on each of the pool's subnets) and returns the config to record,
-``provisioned`` included; ``remove`` deletes exactly the recorded resources, newest
-first, tolerating what is gone, and never a resource group that was not created by this
-pool (one not tagged as the pool's is left alone).
+group and on each of the pool's subnets; then the result store of :mod:`.results`) and
+returns the config to record, ``provisioned`` included; ``remove`` deletes exactly the
+recorded resources, newest first, tolerating what is gone, and never a resource group
+that was not created by this pool (one not tagged as the pool's is left alone).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from provisioners.aci.infra.resources import (
     pool_resources,
     subnet_scopes,
 )
+from provisioners.aci.infra.results import result_resources
 from provisioners.aci.links import push_commands
 
 if TYPE_CHECKING:
@@ -41,10 +42,14 @@ class Infrastructure(infra.Infrastructure[Context]):
             c.control_plane_principal_id,
             tuple(c.subnet_ids),
         )
-        return cls(ctx)
+        return cls(ctx, c.result_retention_days)
+
+    def __init__(self, ctx: Context, result_retention_days: int = 30) -> None:
+        super().__init__(ctx)
+        self.result_retention_days = result_retention_days
 
     def resources(self) -> list[infra.Resource[Context]]:
-        return list(pool_resources(self.ctx))
+        return [*pool_resources(self.ctx), *result_resources(self.ctx, self.result_retention_days)]
 
 
 def setup_notes(provisioner: AciProvisioner) -> dict[str, str]:

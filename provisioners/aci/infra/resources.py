@@ -110,7 +110,11 @@ class Identity(Resource):
         return ctx.arm.client("msi").user_assigned_identities
 
     def _remember(self, ctx: Context, identity: Any) -> Found:
-        ctx.facts[self.kind] = {"id": identity.id, "principal_id": identity.principal_id}
+        ctx.facts[self.kind] = {
+            "id": identity.id,
+            "principal_id": identity.principal_id,
+            "client_id": identity.client_id,
+        }
         return Found(identity.id, ctx.owned(identity))
 
     def find(self, ctx: Context) -> Found | None:
@@ -134,7 +138,8 @@ class Identity(Resource):
         )
 
     def outputs(self, ctx: Context, resource_id: str) -> dict[str, Any]:
-        return {"identity_id": ctx.facts[self.kind]["id"]}
+        fact = ctx.facts[self.kind]
+        return {"identity_id": fact["id"], "identity_client_id": fact["client_id"]}
 
 
 class Registry(Resource):

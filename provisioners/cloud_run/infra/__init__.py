@@ -5,10 +5,11 @@ service account for its jobs holding ``roles/logging.logWriter`` on the project 
 nothing else; for the control plane's identity (``control_plane_member``, when given)
 ``roles/run.developer`` and ``roles/logging.viewer`` (last words) on the project and
 ``roles/iam.serviceAccountUser`` on the runtime account only; an Artifact Registry
-docker repository. :meth:`Infrastructure.plan` only reads; :meth:`apply` creates what is
-missing, in order, and returns what to record (``provisioned``: what it added);
-:meth:`remove` deletes exactly that, newest first, tolerating what is gone and leaving
-anything not the pool's.
+docker repository; a private result bucket (:mod:`.results`) on which the runtime
+account holds ``roles/storage.objectAdmin`` (that bucket only).
+:meth:`Infrastructure.plan` only reads; :meth:`apply` creates what is missing, in order,
+and returns what to record (``provisioned``: what it added); :meth:`remove` deletes
+exactly that, newest first, tolerating what is gone and leaving anything not the pool's.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from provisioners.cloud_run.infra.resources import (
     ProjectBinding,
     Repository,
     ServiceAccount,
+)
+from provisioners.cloud_run.infra.results import (
+    OBJECT_ROLE,
+    BucketBinding,
+    ResultBucket,
+    bucket_name,
 )
 from provisioners.cloud_run.models import CloudRunPoolConfig
 from provisioners.cloud_run.names import slug
@@ -70,6 +77,9 @@ class Infrastructure(infra.Infrastructure[Context]):
             found += [ProjectBinding(role, member) for role in CONTROL_PLANE_PROJECT_ROLES]
             found.append(AccountBinding(CONTROL_PLANE_ACCOUNT_ROLE, member, account.email))
         found.append(Repository(repository_id(self.pool)))
+        bucket = bucket_name(self.pool, self.config.project)
+        found.append(ResultBucket(bucket, self.config.result_retention_days))
+        found.append(BucketBinding(OBJECT_ROLE, runtime, bucket))
         return found
 
     def apply(
@@ -92,6 +102,8 @@ def setup_notes(config: CloudRunPoolConfig, pool: str) -> dict[str, str]:
         config.service_account or f"{account_id(pool)}@{config.project}.iam.gserviceaccount.com"
     )
     grants = [f"{role} on project {config.project} -> {runtime}" for role in RUNTIME_ROLES]
+    bucket = bucket_name(pool, config.project)
+    grants.append(f"{OBJECT_ROLE} on bucket {bucket} only -> {runtime}")
     member = config.control_plane_member or "<the control plane's identity>"
     grants += [f"{r} on project {config.project} -> {member}" for r in CONTROL_PLANE_PROJECT_ROLES]
     grants.append(f"{CONTROL_PLANE_ACCOUNT_ROLE} on service account {runtime} -> {member}")

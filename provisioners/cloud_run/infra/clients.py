@@ -1,10 +1,11 @@
 """The Google APIs provisioning uses, behind one error-translating boundary.
 
 Service Usage, Artifact Registry and Resource Manager through their client libraries
-(REST transport); IAM service accounts through their REST API on google-auth's
-``AuthorizedSession`` (google-cloud-iam's admin client speaks gRPC only). Same
-credentials and emulator rule as :mod:`provisioners.cloud_run.gcp`. Long-running
-operations are waited for: what comes next depends on them.
+(REST transport); Cloud Storage (the result bucket) through ``google-cloud-storage``;
+IAM service accounts through their REST API on google-auth's ``AuthorizedSession``
+(google-cloud-iam's admin client speaks gRPC only). Same credentials and emulator rule
+as :mod:`provisioners.cloud_run.gcp`. Long-running operations are waited for: what comes
+next depends on them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from provisioners.cloud_run.gcp import (
 IAM_URL = "https://iam.googleapis.com"
 #: How long to wait for an API to be enabled or a repository to be made, seconds.
 OPERATION_TIMEOUT = 600.0
+#: Per-call deadline of a Cloud Storage call, seconds.
+TIMEOUT = 60.0
 Policy = dict[str, Any]
 
 
@@ -49,8 +52,7 @@ class ProvisioningClients:
             self._made[key] = guarded(f"{key} client", lambda: self._new(key))
         return self._made[key]
 
-    @staticmethod
-    def _new(key: str) -> Any:
+    def _new(self, key: str) -> Any:
         if key == "services":
             from google.cloud import service_usage_v1
 
@@ -63,6 +65,8 @@ class ProvisioningClients:
             from google.cloud import resourcemanager_v3
 
             return resourcemanager_v3.ProjectsClient(**client_kwargs())
+        if key == "storage":
+            return _storage_client(self.project)
         from google.auth.transport.requests import AuthorizedSession
 
         return AuthorizedSession(credentials())
@@ -136,6 +140,73 @@ class ProvisioningClients:
                 .result(timeout=OPERATION_TIMEOUT)
             ),
         )
+
+    # -- Cloud Storage: the result bucket ------------------------------------------------
+    def _bucket(self, bucket: str) -> Any:
+        return self._client("storage").bucket(bucket, user_project=None)
+
+    def get_bucket(self, bucket: str) -> Resource | None:
+        """The bucket's resource (JSON API field names), or None if there is none."""
+        found = _none_if_missing(
+            "storage.buckets.get",
+            lambda: self._client("storage").get_bucket(bucket, timeout=TIMEOUT, retry=None),
+        )
+        return None if found is None else dict(found._properties)
+
+    def create_bucket(
+        self, bucket: str, labels: dict[str, str], expire_days: int, prefix: str
+    ) -> None:
+        """Create a private bucket in the pool's region: uniform bucket-level access,
+        public access prevention enforced, Google-managed encryption (no KMS key), and
+        objects under ``prefix`` deleted ``expire_days`` after they were written."""
+
+        def create() -> None:
+            made = self._bucket(bucket)
+            made.labels = labels
+            made.iam_configuration.uniform_bucket_level_access_enabled = True
+            made.iam_configuration.public_access_prevention = "enforced"
+            made.add_lifecycle_delete_rule(age=expire_days, matches_prefix=[prefix])
+            made.create(location=self.region, timeout=TIMEOUT, retry=None)
+
+        guarded("storage.buckets.insert", create)
+
+    def delete_bucket(self, bucket: str) -> None:
+        """Delete every object in the bucket (every page), then the bucket; gone is fine."""
+
+        def empty_then_delete() -> None:
+            client, target = self._client("storage"), self._bucket(bucket)
+            for blob in client.list_blobs(target, timeout=TIMEOUT, retry=None):
+                blob.delete(timeout=TIMEOUT, retry=None)
+            target.delete(timeout=TIMEOUT, retry=None)
+
+        _none_if_missing("storage.buckets.delete", empty_then_delete)
+
+    def bucket_policy(self, bucket: str) -> Policy:
+        policy = guarded(
+            "storage.buckets.getIamPolicy",
+            lambda: self._bucket(bucket).get_iam_policy(
+                requested_policy_version=3, timeout=TIMEOUT, retry=None
+            ),
+        )
+        return {
+            "version": policy.version,
+            "etag": policy.etag,
+            "bindings": [
+                {"role": b["role"], "members": sorted(b["members"])} for b in policy.bindings
+            ],
+        }
+
+    def set_bucket_policy(self, bucket: str, policy: Policy) -> None:
+        def write() -> None:
+            from google.api_core.iam import Policy as IamPolicy
+
+            body = IamPolicy(etag=policy.get("etag"), version=policy.get("version") or 1)
+            body.bindings = [
+                {"role": b["role"], "members": set(b["members"])} for b in policy["bindings"]
+            ]
+            self._bucket(bucket).set_iam_policy(body, timeout=TIMEOUT, retry=None)
+
+        guarded("storage.buckets.setIamPolicy", write)
 
     # -- Resource Manager: the project's IAM policy -----------------------------------------
     def project_policy(self) -> Policy:
@@ -222,6 +293,15 @@ class ProvisioningClients:
             "iam.serviceAccounts.setIamPolicy",
             {"policy": policy},
         )
+
+
+def _storage_client(project: str) -> Any:
+    """A Cloud Storage client for the project's credentials (the emulator's, in tests)."""
+    from google.cloud import storage  # type: ignore[attr-defined]  # untyped
+
+    url = emulator_url()
+    options = {"api_endpoint": url} if url else None
+    return storage.Client(project=project, credentials=credentials(), client_options=options)
 
 
 def _policy_dict(policy: Any) -> Policy:

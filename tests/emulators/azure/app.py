@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from emulators.azure.blobs import BlobService
 from emulators.azure.containers import Answer, ContainerInstance, arm_error
 from emulators.azure.graph import ResourceGraph
 from emulators.azure.resources import Resources
@@ -35,7 +36,8 @@ def _rg_id(m: re.Match[str]) -> str:
     return f"/subscriptions/{m['sub']}/resourceGroups/{m['rg']}"
 
 
-def make_app(azure: Azure) -> Starlette:
+def make_app(azure: Azure, blobs: BlobService | None = None) -> Starlette:
+    """ARM at the root; the Blob data plane (``blobs``) under ``/blob/<account>/...``."""
     aci = ContainerInstance(azure)
     resources = Resources(azure)
     graph = ResourceGraph(azure)
@@ -89,7 +91,10 @@ def make_app(azure: Azure) -> Starlette:
         return _respond(answer)
 
     methods = ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD"]
-    return Starlette(routes=[Route("/{path:path}", handle, methods=methods)])
+    routes = [Route("/{path:path}", handle, methods=methods)]
+    if blobs is not None:
+        routes.insert(0, Route("/blob/{path:path}", blobs.handle, methods=["GET", "PUT", "HEAD"]))
+    return Starlette(routes=routes)
 
 
 def _respond(answer: Answer) -> Response:

@@ -16,7 +16,8 @@ from emulators.azure.state import Azure
 from emulators.azure.validate import check
 
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
-BUILT_IN_ROLES = {ACR_PULL: "AcrPull"}
+BLOB_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+BUILT_IN_ROLES = {ACR_PULL: "AcrPull", BLOB_CONTRIBUTOR: "Storage Blob Data Contributor"}
 _ANY = r"[^/]+"
 RG = rf"/subscriptions/{_ANY}/resourcegroups/{_ANY}"
 
@@ -26,6 +27,9 @@ def _models() -> list[tuple[str, str, Any]]:
     from azure.mgmt.containerregistry import models as acr
     from azure.mgmt.msi.v2024_11_30 import models as msi
     from azure.mgmt.resource.resources import models as res
+    from azure.mgmt.storage import models as st
+
+    account = RG + rf"/providers/microsoft\.storage/storageaccounts/{_ANY}"
 
     return [
         ("resourceGroups", RG, res.ResourceGroup),
@@ -38,6 +42,17 @@ def _models() -> list[tuple[str, str, Any]]:
             "Microsoft.ContainerRegistry/registries",
             RG + rf"/providers/microsoft\.containerregistry/registries/{_ANY}",
             acr.Registry,
+        ),
+        ("Microsoft.Storage/storageAccounts", account, st.StorageAccountCreateParameters),
+        (
+            "Microsoft.Storage/storageAccounts/blobServices/containers",
+            account + rf"/blobservices/default/containers/{_ANY}",
+            st.BlobContainer,
+        ),
+        (
+            "Microsoft.Storage/storageAccounts/managementPolicies",
+            account + r"/managementpolicies/default",
+            st.ManagementPolicy,
         ),
         (
             "Microsoft.Authorization/roleDefinitions",
@@ -92,8 +107,10 @@ class Resources:
         if name != "resourceGroups" and rg and rg.group(0).lower() not in self.azure.resources:
             return arm_error(404, "ResourceGroupNotFound", f"Resource group of {path} not found.")
         key = path.lower()
-        # Role definitions answer 201 to an update too (their API's only success code).
+        # Role definitions answer 201 to an update too (their API's only success code);
+        # a storage account's create and a management policy's PUT answer 200, never 201.
         status = 200 if key in self.azure.resources and "roleDefinitions" not in name else 201
+        status = 200 if name.endswith(("storageAccounts", "managementPolicies")) else status
         stored = dict(body) | {"id": path, "name": path.rsplit("/", 1)[-1], "type": name}
         props = dict(stored.get("properties") or {})
         props.setdefault("provisioningState", "Succeeded")
@@ -106,6 +123,9 @@ class Resources:
             }
         if name.endswith("registries"):
             props["loginServer"] = f"{stored['name'].lower()}.azurecr.io"
+        if name.endswith("storageAccounts"):
+            account = stored["name"]
+            props["primaryEndpoints"] = {"blob": f"https://{account}.blob.core.windows.net/"}
         if name.endswith("roleAssignments"):
             props["scope"] = path.split("/providers/Microsoft.Authorization", 1)[0]
         stored["properties"] = props
@@ -116,12 +136,11 @@ class Resources:
         found = self.azure.resources.pop(key, None)
         if found is None:
             return 204, None, {}
-        if found["type"] == "resourceGroups":
-            inside = key + "/"
-            for k in [k for k in self.azure.resources if k.startswith(inside)]:
-                del self.azure.resources[k]
-            for k in [k for k in self.azure.groups if k.startswith(inside)]:
-                del self.azure.groups[k]
+        inside = key + "/"  # what is in it goes with it (a group's resources, an account's)
+        for k in [k for k in self.azure.resources if k.startswith(inside)]:
+            del self.azure.resources[k]
+        for k in [k for k in self.azure.groups if k.startswith(inside)]:
+            del self.azure.groups[k]
         return 200, None, {}
 
     def _built_in(self, path: str) -> dict[str, Any] | None:

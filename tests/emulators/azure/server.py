@@ -3,6 +3,7 @@ through ``PUSHPOOL_AZURE_EMULATOR_URL`` (plain HTTP, test-only authentication)."
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ import uvicorn
 from support.server import free_port
 
 from emulators.azure.app import make_app
+from emulators.azure.blobs import BlobService
 from emulators.azure.state import Azure
 from provisioners.aci.arm import EMULATOR_ENV
 
@@ -24,6 +26,20 @@ SUBSCRIPTION = "00000000-0000-0000-0000-00000000a2c1"
 class Emulator:
     url: str
     azure: Azure
+    blobs: BlobService
+
+    def blob_endpoint(self, account: str) -> str:
+        """The account's Blob service URL (path-style, plain HTTP)."""
+        return f"{self.url}/blob/{account}"
+
+    def connection_string(self, account: str) -> str:
+        """An ``AZURE_STORAGE_CONNECTION_STRING`` for ``account`` on this emulator (the
+        key is a placeholder: the emulator checks that requests are signed, not how)."""
+        key = base64.b64encode(f"emulator-key-{account}".encode()).decode()
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={key};"
+            f"BlobEndpoint={self.blob_endpoint(account)};"
+        )
 
     def add_resource_group(self, name: str, location: str = "westeurope") -> str:
         path = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{name}"
@@ -42,10 +58,11 @@ class Emulator:
 @contextmanager
 def azure_emulator(clock: Callable[[], float] = time.monotonic) -> Iterator[Emulator]:
     azure = Azure(clock)
+    blobs = BlobService(azure)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            make_app(azure),
+            make_app(azure, blobs),
             host="127.0.0.1",
             port=port,
             log_level="warning",
@@ -61,7 +78,7 @@ def azure_emulator(clock: Callable[[], float] = time.monotonic) -> Iterator[Emul
             raise RuntimeError("the Azure emulator did not start")
         time.sleep(0.02)
     try:
-        yield Emulator(f"http://127.0.0.1:{port}", azure)
+        yield Emulator(f"http://127.0.0.1:{port}", azure, blobs)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -17,6 +17,7 @@ from emulators.gcp.cloudrun import CloudRun
 from emulators.gcp.logging import Logging
 from emulators.gcp.project import Project
 from emulators.gcp.secretmanager import SecretManager
+from emulators.gcp.storage import Storage
 
 Handler = Callable[["Call"], Any]
 _P = r"/v2/(?P<parent>projects/[^/]+/locations/[^/]+)"
@@ -29,6 +30,7 @@ class Call:
     match: re.Match[str]
     query: dict[str, str]
     body: bytes
+    content_type: str = ""
 
     def __getitem__(self, group: str) -> str:
         return self.match.group(group).replace("%2F", "/")
@@ -46,11 +48,13 @@ class Services:
         self.run = CloudRun()
         self.logging = Logging()
         self.secrets = SecretManager()
+        self.storage = Storage()
         self.projects: dict[str, Project] = {}
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._cloud_run_routes()
         self._project_routes()
         self._secret_manager_routes()
+        self._storage_routes()
         self.add("POST", r"/v2/entries:list", lambda c: self.logging.list_entries(c.body))
 
     def add(self, method: str, pattern: str, handler: Handler) -> None:
@@ -122,6 +126,35 @@ class Services:
         self.add("GET", secret + ":getIamPolicy", lambda c: sm.get_policy(c["name"]))
         self.add("POST", secret + ":setIamPolicy", lambda c: sm.set_policy(c["name"], c.body))
 
+    def _storage_routes(self) -> None:
+        gcs = self.storage
+        b = r"/storage/v1/b/(?P<b>[^/]+)"
+        o = r"/o/(?P<o>.+)"
+        self.add(
+            "POST",
+            r"/storage/v1/b",
+            lambda c: gcs.create_bucket(c.query.get("project", ""), c.body),
+        )
+        self.add("GET", b, lambda c: gcs.get_bucket(c["b"]))
+        self.add("DELETE", b, lambda c: gcs.delete_bucket(c["b"]))
+        self.add("GET", b + r"/iam", lambda c: gcs.get_policy(c["b"]))
+        self.add("PUT", b + r"/iam", lambda c: gcs.set_policy(c["b"], c.body))
+        self.add("GET", b + r"/o", lambda c: gcs.list_objects(c["b"], c.query))
+        self.add(
+            "POST",
+            r"/upload" + b + r"/o",
+            lambda c: gcs.upload(c["b"], c.query, c.content_type, c.body),
+        )
+
+        def read(c: Call) -> Any:
+            if c.query.get("alt") == "media":
+                return Response(gcs.media(c["b"], c["o"]), media_type="application/octet-stream")
+            return gcs.get_object(c["b"], c["o"])
+
+        self.add("GET", b + o, read)
+        self.add("GET", r"/download" + b + o, read)
+        self.add("DELETE", b + o, lambda c: gcs.delete_object(c["b"], c["o"]))
+
     def _cloud_run_routes(self) -> None:
         run = self.run
 
@@ -152,15 +185,19 @@ class Services:
             lambda c: run.operation(f"{c['parent']}/operations/{c['op']}"),
         )
 
-    def handle(self, method: str, path: str, query: dict[str, str], body: bytes) -> Response:
+    def handle(
+        self, method: str, path: str, query: dict[str, str], body: bytes, content_type: str = ""
+    ) -> Response:
         record = Recorded(method, path, "&".join(f"{k}={v}" for k, v in query.items()))
         with self.journal.lock:
             self.journal.requests.append(record)
-            response = self._answer(method, path, query, body)
+            response = self._answer(method, path, query, body, content_type)
         record.status = response.status_code
         return response
 
-    def _answer(self, method: str, path: str, query: dict[str, str], body: bytes) -> Response:
+    def _answer(
+        self, method: str, path: str, query: dict[str, str], body: bytes, content_type: str
+    ) -> Response:
         fault = self.journal.fault_for(method, path)
         if fault is not None and not fault.after:
             return ApiError(fault.status, fault.message, fault.reason).response()
@@ -168,11 +205,15 @@ class Services:
             match = pattern.match(path)
             if route_method == method and match:
                 try:
-                    result = handler(Call(match, query, body))
+                    result = handler(Call(match, query, body, content_type))
                 except ApiError as exc:
                     return exc.response()
                 if fault is not None:  # done, but the answer is "lost"
                     return ApiError(fault.status, fault.message, fault.reason).response()
+                if isinstance(result, Response):
+                    return result
+                if result is None and method == "DELETE" and path.startswith("/storage/"):
+                    return Response(status_code=204)
                 return JSONResponse(result if result is not None else {})
         return ApiError(404, f"no such method: {method} {path}").response()
 
@@ -181,7 +222,9 @@ def build_app(services: Services) -> Starlette:
     async def endpoint(request: Request) -> Response:
         body = await request.body()
         path = request.url.path
-        return services.handle(request.method, path, dict(request.query_params), body)
+        content_type = request.headers.get("content-type", "")
+        query = dict(request.query_params)
+        return services.handle(request.method, path, query, body, content_type)
 
     methods = ["GET", "POST", "DELETE", "PATCH", "PUT"]
     route: Callable[[Request], Awaitable[Response]] = endpoint

@@ -24,6 +24,10 @@ KINDS = (
     "role-assignment acr-pull",
     "custom-role",
     "role-assignment control-plane",
+    "storage-account",
+    "blob-container",
+    "storage-lifecycle-policy",
+    "role-assignment results-writer",
 )
 
 
@@ -61,7 +65,7 @@ def test_provision_then_replan_then_deprovision(emulator: Emulator, live: LiveSe
     assert len(config["provisioned"]) == len(KINDS)
     stored = emulator.azure.resources
     tagged = [r for r in stored.values() if (r.get("tags") or {}).get("pushpool-pool") == "demo"]
-    assert len(tagged) == 3  # group, identity, registry: the others take no tags
+    assert len(tagged) == 4  # group, identity, registry, storage account: the rest take none
     role = next(r for r in stored.values() if r["type"].endswith("roleDefinitions"))
     assert role["properties"]["permissions"][0]["actions"] == CONTROL_PLANE_ACTIONS
     assignments = [r for r in stored.values() if r["type"].endswith("roleAssignments")]
@@ -148,3 +152,78 @@ def test_subnets_get_the_join_action_and_an_assignment_each(emulator: Emulator) 
     assert done.plan().empty
     done.deprovision()
     assert list(stored) == [f"/subscriptions/{SUBSCRIPTION}/resourcegroups/net"]
+
+
+def test_the_result_store_is_private_expiring_and_only_the_identitys(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emulators.azure.harness import pool_config
+    from emulators.azure.resources import BLOB_CONTRIBUTOR
+
+    from provisioners.aci.names import storage_account_name
+    from pushpool.errors import ResultNotFound
+    from pushpool.results import AzureBlobResultStore, parse_result_storage, store_for
+
+    config = pool_config(resource_group="pushpool-demo", result_retention_days=7)
+    first = AciProvisioner("demo", config)
+    values = first.provision(first.plan())
+    account = storage_account_name("demo", SUBSCRIPTION)
+    assert 3 <= len(account) <= 24 and account.isalnum() and account.islower()
+    assert parse_result_storage(values["result_storage"]) == ("az", f"{account}/results", "")
+    stored = emulator.azure.resources
+    rg = f"/subscriptions/{SUBSCRIPTION}/resourcegroups/pushpool-demo"
+    base = f"{rg}/providers/microsoft.storage/storageaccounts/{account}"
+    props = stored[base]["properties"]
+    assert stored[base]["tags"] == {"pushpool-pool": "demo"}
+    assert (props["minimumTlsVersion"], props["allowBlobPublicAccess"]) == ("TLS1_2", False)
+    assert props["supportsHttpsTrafficOnly"] is True
+    container = stored[f"{base}/blobservices/default/containers/results"]
+    assert container["properties"]["publicAccess"] == "None"
+    (rule,) = stored[f"{base}/managementpolicies/default"]["properties"]["policy"]["rules"]
+    assert rule["definition"]["filters"]["prefixMatch"] == ["results/"]
+    assert rule["definition"]["actions"]["baseBlob"]["delete"] == {
+        "daysAfterModificationGreaterThan": 7
+    }
+    identity = next(r for r in stored.values() if r["type"].endswith("userAssignedIdentities"))
+    (writer,) = [
+        r for r in stored.values()
+        if r["type"].endswith("roleAssignments")
+        and r["properties"]["roleDefinitionId"].endswith(BLOB_CONTRIBUTOR)
+    ]  # fmt: skip
+    assert writer["properties"]["principalId"] == identity["properties"]["principalId"]
+    assert (
+        writer["properties"]["scope"].lower() == f"{base}/blobservices/default/containers/results"
+    )
+    again = AciProvisioner("demo", {**config, **values})
+    assert again.plan().empty
+    longer = AciProvisioner("demo", {**config, **values, "result_retention_days": 14})
+    assert [(s.resource, s.name) for s in longer.plan().to_create] == [
+        ("storage-lifecycle-policy", "default")
+    ]
+
+    # what the runner does with the URL (the emulator's blob endpoint stands in for Azure's)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", emulator.connection_string(account))
+    store = store_for(values["result_storage"])
+    assert isinstance(store, AzureBlobResultStore)
+    store.write("flow-runs/r1/result", b'J{"rows": 3}')
+    assert store.read("flow-runs/r1/result") == b'J{"rows": 3}'
+    assert emulator.blobs.keys(account, "results") == ["flow-runs/r1/result"]
+    again.deprovision()
+    assert not any("microsoft.storage" in key for key in stored)
+    assert emulator.blobs.keys(account, "results") == []  # the account took its blobs along
+    with pytest.raises(ResultNotFound):  # Azure's ContainerNotFound
+        store_for(values["result_storage"]).read("flow-runs/r1/result")
+
+
+def test_aci_result_storage_must_be_azure_blob() -> None:
+    from emulators.azure.harness import pool_config
+
+    for storage, message in (
+        ("/tmp/results", "a container group's disk goes with the group"),
+        ("gs://bucket/results", "a container group's disk goes with the group"),
+        ("az://Account/c1/x", "is no storage account name"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            AciProvisioner("demo", pool_config(result_storage=storage))
+    ok = AciProvisioner("demo", pool_config(result_storage="az://acct/results/p"))
+    assert ok.config.result_storage == "az://acct/results/p"

@@ -247,3 +247,27 @@ def harness_aci() -> object:
     from emulators.azure.harness import aci_harness
 
     yield from aci_harness()
+
+
+def test_runs_with_the_pools_identity_get_its_client_id_for_default_azure_credential() -> None:
+    from emulators.azure.harness import pool_config
+
+    from provisioners.aci.models import AciJobVariables, AciPoolConfig
+    from provisioners.aci.spec import group_spec
+
+    identities = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity"
+    own = f"{identities}/userAssignedIdentities/own"
+    other = own.replace("/own", "/other")
+    config = AciPoolConfig.model_validate(
+        pool_config(identity_id=own, identity_client_id="00000000-0000-0000-0000-0000000000c1")
+    )
+    request = SubmitRequest("r1", 1, "f", "d", env={"PUSHPOOL_FLOW_RUN_ID": "r1"})
+
+    def env_of(job: AciJobVariables) -> dict[str, str | None]:
+        spec = group_spec(config, "demo", "g1", request, job)
+        return {v.name: v.value for v in spec.body.containers[0].environment_variables}
+
+    assert env_of(AciJobVariables())["AZURE_CLIENT_ID"] == "00000000-0000-0000-0000-0000000000c1"
+    assert "AZURE_CLIENT_ID" not in env_of(AciJobVariables(identity=other))  # not the pool's
+    mine = AciJobVariables(env={"AZURE_CLIENT_ID": "mine"})
+    assert env_of(mine)["AZURE_CLIENT_ID"] == "mine"  # the deployment's own wins

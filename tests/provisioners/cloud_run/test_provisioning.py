@@ -10,10 +10,12 @@ from emulators.gcp import GcpEmulator
 from support.cloud_run import PROJECT, REGION
 
 from provisioners.cloud_run import CloudRunProvisioner
+from provisioners.cloud_run.infra.results import bucket_name
 from provisioners.errors import ProvisionerError
 
 CONTROL_PLANE = f"serviceAccount:control@{PROJECT}.iam.gserviceaccount.com"
 RUNTIME = f"pushpool-demo@{PROJECT}.iam.gserviceaccount.com"
+BUCKET = bucket_name("demo", PROJECT)
 EXPECTED = [
     ("api", "run.googleapis.com"),
     ("api", "artifactregistry.googleapis.com"),
@@ -25,6 +27,8 @@ EXPECTED = [
     ("project-iam-binding", f"roles/logging.viewer {CONTROL_PLANE}"),
     ("service-account-iam-binding", f"roles/iam.serviceAccountUser {CONTROL_PLANE}"),
     ("artifact-registry-repository", "pushpool-demo"),
+    ("storage-bucket", BUCKET),
+    ("bucket-iam-binding", f"roles/storage.objectAdmin serviceAccount:{RUNTIME}"),
 ]
 
 
@@ -100,6 +104,7 @@ def test_deprovision_removes_what_it_added_and_keeps_what_it_found(
     provisioned.deprovision(lambda step: removed.append(step.name))
     assert removed == [name for _, name in reversed(EXPECTED) if name != "run.googleapis.com"]
     assert emulator.project(PROJECT).snapshot() == before
+    assert emulator.storage.buckets == {}
     provisioned.deprovision()  # again: everything is gone, nothing fails
 
 
@@ -170,3 +175,90 @@ def test_setup_notes_list_the_roles_and_the_push_commands(
     assert "run.executions.cancel" in methods and "iam.serviceAccounts.create" in methods
     push = notes["Build and push the runner image (runner_image/Dockerfile)"]
     assert f"docker push {REGION}-docker.pkg.dev/{PROJECT}/pushpool-demo/" in push
+
+
+def test_the_result_bucket_is_private_expiring_and_only_the_runtime_accounts(
+    emulator: GcpEmulator,
+    pool: CloudRunProvisioner,
+    make_provisioner: Callable[..., CloudRunProvisioner],
+) -> None:
+    from pushpool.results import GcsResultStore, parse_result_storage, store_for
+
+    pool = make_provisioner(**{**pool.config.model_dump(exclude_none=True),
+                               "result_retention_days": 7})  # fmt: skip
+    provisioned = recorded(pool, make_provisioner)
+    storage = provisioned.config.result_storage
+    assert storage is not None and parse_result_storage(storage) == ("gs", BUCKET, "results")
+    assert BUCKET.startswith("pushpool-demo-results-") and len(BUCKET) <= 63
+    bucket = emulator.storage.buckets[BUCKET]
+    assert bucket.body["labels"] == {"pushpool-pool": "demo"}
+    assert bucket.body["location"] == REGION.upper()
+    assert bucket.body["iamConfiguration"] == {
+        "uniformBucketLevelAccess": {"enabled": True},
+        "publicAccessPrevention": "enforced",
+    }
+    assert "encryption" not in bucket.body  # Google-managed keys
+    assert bucket.body["lifecycle"] == {
+        "rule": [
+            {"action": {"type": "Delete"}, "condition": {"age": 7, "matchesPrefix": ["results/"]}}
+        ]
+    }
+    grants = {b["role"]: b["members"] for b in bucket.bindings}
+    assert grants["roles/storage.objectAdmin"] == [f"serviceAccount:{RUNTIME}"]
+    project_roles = dict(emulator.project(PROJECT).snapshot()["policies"][f"projects/{PROJECT}"])
+    assert not any("storage" in role for role in project_roles)  # the bucket only
+    assert make_provisioner(**provisioned.config.model_dump(exclude_none=True)).plan().empty
+
+    with pytest.MonkeyPatch.context() as env:  # what the runner does (its env names the store)
+        env.setenv("STORAGE_EMULATOR_HOST", emulator.url)
+        store = store_for(storage)
+        assert isinstance(store, GcsResultStore)
+        store.write("flow-runs/r1/result", b'J{"rows": 3}')
+        assert store.read("flow-runs/r1/result") == b'J{"rows": 3}'
+    assert list(bucket.objects) == ["results/flow-runs/r1/result"]
+    for i in range(3):  # more than one object: deprovision empties the bucket first
+        bucket.objects[f"results/cache/{i}"] = b"x"
+    provisioned.deprovision()
+    assert emulator.storage.buckets == {}
+
+
+def test_a_bucket_that_is_not_the_pools_is_used_but_never_emptied_or_removed(
+    emulator: GcpEmulator,
+    pool: CloudRunProvisioner,
+    make_provisioner: Callable[..., CloudRunProvisioner],
+) -> None:
+    from emulators.gcp.storage import Bucket
+
+    emulator.storage.buckets[BUCKET] = Bucket({"name": BUCKET, "labels": {"team": "x"}}, [])
+    emulator.storage.buckets[BUCKET].objects["keep"] = b"theirs"
+    step = next(s for s in pool.plan().steps if s.resource == "storage-bucket")
+    assert step.exists and "never removed" in step.detail
+    provisioned = recorded(pool, make_provisioner)
+    assert provisioned.config.result_storage == f"gs://{BUCKET}/results"
+    provisioned.deprovision()
+    assert emulator.storage.buckets[BUCKET].objects == {"keep": b"theirs"}
+
+
+def test_cloud_run_result_storage_must_be_gcs(
+    make_provisioner: Callable[..., CloudRunProvisioner],
+) -> None:
+    for storage, message in (
+        ("/tmp/results", "a Cloud Run job's disk goes with the job"),
+        ("s3://bucket/results", "a Cloud Run job's disk goes with the job"),
+        ("gs://Bucket/x", "is no Cloud Storage bucket name"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            make_provisioner(result_storage=storage)
+    assert make_provisioner(result_storage="gs://b01/p").config.result_storage == "gs://b01/p"
+
+
+def test_every_storage_call_is_in_the_permission_list() -> None:
+    import inspect
+    import re
+
+    from provisioners.cloud_run import permissions
+    from provisioners.cloud_run.infra import clients
+
+    called = set(re.findall(r'"(storage\.[a-zA-Z.]+)"', inspect.getsource(clients)))
+    listed = {method for method, _, _ in permissions.PROVISIONING}
+    assert called and called <= listed, called - listed

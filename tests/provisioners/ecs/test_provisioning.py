@@ -200,8 +200,9 @@ def test_the_result_bucket_is_private_encrypted_expiring_and_only_the_task_roles
 def test_ecs_result_storage_must_be_s3(make: Any) -> None:
     for storage, message in (
         ("/tmp/results", "an ECS task's disk goes with the task"),
-        ("gs://bucket/results", "Google Cloud Storage is not supported yet"),
-        ("az://container/results", "Azure Blob Storage is not supported yet"),
+        ("gs://bucket/results", "an ECS task's disk goes with the task"),
+        ("az://account/container/results", "an ECS task's disk goes with the task"),
+        ("gcs://bucket/results", "Google Cloud Storage is spelt gs://bucket/prefix"),
         ("s3://Not_A_Bucket/x", "is no S3 bucket name"),
     ):
         with pytest.raises(ValueError, match=message):
