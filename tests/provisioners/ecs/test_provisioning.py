@@ -281,12 +281,20 @@ def test_reprovisioning_brings_an_old_execution_roles_secret_grant_up_to_date(
     if old_policy == "missing":
         iam.delete_role_policy(RoleName=role, PolicyName=policy)
     else:
-        stale = {"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-             "Resource": "arn:aws:secretsmanager:us-east-1:123456789012:secret:other/*"}]}  # fmt: skip
+        grant = {
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": "arn:aws:secretsmanager:us-east-1:123456789012:secret:other/*",
+        }
+        stale = {"Version": "2012-10-17", "Statement": [grant]}
         iam.put_role_policy(RoleName=role, PolicyName=policy, PolicyDocument=json.dumps(stale))
-    old = {**values, "provisioned": [  # recorded by a version without this step
-        r for r in values["provisioned"] if r["resource"] != "iam-role-policy" or r["name"] != f"{role}/{policy}"]}  # fmt: skip
+    step = {"resource": "iam-role-policy", "name": f"{role}/{policy}"}
+    old = {  # recorded by a version without this step
+        **values,
+        "provisioned": [
+            r for r in values["provisioned"] if {**r, "id": None} != {**step, "id": None}
+        ],
+    }
     plan = make(old).plan()
     assert [(s.resource, s.name) for s in plan.to_create] == [
         ("iam-role-policy", f"{role}/{policy}")
