@@ -8,26 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.server import LiveServer, live_server
-from typer.testing import CliRunner
-
-from service.cli.main import app
-from service.settings import Settings
+from support.e2e import cli_server, invoke
+from support.server import LiveServer
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    with live_server(Settings(home=tmp_path / "home")) as server:
-        monkeypatch.setenv("PUSHPOOL_API_URL", server.url)
-        monkeypatch.setenv("PUSHPOOL_API_KEY", server.api_key)
+    with cli_server(tmp_path / "home", monkeypatch) as server:
         yield server
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.output
 
 
 def config_of(name: str) -> dict[str, object]:
