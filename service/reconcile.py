@@ -368,16 +368,16 @@ class Reconciler:
         runs reference (block values resolved at dispatch: ``service.blocks.resolve``). Not
         while one of its runs is ``PENDING``: the platform reads a run's secrets when it
         starts it. A failure is logged; the next pass tries again."""
-        provisioner = self.dispatcher.provisioners.for_pool(pool)
-        if type(provisioner).prune_secrets is Provisioner.prune_secrets:
-            return 0  # a type without platform secrets
         if any(r.state.type == StateType.PENDING for r in active):
             return 0
-        from service.blocks.resolve import referenced_sources
-
-        jobs = [d.job_variables for d in self.store.list_deployments(work_pool=pool.name)]
-        jobs += [r.job_variables for r in active]
         try:
+            provisioner = self.dispatcher.provisioners.for_pool(pool)
+            if type(provisioner).prune_secrets is Provisioner.prune_secrets:
+                return 0  # a type without platform secrets
+            from service.blocks.resolve import referenced_sources
+
+            jobs = [d.job_variables for d in self.store.list_deployments(work_pool=pool.name)]
+            jobs += [r.job_variables for r in active]
             return provisioner.prune_secrets(referenced_sources(jobs))
         except PushpoolError as exc:
             log.warning("pruning the secrets of pool %s, will retry: %s", pool.name, exc)
