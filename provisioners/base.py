@@ -270,6 +270,14 @@ class Provisioner(ABC):
         given deployments' job variables need any more. Returns how many were removed."""
         return 0
 
+    def prune_secrets(self, keep: set[str]) -> int:
+        """Delete the pool's platform secrets (what :attr:`SubmitRequest.secret_env` was
+        written to) whose ``SecretValue.source`` is not in ``keep``; how many went.
+        Idempotent; one that fails to go is left for the next call. The caller never calls
+        it while a run of the pool is submitted but not started (its secrets are read at
+        start)."""
+        return 0
+
     def setup_notes(self) -> dict[str, str]:
         """What the user should know or do once the pool is provisioned (title -> text)."""
         return {}

@@ -129,8 +129,9 @@ class ProcessPoolConfig(PoolConfig):
         if not roots:
             return (
                 f"work pool {pool_name!r} allows no local source: its config has no "
-                "allowed_source_roots; an admin sets them (PATCH /api/work-pools/"
-                f'{pool_name} with {{"config": {{..., "allowed_source_roots": ["/abs/dir"]}}}})'
+                "allowed_source_roots; an admin sets them: pushpool work-pool update "
+                f"{pool_name} --set 'allowed_source_roots=[\"/abs/dir\"]' (or PATCH "
+                f"/api/work-pools/{pool_name} with that key in its config)"
             )
         resolved = Path(path).resolve()
         if not any(resolved.is_relative_to(Path(root).resolve()) for root in roots):

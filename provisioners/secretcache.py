@@ -34,6 +34,13 @@ class WrittenSecrets:
         with self._lock:
             self._known[name] = (reference, digest)
 
+    def forget(self, name: str) -> None:
+        """Drop what was remembered for ``name`` (and for ``name`` with a qualifier after a
+        space, e.g. ``"<secret id> <reader>"``): it is written again on next use."""
+        with self._lock:
+            for key in [k for k in self._known if k == name or k.startswith(name + " ")]:
+                del self._known[key]
+
     def clear(self) -> None:
         with self._lock:
             self._known.clear()

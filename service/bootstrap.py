@@ -149,6 +149,7 @@ def default_pool_warning(svc: Services) -> str | None:
     return (
         f"work pool {DEFAULT_POOL!r} allows no local source (its config has no "
         "allowed_source_roots): deploys of local code to it are refused until an admin sets "
-        f'them, e.g. PATCH /api/work-pools/{DEFAULT_POOL} with {{"config": '
-        f'{{..., "allowed_source_roots": ["{Path.cwd().resolve()}"]}}}}'
+        f"them, e.g. pushpool work-pool update {DEFAULT_POOL} --set "
+        f"'allowed_source_roots={json.dumps([str(Path.cwd().resolve())])}' (or PATCH "
+        f"/api/work-pools/{DEFAULT_POOL} with that key in its config)"
     )

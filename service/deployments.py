@@ -33,6 +33,9 @@ from service.validation import check_json_schema, check_model, check_parameters
 
 Tag = str
 MAX_TIMEOUT_SECONDS = 7 * 86400
+#: Blocks one deployment may list, declared and referenced together (each is a write in
+#: the deploy's transaction on DynamoDB, which takes at most 100).
+MAX_BLOCKS = 50
 
 
 class DeploymentFields(Strict):
@@ -59,7 +62,7 @@ class DeploymentFields(Strict):
     )
     blocks: list[BlockRef] = Field(
         default_factory=list,
-        max_length=100,
+        max_length=MAX_BLOCKS,
         description="Blocks (type/name) its flow code may load; those its job variables "
         "reference ({{ block:type/name }}) are added",
     )
@@ -94,7 +97,7 @@ class DeploymentUpdate(Patch):
     retry_delay_seconds: int | None = Field(default=None, ge=0, le=7 * 86400)
     tags: list[Tag] | None = Field(default=None, max_length=50)
     timeout_seconds: int | None = Field(default=None, ge=1, le=MAX_TIMEOUT_SECONDS)
-    blocks: list[BlockRef] | None = Field(default=None, max_length=100)
+    blocks: list[BlockRef] | None = Field(default=None, max_length=MAX_BLOCKS)
 
     @field_validator("entrypoint")
     @classmethod
@@ -106,6 +109,10 @@ def _blocks(svc: Services, body: DeploymentFields, pool_type: str) -> list[str]:
     """The declared blocks plus those the job variables reference, each one existing."""
     referenced = check_references(body.job_variables, pool_type)
     wanted = sorted(set(body.blocks) | set(referenced))
+    if len(wanted) > MAX_BLOCKS:
+        raise InvalidInput(
+            "blocks", f"{len(wanted)} blocks declared and referenced: at most {MAX_BLOCKS}"
+        )
     for ref in wanted:
         try:
             svc.store.get_block(*split_ref(ref))
@@ -200,7 +207,10 @@ def _store(svc: Services, deployment: Deployment) -> tuple[Deployment, bool]:
     from service.scheduler import schedule_records  # imported on first deploy
 
     records = schedule_records(deployment, svc.clock())
-    stored, created = svc.store.upsert_deployment(deployment, records)
+    try:
+        stored, created = svc.store.upsert_deployment(deployment, records)
+    except BlockNotFound as exc:  # deleted since it was checked: the store refused
+        raise InvalidInput("blocks", f"block {exc.ident!r} does not exist") from None
     if existing is not None and existing.paused != deployment.paused:
         # Paused: its future runs go. Resumed: it starts afresh from now, nothing "missed".
         svc.store.reset_schedules(stored.id, {r.id: r.next_fire_at for r in records if r.active})

@@ -353,8 +353,10 @@ class Reconciler:
             return False
 
     def sweep_orphans(self) -> int:
-        """Tear down infrastructure whose run is finished and no longer queued."""
-        live = {r.id for r in self.store.runs_in_states(sorted(ACTIVE), 10_000)}
+        """Tear down infrastructure whose run is finished and no longer queued, and delete
+        platform secrets no deployment references any more."""
+        active = self.store.runs_in_states(sorted(ACTIVE), 10_000)
+        live = {r.id for r in active}
         live |= {t.run_id for t in self.store.pending_teardowns(10_000)}
         swept = 0
         for pool in self.store.list_pools():
@@ -362,7 +364,28 @@ class Reconciler:
                 swept += self._sweep_pool(pool, live)
             except PushpoolError as exc:
                 log.warning("sweeping pool %s: %s", pool.name, exc)
+            swept += self._prune_secrets(pool, [r for r in active if r.work_pool == pool.name])
         return swept
+
+    def _prune_secrets(self, pool: WorkPool, active: list[FlowRun]) -> int:
+        """Delete the pool's platform secrets that neither its deployments nor its active
+        runs reference (block values resolved at dispatch: ``service.blocks.resolve``). Not
+        while one of its runs is ``PENDING``: the platform reads a run's secrets when it
+        starts it. A failure is logged; the next pass tries again."""
+        if any(r.state.type == StateType.PENDING for r in active):
+            return 0
+        try:
+            provisioner = self.dispatcher.provisioners.for_pool(pool)
+            if type(provisioner).prune_secrets is Provisioner.prune_secrets:
+                return 0  # a type without platform secrets
+            from service.blocks.resolve import referenced_sources
+
+            jobs = [d.job_variables for d in self.store.list_deployments(work_pool=pool.name)]
+            jobs += [r.job_variables for r in active]
+            return provisioner.prune_secrets(referenced_sources(jobs))
+        except PushpoolError as exc:
+            log.warning("pruning the secrets of pool %s, will retry: %s", pool.name, exc)
+            return 0
 
     def _sweep_pool(self, pool: WorkPool, live: set[str]) -> int:
         provisioner = self.dispatcher.provisioners.for_pool(pool)

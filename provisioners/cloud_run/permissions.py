@@ -33,8 +33,16 @@ CONTROL_PLANE = (
         "secretmanager.secrets.setIamPolicy",
         "block secrets: the job's account may read (that secret only)",
     ),
-    ("secretmanager.projects.secrets.list", "secretmanager.secrets.list", "deprovision"),
-    ("secretmanager.projects.secrets.delete", "secretmanager.secrets.delete", "deprovision"),
+    (
+        "secretmanager.projects.secrets.list",
+        "secretmanager.secrets.list",
+        "sweep (secrets no deployment references), deprovision",
+    ),
+    (
+        "secretmanager.projects.secrets.delete",
+        "secretmanager.secrets.delete",
+        "sweep, deprovision",
+    ),
     (
         "(acting as the runtime service account)",
         "iam.serviceAccounts.actAs",
@@ -94,7 +102,8 @@ def table() -> str:
     """Both lists as text, for the pool's setup notes."""
     lines = [
         "Control plane (roles/run.developer, roles/logging.viewer; iam.serviceAccountUser on"
-        " the runtime account only):"
+        " the runtime account only; roles/secretmanager.admin under a condition: the"
+        " pool's secrets pushpool-<pool>_* only, and the project for create and list):"
     ]
     lines += [f"  {method}: {permission} ({why})" for method, permission, why in CONTROL_PLANE]
     lines.append("Provisioning (the user's own credentials, from the CLI):")

@@ -383,5 +383,14 @@ class CloudRunProvisioner(Provisioner):
         if removed:
             log.info("removed %d block secret(s)", len(removed))
 
+    def prune_secrets(self, keep: set[str]) -> int:
+        """Delete the pool's Secret Manager secrets no deployment references any more."""
+        try:
+            return len(self.secrets.prune(keep))
+        except GcpError as exc:
+            if exc.status in (403, 404):  # the Secret Manager API is off: no secrets
+                return 0
+            raise
+
     def setup_notes(self) -> dict[str, str]:
         return setup_notes(self.config, self.pool_name)

@@ -5,14 +5,15 @@ Each resolved block value (``SubmitRequest.secret_env``) is kept in a secret who
 (label ``pushpool-pool``, ``roles/secretmanager.secretAccessor`` for the job's service
 account on that secret only) and given a new version when the value changes. The job's
 env references the exact version (``secretKeyRef``), so a run gets the value resolved at
-its dispatch and a rotated block reaches the next run. The secrets are deleted when the
-pool is deprovisioned.
+its dispatch and a rotated block reaches the next run. A secret no deployment of the pool
+references any more is deleted by the tick's housekeeping (:meth:`PoolSecrets.prune`);
+all go when the pool is deprovisioned.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 
 from provisioners.base import SecretValue
 from provisioners.cloud_run.errors import GcpError
@@ -60,6 +61,25 @@ class PoolSecrets:
         else:
             log.info("created secret %s", sid)
         return self.gcp.add_secret_version(sid, value)
+
+    def prune(self, keep: Set[str]) -> list[str]:
+        """Delete the pool's secrets whose source is not in ``keep``; the names removed.
+        One that fails to go is logged and left for the next pass."""
+        wanted = {self.gcp.secret_name(secret_id(self.pool, source)) for source in keep}
+        removed = []
+        for name in sorted(self.gcp.list_secret_names(secret_prefix(self.pool))):
+            if name in wanted:
+                continue
+            self.written.forget(name.rpartition("/")[2])
+            try:
+                self.gcp.delete_secret(name)
+            except GcpError as exc:
+                log.warning("secret %s not removed, will retry: %s", name, exc)
+                continue
+            removed.append(name)
+        if removed:
+            log.info("removed %d secret(s) no deployment references", len(removed))
+        return removed
 
     def remove_all(self) -> list[str]:
         """Delete every secret of the pool; the names removed."""

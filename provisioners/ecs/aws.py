@@ -220,15 +220,19 @@ class AwsClient:
         )
         return str(page["ARN"])
 
-    def list_secrets(self, prefix: str) -> list[str]:
-        """The ARNs of the secrets whose name starts with ``prefix``."""
+    def list_secrets(self, prefix: str) -> dict[str, str]:
+        """``name -> ARN`` of the secrets whose name starts with ``prefix``."""
         found = self.pages(
             "secretsmanager",
             "list_secrets",
             "SecretList",
             Filters=[{"Key": "name", "Values": [prefix]}],
         )
-        return [str(s["ARN"]) for s in found if str(s.get("Name", "")).startswith(prefix)]
+        return {
+            str(s["Name"]): str(s["ARN"])
+            for s in found
+            if str(s.get("Name", "")).startswith(prefix)
+        }
 
     def delete_secret(self, arn: str) -> None:
         """Delete a secret at once (no recovery window: it is the control plane's copy)."""

@@ -308,6 +308,10 @@ class EcsProvisioner(Provisioner):
             return 0
         return len(self.prune_task_definitions(keep))
 
+    def prune_secrets(self, keep: set[str]) -> int:
+        """Delete the pool's Secrets Manager secrets no deployment references any more."""
+        return len(self.secrets.prune(keep))
+
     # -- pool infrastructure -----------------------------------------------------------
     def _infrastructure(self) -> Infrastructure:
         ctx = Context(

@@ -5,13 +5,14 @@ Each resolved block value (``SubmitRequest.secret_env``) is kept in a secret nam
 new version when the value changes, so a rotated block reaches the next run. Task
 definitions reference the secret's ARN (``secrets[].valueFrom``), never its value; ECS
 reads it with the pool's execution role, whose policy allows ``GetSecretValue`` on that
-prefix only. The secrets are deleted when the pool is deprovisioned.
+prefix only. A secret no deployment of the pool references any more is deleted by the
+tick's housekeeping (:meth:`PoolSecrets.prune`); all go when the pool is deprovisioned.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 
 from provisioners.base import SecretValue
 from provisioners.ecs.aws import AwsClient
@@ -62,8 +63,27 @@ class PoolSecrets:
 
     def remove_all(self) -> list[str]:
         """Delete every secret under the pool's prefix; the ARNs removed."""
-        arns = self.aws.list_secrets(self.names.secret_prefix)
+        arns = list(self.aws.list_secrets(self.names.secret_prefix).values())
         for arn in arns:
             self.aws.delete_secret(arn)
         self.written.clear()
         return arns
+
+    def prune(self, keep: Set[str]) -> list[str]:
+        """Delete the pool's secrets whose source is not in ``keep``; the names removed.
+        One that fails to go is logged and left for the next pass."""
+        wanted = {self.names.secret(source) for source in keep}
+        removed = []
+        for name, arn in sorted(self.aws.list_secrets(self.names.secret_prefix).items()):
+            if name in wanted:
+                continue
+            self.written.forget(name)
+            try:
+                self.aws.delete_secret(arn)
+            except AwsError as exc:
+                log.warning("secret %s not removed, will retry: %s", name, exc.code)
+                continue
+            removed.append(name)
+        if removed:
+            log.info("removed %d secret(s) no deployment references", len(removed))
+        return removed

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from provisioners.base import SecretValue, SubmitRequest
@@ -33,6 +34,19 @@ def source_of(template: str) -> str:
         parts = [whole["slug"], whole["name"], whole["field"]]
         return "/".join(p for p in parts if p)
     return f"composite/{hashlib.sha256(template.encode()).hexdigest()[:16]}"
+
+
+def referenced_sources(job_variables: Iterable[dict[str, Any]]) -> set[str]:
+    """The ``SecretValue.source`` of every ``env`` value holding a block reference in any
+    of ``job_variables``: what a pool's platform secrets must keep."""
+    found: set[str] = set()
+    for jobs in job_variables:
+        env = jobs.get("env")
+        if isinstance(env, dict):
+            found |= {
+                source_of(v) for v in env.values() if isinstance(v, str) and TEMPLATE.search(v)
+            }
+    return found
 
 
 def with_blocks(request: SubmitRequest, store: Store, ring: Keyring) -> SubmitRequest:

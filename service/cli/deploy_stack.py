@@ -330,17 +330,46 @@ def wait_for_stack(
         return None if status == "DELETE_COMPLETE" else stack
 
 
-def _parameters(bucket: str, key: str) -> list[dict[str, str]]:
-    return [
+#: An IAM role ARN (any partition), as the template's ``AllowedRoleArns`` takes them.
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+
+
+def allowed_role_arns(text: str | None) -> list[str] | None:
+    """The ``--allowed-role-arns`` value as a list (``None``: not given; ``""``: none);
+    ``CliError`` naming the first entry that is not an IAM role ARN."""
+    if text is None:
+        return None
+    arns = [part.strip() for part in text.split(",") if part.strip()]
+    for arn in arns:
+        if not ROLE_ARN.match(arn):
+            raise CliError(
+                f"--allowed-role-arns: {arn!r} is not an IAM role ARN "
+                "(arn:aws:iam::ACCOUNT:role/NAME)"
+            )
+    return arns
+
+
+def _parameters(
+    bucket: str, key: str, roles: list[str] | None = None, stack: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The stack parameters to send. ``AllowedRoleArns``: ``roles`` when given, else the
+    deployed stack's value kept (CloudFormation would otherwise reset it to none)."""
+    params: list[dict[str, Any]] = [
         {"ParameterKey": "CodeBucket", "ParameterValue": bucket},
         {"ParameterKey": "CodeKey", "ParameterValue": key},
     ]
+    deployed = {p["ParameterKey"] for p in (stack or {}).get("Parameters", [])}
+    if roles is not None:
+        params.append({"ParameterKey": "AllowedRoleArns", "ParameterValue": ",".join(roles)})
+    elif "AllowedRoleArns" in deployed:
+        params.append({"ParameterKey": "AllowedRoleArns", "UsePreviousValue": True})
+    return params
 
 
 def _unchanged(cfn: Any, stack: dict[str, Any], template_body: str, params: Iterable[Any]) -> bool:
-    """True when the deployed template and code parameters already match."""
+    """True when the deployed template and the parameters given already match."""
     current = {p["ParameterKey"]: p.get("ParameterValue") for p in stack.get("Parameters", [])}
-    wanted = {p["ParameterKey"]: p["ParameterValue"] for p in params}
+    wanted = {p["ParameterKey"]: p["ParameterValue"] for p in params if "ParameterValue" in p}
     if any(current.get(k) != v for k, v in wanted.items()):
         return False
     deployed = cfn.get_template(StackName=stack["StackId"])["TemplateBody"]
@@ -360,9 +389,11 @@ def deploy(
     progress: Progress_,
     *,
     bucket: str | None = None,
+    roles: list[str] | None = None,
 ) -> DeployResult:
     """Upload the package and create or update the stack; its Outputs, and whether it
-    changed (False when template and code were already deployed)."""
+    changed (False when template, code and ``roles`` were already deployed). ``roles``:
+    the ``AllowedRoleArns`` parameter (``None`` keeps the deployed value)."""
     from botocore.exceptions import ClientError
 
     session = _session(region)
@@ -373,8 +404,8 @@ def deploy(
         progress(f"created bucket {bucket}")
     key = upload_package(s3, bucket, package_path)
     progress(f"package at s3://{bucket}/{key}")
-    params = _parameters(bucket, key)
     stack = _describe(cfn, stack_name)
+    params = _parameters(bucket, key, roles, stack)
     if stack is not None and stack["StackStatus"] == "ROLLBACK_COMPLETE":
         raise CliError(
             f"stack {stack_name} is ROLLBACK_COMPLETE (a failed create); "

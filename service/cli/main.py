@@ -18,7 +18,17 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from provisioners.errors import PushpoolError
-from service.cli import automations, blocks, db, events, helpstyle, inputs, provision, webhooks
+from service.cli import (
+    automations,
+    blocks,
+    db,
+    events,
+    helpstyle,
+    inputs,
+    pools,
+    provision,
+    webhooks,
+)
 from service.cli.client import ApiClient, CliError, client_from_env
 from service.cli.introspect import flow_defaults, parameter_schema
 from service.cli.terminal import strip_escapes
@@ -373,6 +383,9 @@ def pool_pause(name: Annotated[str, typer.Argument(help="Work pool name")]) -> N
 def pool_resume(name: Annotated[str, typer.Argument(help="Work pool name")]) -> None:
     """Resume a paused work pool."""
     _set_pool_paused(name, False)
+
+
+pool_app.command("update")(pools.pool_update)
 
 
 @pool_app.command("delete")
@@ -1143,12 +1156,21 @@ def service_deploy(
     wheels_dir: Annotated[
         Path | None, typer.Option(help="Install dependency wheels from here only (no index)")
     ] = None,
+    allowed_role_arns: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated IAM role ARNs ECS pools may give their runs (the stack's "
+            'AllowedRoleArns; "" for none; default: keep the deployed value)'
+        ),
+    ] = None,
     output: OutputOpt = Output.table,
 ) -> None:
     """Build the Lambda package, upload it, create or update the stack, print the API URL."""
     import tempfile
 
     from service.cli import deploy_stack
+
+    roles = deploy_stack.allowed_role_arns(allowed_role_arns)
 
     with tempfile.TemporaryDirectory(prefix="pushpool-package-") as tmp:
         with err_console.status("building the Lambda package…"):
@@ -1161,6 +1183,7 @@ def service_deploy(
                 package,
                 progress,
                 bucket=bucket,
+                roles=roles,
             )
     outputs = result.outputs
     if output == Output.json:

@@ -270,7 +270,10 @@ class Store(ABC):
         ignored). ``schedules`` replace the deployment's schedules: a schedule whose id
         is unchanged keeps its stored cursor; a removed schedule's ``SCHEDULED``
         auto-scheduled runs are deleted. Returns ``(stored, created)``. Raises
-        ``PoolNotFound`` if the work pool does not exist.
+        ``PoolNotFound`` if the work pool does not exist, ``BlockNotFound`` (nothing
+        written) if a block of ``deployment.blocks`` does not: atomically with
+        :meth:`delete_block`, so of a deploy naming a block and that block's deletion,
+        racing, exactly one fails.
         """
 
     @abstractmethod
@@ -608,7 +611,8 @@ class Store(ABC):
     @abstractmethod
     def delete_block(self, slug: str, name: str) -> None:
         """Remove ``slug/name``: ``BlockNotFound`` if absent, ``BlockInUse`` naming the
-        deployments (``flow/name``) whose ``blocks`` list it (nothing removed)."""
+        deployments (``flow/name``) whose ``blocks`` list it (nothing removed), those
+        written concurrently included (see :meth:`upsert_deployment`)."""
 
     # -- events ------------------------------------------------------------------------
     #: Each event expires this long after it occurred (``None``: kept for good); set from

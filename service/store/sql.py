@@ -434,6 +434,7 @@ class SqlStore(
     ) -> tuple[Deployment, bool]:
         with self._write() as c:
             self._pool(c, deployment.work_pool, lock="share")
+            self._hold_blocks(c, deployment.blocks)
             existing = c.execute(
                 select(t.deployments.c.id, t.deployments.c.created_at).where(
                     t.deployments.c.flow_name == deployment.flow_name,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, tuple_, update
 
 from service.blocks.models import BlockDocument, BlockType
 from service.errors import BlockInUse, BlockNotFound, BlockTypeNotFound, Conflict
@@ -98,13 +98,38 @@ class SqlBlocks:
             return [self._block(row) for row in c.execute(q)]
 
     def delete_block(self, slug: str, name: str) -> None:
+        """The document's row is locked first (``FOR UPDATE``), then the deployments are
+        read: a deployment written meanwhile holds the row's key-share lock
+        (:meth:`_hold_blocks`) until it commits, so it is either seen here or finds the
+        block gone."""
         bd = t.block_documents
         ref = f"{slug}/{name}"
+        where = (bd.c.type == slug, bd.c.name == name)
         with self._write() as c:
+            if c.execute(select(bd.c.version).where(*where).with_for_update()).first() is None:
+                raise BlockNotFound(ref)
             users = deployments_using(_deployments(c), ref)
             if users:
                 raise BlockInUse(ref, users)
-            if not c.execute(delete(bd).where(bd.c.type == slug, bd.c.name == name)).rowcount:
+            c.execute(delete(bd).where(*where))
+
+    @staticmethod
+    def _hold_blocks(c: Connection, refs: list[str]) -> None:
+        """Keep the blocks ``refs`` (``type/name``) from being deleted until ``c``
+        commits (PostgreSQL: ``FOR KEY SHARE`` on their rows; SQLite's writes are
+        serialised anyway). ``BlockNotFound`` naming the first one missing."""
+        if not refs:
+            return
+        bd = t.block_documents
+        pairs = [tuple(ref.split("/", 1)) for ref in refs]
+        found = c.execute(
+            select(bd.c.type, bd.c.name)
+            .where(tuple_(bd.c.type, bd.c.name).in_(pairs))
+            .with_for_update(read=True, key_share=True)
+        ).all()
+        present = {f"{row.type}/{row.name}" for row in found}
+        for ref in sorted(refs):
+            if ref not in present:
                 raise BlockNotFound(ref)
 
 

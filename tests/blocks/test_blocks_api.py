@@ -197,6 +197,42 @@ def test_a_block_a_deployment_uses_cannot_be_deleted(api: TestClient) -> None:
     assert api.delete("/api/blocks/secret/db-password").status_code == 204
 
 
+def test_a_block_deleted_after_the_deploy_checked_it_is_a_422(
+    api: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deploy's existence check and its write are not one step: a delete in between
+    is caught by the store, and the deploy fails naming the block, writing nothing."""
+    from service import deployments
+
+    put(api, "secret/db-password", {"value": MARKER})
+    checked = deployments._blocks
+
+    def check_then_lose_it(*args: Any) -> list[str]:
+        wanted = checked(*args)
+        assert api.delete("/api/blocks/secret/db-password").status_code == 204
+        return wanted
+
+    monkeypatch.setattr(deployments, "_blocks", check_then_lose_it)
+    r = api.post("/api/deployments", json=deployment_body(blocks=["secret/db-password"]))
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"] == ["body", "blocks"]
+    assert "secret/db-password" in r.json()["message"]
+    assert api.get("/api/deployments").json() == []
+
+
+def test_too_many_blocks_are_a_422(api: TestClient) -> None:
+    refs = [f"secret/s{i}" for i in range(deployments_max() + 1)]
+    r = api.post("/api/deployments", json=deployment_body(blocks=refs))
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"][:2] == ["body", "blocks"]
+
+
+def deployments_max() -> int:
+    from service.deployments import MAX_BLOCKS
+
+    return MAX_BLOCKS
+
+
 @pytest.mark.parametrize(
     ("extra", "field"),
     [

@@ -176,4 +176,5 @@ def test_an_old_local_pool_without_roots_gets_a_warning_naming_the_setting(
     said = " ".join(result.output.split())
     assert "'local' allows no local source" in said and "allowed_source_roots" in said
     assert "PATCH /api/work-pools/local" in said
+    assert "pushpool work-pool update local --set 'allowed_source_roots=[" in said
     assert "Not deployed examples/hello.py:hello" in said

@@ -278,6 +278,47 @@ def test_deploy_returns_outputs_and_whether_it_changed(
     assert lines[-1] == f"stack {STACK}: no changes"
 
 
+def test_allowed_role_arns_are_set_kept_and_cleared(moto_server: str, offline: Path) -> None:
+    roles = "arn:aws:iam::123456789012:role/etl,arn:aws:iam::123456789012:role/ml"
+    base = ["service", "deploy", "--stack-name", STACK, "--bucket", BUCKET,
+            "--wheels-dir", str(offline), "--output", "json"]  # fmt: skip
+    cfn = boto3.client("cloudformation", region_name=REGION)
+
+    def deployed() -> str:
+        stack = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+        value = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}[
+            "AllowedRoleArns"
+        ]
+        # moto reports a CommaDelimitedList as the text of a Python list; AWS as "a,b"
+        return ",".join(p.strip(" '") for p in value.strip("[]").split(",") if p.strip(" '"))
+
+    code, out = invoke(*base, "--allowed-role-arns", roles)
+    assert code == 0, out
+    assert deployed() == roles
+    code, out = invoke(*base)  # not given: the deployed value is kept
+    assert code == 0, out
+    assert json.loads(out[out.index("{") :])["changed"] is False
+    assert deployed() == roles
+    code, out = invoke(*base, "--allowed-role-arns", "")
+    assert code == 0, out
+    assert json.loads(out[out.index("{") :])["changed"] is True
+    assert deployed() == ""
+
+
+def test_an_allowed_role_arn_that_is_not_one_is_refused_in_one_line(moto_server: str) -> None:
+    code, out = invoke(
+        "service", "deploy", "--stack-name", STACK,
+        "--allowed-role-arns", "arn:aws:iam::123456789012:role/ok,arn:aws:s3:::bucket",
+    )  # fmt: skip
+    assert code == 1
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines == [
+        "Error: --allowed-role-arns: 'arn:aws:s3:::bucket' is not an IAM role ARN "
+        "(arn:aws:iam::ACCOUNT:role/NAME)"
+    ], out
+    assert not boto3.client("s3").list_buckets()["Buckets"]  # nothing done
+
+
 def test_deploy_creates_the_default_bucket(moto_server: str, offline: Path) -> None:
     code, out = invoke("service", "deploy", "--stack-name", STACK, "--wheels-dir", str(offline))
     assert code == 0, out

@@ -65,6 +65,7 @@ IMAGE_ENTRYPOINT = [sys.executable, "-m", "runner_image"]
 #: What provisioning creates in an account without a default VPC, as the CLI names it.
 PROVISIONED = (
     "iam-role pushpool-demo-execution",
+    "iam-role-policy pushpool-demo-execution/pushpool-read-block-secrets",
     "iam-role pushpool-demo-task",
     "log-group /pushpool/demo",
     "ecr-repository pushpool/demo",

@@ -152,6 +152,7 @@ def test_a_pool_without_source_roots_allows_no_local_source(
     message = r.json()["message"]
     assert "'bare' allows no local source" in message and "allowed_source_roots" in message
     assert "PATCH /api/work-pools/bare" in message
+    assert "pushpool work-pool update bare --set 'allowed_source_roots=[" in message
     empty = {"name": "empty", "type": "process", "config": {"allowed_source_roots": []}}
     api.post("/api/work-pools", json=empty)
     assert api.post("/api/deployments", json=deployment_body(work_pool="empty")).status_code == 422

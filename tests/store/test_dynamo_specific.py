@@ -692,3 +692,23 @@ def test_a_version_2_table_is_upgraded_with_its_events_indexed(ddb: DynamoStore)
     assert len(ddb.list_events(EventFilter(), 100).items) == len(stored)
     ddb.migrate()  # again: nothing to do
     assert ddb.list_events(rare, 50).items == expected
+
+
+def test_a_deploy_changing_more_block_uses_than_a_transaction_takes_is_refused(
+    ddb: DynamoStore,
+) -> None:
+    """Each block a deploy starts or stops using is one write of its transaction (at most
+    100): beyond that, a 422 on ``blocks`` and nothing written."""
+    from service.blocks.models import BlockDocument
+
+    ddb.create_pool(pool(None))
+    for i in range(100):
+        ddb.put_block(BlockDocument(type="secret", name=f"s{i}", created_at=T0, updated_at=T0))
+    first = [f"secret/s{i}" for i in range(50)]
+    dep = deployment(None).model_copy(update={"blocks": first})
+    stored, _ = ddb.upsert_deployment(dep, [])
+    swapped = stored.model_copy(update={"blocks": [f"secret/s{i}" for i in range(50, 100)]})
+    with pytest.raises(InvalidInput) as caught:
+        ddb.upsert_deployment(swapped, [])
+    assert caught.value.field == "blocks" and "two steps" in str(caught.value)
+    assert ddb.get_deployment(stored.id).blocks == first

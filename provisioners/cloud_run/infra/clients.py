@@ -221,14 +221,22 @@ class ProvisioningClients:
         return _policy_dict(policy)
 
     def set_project_policy(self, policy: Policy) -> None:
+        """Write the project's policy, conditions kept (version 3 when any binding has one,
+        as IAM requires)."""
         from google.iam.v1 import policy_pb2
+        from google.type import expr_pb2
 
+        def binding(b: dict[str, Any]) -> Any:
+            if b.get("condition"):
+                condition = expr_pb2.Expr(**b["condition"])
+                return policy_pb2.Binding(role=b["role"], members=b["members"], condition=condition)
+            return policy_pb2.Binding(role=b["role"], members=b["members"])
+
+        conditional = any(b.get("condition") for b in policy["bindings"])
         body = policy_pb2.Policy(
-            version=policy.get("version", 1),
+            version=3 if conditional else policy.get("version", 1),
             etag=policy.get("etag", b""),
-            bindings=[
-                policy_pb2.Binding(role=b["role"], members=b["members"]) for b in policy["bindings"]
-            ],
+            bindings=[binding(b) for b in policy["bindings"]],
         )
         resource = f"projects/{self.project}"
         guarded(
@@ -305,10 +313,24 @@ def _storage_client(project: str) -> Any:
 
 
 def _policy_dict(policy: Any) -> Policy:
+    """A project policy as a dict; a binding's condition is kept (``title``,
+    ``description``, ``expression``), so writing the policy back never drops one."""
+
+    def binding(b: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {"role": b.role, "members": list(b.members)}
+        if b.HasField("condition"):
+            c = b.condition
+            out["condition"] = {
+                "title": c.title,
+                "description": c.description,
+                "expression": c.expression,
+            }
+        return out
+
     return {
         "version": policy.version,
         "etag": policy.etag,
-        "bindings": [{"role": b.role, "members": list(b.members)} for b in policy.bindings],
+        "bindings": [binding(b) for b in policy.bindings],
     }
 
 

@@ -84,7 +84,9 @@ class ServiceAccount(Resource):
 
 
 class Binding(Resource):
-    """``member`` holds ``role`` in an IAM policy (the project's, or one account's)."""
+    """``member`` holds ``role`` in an IAM policy (the project's, or one account's), under
+    ``condition`` (an IAM condition: ``title``, ``description``, ``expression``) if given:
+    a binding is the role and the condition together, as IAM keeps them."""
 
     def __init__(
         self,
@@ -92,14 +94,20 @@ class Binding(Resource):
         member: str,
         read: Callable[[ProvisioningClients], Policy | None],
         write: Callable[[ProvisioningClients, Policy], None],
+        condition: dict[str, str] | None = None,
     ) -> None:
-        super().__init__(f"{role} {member}")
-        self.role, self.member = role, member
+        when = f" if {condition['title']}" if condition else ""
+        super().__init__(f"{role} {member}{when}")
+        self.role, self.member, self.condition = role, member, condition
         self._read, self._write = read, write
+
+    def _same(self, binding: dict[str, Any]) -> bool:
+        """Whether ``binding`` is this role under this condition (or none)."""
+        return bool(binding["role"] == self.role and binding.get("condition") == self.condition)
 
     def _holds(self, policy: Policy | None) -> bool:
         return policy is not None and any(
-            b["role"] == self.role and self.member in b["members"] for b in policy["bindings"]
+            self._same(b) and self.member in b["members"] for b in policy["bindings"]
         )
 
     def find(self, ctx: Context) -> Found | None:
@@ -115,10 +123,13 @@ class Binding(Resource):
             if policy is None or self._holds(policy) == add:
                 return
             bindings = [dict(b, members=list(b["members"])) for b in policy["bindings"]]
-            target = next((b for b in bindings if b["role"] == self.role), None)
+            target = next((b for b in bindings if self._same(b)), None)
             if add:
                 if target is None:
-                    bindings.append({"role": self.role, "members": [self.member]})
+                    new: dict[str, Any] = {"role": self.role, "members": [self.member]}
+                    if self.condition:
+                        new["condition"] = dict(self.condition)
+                    bindings.append(new)
                 else:
                     target["members"].append(self.member)
             elif target is not None:
@@ -142,12 +153,13 @@ class Binding(Resource):
 class ProjectBinding(Binding):
     kind = "project-iam-binding"
 
-    def __init__(self, role: str, member: str) -> None:
+    def __init__(self, role: str, member: str, condition: dict[str, str] | None = None) -> None:
         super().__init__(
             role,
             member,
             lambda c: c.project_policy(),
             lambda c, p: c.set_project_policy(p),
+            condition,
         )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from provisioners import infra
 from provisioners.ecs.infra.base import Context, Resource
 from provisioners.ecs.infra.default_vpc import DefaultVpc
-from provisioners.ecs.infra.iam import execution_role, task_role
+from provisioners.ecs.infra.iam import execution_role, read_secrets_grant, task_role
 from provisioners.ecs.infra.network import (
     InternetGateway,
     RouteTable,
@@ -33,7 +33,8 @@ class Infrastructure(infra.Infrastructure[Context]):
     def _core(self) -> list[Resource]:
         names = self.ctx.names
         return [
-            execution_role(names.execution_role, names.log_group, names.secret_prefix),
+            execution_role(names.execution_role, names.log_group),
+            read_secrets_grant(names.execution_role, names.secret_prefix),
             task_role(names.task_role),
             LogGroup(names.log_group),
             Repository(names.repository),

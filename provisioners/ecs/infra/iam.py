@@ -4,6 +4,8 @@ secrets) and task (flow code)."""
 from __future__ import annotations
 
 import json
+import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 from provisioners.ecs.errors import AwsError
@@ -83,12 +85,10 @@ class Role(Resource):
         description: str,
         managed: tuple[str, ...] = (),
         create_log_group: str | None = None,
-        read_secrets: str | None = None,
     ) -> None:
         super().__init__(name)
         self.output, self.description = output, description
         self.managed, self.create_log_group = managed, create_log_group
-        self.read_secrets = read_secrets
 
     def find(self, ctx: Context) -> Found | None:
         try:
@@ -105,8 +105,6 @@ class Role(Resource):
             policies["pushpool-create-log-group"] = create_log_group_policy(
                 *where, self.create_log_group
             )
-        if self.read_secrets is not None:
-            policies["pushpool-read-block-secrets"] = read_secrets_policy(*where, self.read_secrets)
         return policies
 
     def create(self, ctx: Context) -> str:
@@ -156,14 +154,100 @@ class Role(Resource):
         return {self.output: resource_id}
 
 
-def execution_role(name: str, log_group: str, secret_prefix: str) -> Role:
+def execution_role(name: str, log_group: str) -> Role:
     return Role(
         name,
         "execution_role_arn",
         "pushpool: lets ECS pull flow images, write run logs and read the pool's secrets",
         managed=(EXECUTION_MANAGED_POLICY,),
         create_log_group=log_group,
-        read_secrets=secret_prefix,
+    )
+
+
+def _document(raw: Any) -> Any:
+    """A policy document as IAM returns it (boto3 decodes it; raw, it is URL-encoded JSON)."""
+    if isinstance(raw, str):
+        return json.loads(urllib.parse.unquote(raw))
+    return raw
+
+
+class InlinePolicy(Resource):
+    """An inline policy of one of the pool's roles, kept as pushpool writes it now: a role
+    provisioned by an older version (without the policy, or with another document) gets
+    it on the next provisioning, and a re-run after that plans nothing. ``name`` is
+    ``ROLE/POLICY``; removal deletes the policy only (the role goes on its own)."""
+
+    kind = "iam-role-policy"
+
+    def __init__(
+        self, role: str, policy: str, document: Callable[[tuple[str, str, str]], dict[str, Any]]
+    ) -> None:
+        super().__init__(f"{role}/{policy}")
+        self.role, self.policy, self.document = role, policy, document
+
+    def _stored(self, ctx: Context) -> tuple[bool | None, Any]:
+        """(whether the role is the pool's — None: no role yet —, the stored document)."""
+        try:
+            role = ctx.aws.call("iam", "get_role", RoleName=self.role)["Role"]
+        except AwsError as exc:
+            if exc.code in _GONE:
+                return None, None
+            raise
+        if not ctx.owned(role.get("Tags")):
+            return False, None
+        try:
+            found = ctx.aws.call(
+                "iam", "get_role_policy", RoleName=self.role, PolicyName=self.policy
+            )
+        except AwsError as exc:
+            if exc.code in _GONE:
+                return True, None
+            raise
+        return True, _document(found["PolicyDocument"])
+
+    def find(self, ctx: Context) -> Found | None:
+        """Found when the policy holds the document wanted now (or the role is not the
+        pool's: pushpool never changes it); None while it is missing or out of date."""
+        owned, stored = self._stored(ctx)
+        if owned is False:
+            return Found(self.name, owned=False)
+        if stored is None or stored != self.document(_where(ctx)):
+            return None
+        return Found(self.name, owned=True)
+
+    def create(self, ctx: Context) -> str:
+        """Write the policy (replacing an out-of-date document)."""
+        ctx.aws.call(
+            "iam",
+            "put_role_policy",
+            RoleName=self.role,
+            PolicyName=self.policy,
+            PolicyDocument=json.dumps(self.document(_where(ctx))),
+        )
+        return self.name
+
+    def delete(self, ctx: Context, resource_id: str) -> None:
+        ignore(
+            _GONE,
+            lambda: ctx.aws.call(
+                "iam", "delete_role_policy", RoleName=self.role, PolicyName=self.policy
+            ),
+        )
+
+    def detail(self, ctx: Context, found: Found | None) -> str:
+        if found is not None and not found.owned:
+            return f"role {self.role} is not pushpool's: grant it this policy yourself"
+        if found is None and self._stored(ctx)[1] is not None:
+            return f"{self.policy}: out of date, rewritten"
+        return super().detail(ctx, found)
+
+
+def read_secrets_grant(role: str, secret_prefix: str) -> InlinePolicy:
+    """The execution role's ``GetSecretValue`` on the pool's block secrets only."""
+    return InlinePolicy(
+        role,
+        "pushpool-read-block-secrets",
+        lambda where: read_secrets_policy(*where, secret_prefix),
     )
 
 

@@ -20,7 +20,8 @@ work pool           ``POOL``                  name        type, config J, concur
                                                           paused, active (runs in ACTIVE states),
                                                           deployments (DEPs counted_in it)
 deployment          ``DEP#<id>``              ``DEP``     doc J, flow_name, name, work_pool,
-                                                          paused, counted_in (= work_pool);
+                                                          paused, counted_in (= work_pool),
+                                                          blocks_in J (its blocks: ``blocks``);
                                                           by_kind: ``DEPS`` / id
 deployment name     ``DEPNAME#<J[flow,name]>`` ``DEPNAME`` id, created_at (unique name)
 schedule            ``SCHED#<id>``            ``SCHED``   doc J, active, next_fire_at T;

@@ -5,10 +5,22 @@ item                pk                        sk               attributes
 ==================  ========================  ===============  ===========================
 user block type     ``BLOCKTYPE``             slug             doc J
 block document      ``BLOCK``                 ``type/name``    doc J (no secrets), secrets
-                                                               J (Fernet tokens), version
+                                                               J (Fernet tokens), version,
+                                                               users SS (deployment ids)
 ==================  ========================  ===============  ===========================
 
-Every document write is one ``PutItem`` conditional on the version it replaces.
+Every document write is conditional on the version it replaces (a create a ``PutItem``, a
+replace an ``UpdateItem``, which leaves ``users`` alone).
+
+``users`` holds the ids of the deployments whose ``blocks`` list the document: the
+transaction that writes a deployment item adds its id to each block it newly lists
+(conditional on the block existing: that is the deploy's ``BlockNotFound`` check) and
+removes it from each it no longer lists; deleting a deployment removes it. The deployment
+item records the blocks it is counted in (``blocks_in``) and every write of it is
+conditional on that value (:func:`service.store.dynamo.deployments._dep_guard`).
+``delete_block`` is one ``DeleteItem`` conditional on ``users`` being absent (DynamoDB
+drops an emptied set), so a deploy and a delete racing cannot both succeed. Deployments
+written before ``users`` existed are found by reading the deployments, as before.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ from service.blocks.models import BlockDocument, BlockType
 from service.errors import BlockInUse, BlockNotFound, BlockTypeNotFound, Conflict
 from service.models import Deployment
 from service.store.base import deployments_using
+from service.store.dynamo._table import _update
 
 _ser = TypeSerializer()
 _TYPES, _DOCS = "BLOCKTYPE", "BLOCK"
@@ -33,15 +46,30 @@ def _failed_condition(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
+def block_use_op(ref: str, deployment_id: str, *, add: bool) -> dict[str, Any]:
+    """The transaction ``Update`` that adds ``deployment_id`` to (or removes it from) block
+    ``ref``'s ``users``, conditional on the block existing."""
+    return {
+        "Update": {
+            "Key": {"pk": {"S": _DOCS}, "sk": {"S": ref}},
+            "UpdateExpression": f"{'ADD' if add else 'DELETE'} #u :d",
+            "ConditionExpression": "attribute_exists(pk)",
+            "ExpressionAttributeNames": {"#u": "users"},
+            "ExpressionAttributeValues": {":d": {"SS": [deployment_id]}},
+        }
+    }
+
+
 class DynamoBlocks:
-    """Needs the host's ``client``, ``table``, ``_get``, ``_query`` and
-    ``list_deployments``."""
+    """Needs the host's ``client``, ``table``, ``_get``, ``_query``, ``list_deployments``
+    and ``get_deployments``."""
 
     client: Any
     table: str
     _get: Callable[[str, str], dict[str, Any] | None]
     _query: Callable[..., Iterator[dict[str, Any]]]
     list_deployments: Callable[..., list[Deployment]]
+    get_deployments: Callable[..., dict[str, Deployment]]
 
     def _write_item(self, item: dict[str, Any], condition: str, values: dict[str, Any]) -> None:
         kw: dict[str, Any] = {
@@ -89,19 +117,25 @@ class DynamoBlocks:
             raise BlockTypeNotFound(slug)
 
     def put_block(self, doc: BlockDocument) -> None:
-        item = {
-            "pk": _DOCS,
-            "sk": doc.ref,
+        fields = {
             "doc": doc.model_dump_json(),
             "secrets": json.dumps(doc.secrets),
             "version": doc.version,
         }
-        if doc.version == 1:
-            condition, values = "attribute_not_exists(pk)", {}
-        else:
-            condition, values = "version = :v", {":v": doc.version - 1}
         try:
-            self._write_item(item, condition, values)
+            if doc.version == 1:
+                self._write_item(
+                    {"pk": _DOCS, "sk": doc.ref, **fields}, "attribute_not_exists(pk)", {}
+                )
+            else:
+                self.client.update_item(
+                    TableName=self.table,
+                    **_update(
+                        {"pk": _DOCS, "sk": doc.ref},
+                        set_=fields,
+                        cond=lambda e: f"{e.n('version')} = {e.v(doc.version - 1)}",
+                    ),
+                )
         except ClientError as exc:
             if not _failed_condition(exc):
                 raise
@@ -138,8 +172,23 @@ class DynamoBlocks:
 
     def delete_block(self, slug: str, name: str) -> None:
         ref = f"{slug}/{name}"
-        users = deployments_using(self.list_deployments(), ref)
+        users = deployments_using(self.list_deployments(), ref)  # items from before ``users``
         if users:
             raise BlockInUse(ref, users)
-        if not self._delete_item(_DOCS, ref):
-            raise BlockNotFound(ref)
+        try:
+            self.client.delete_item(
+                TableName=self.table,
+                Key={"pk": {"S": _DOCS}, "sk": {"S": ref}},
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#u)",
+                ExpressionAttributeNames={"#u": "users"},
+            )
+        except ClientError as exc:
+            if not _failed_condition(exc):
+                raise
+            item = self._get(_DOCS, ref)
+            if item is None:
+                raise BlockNotFound(ref) from None
+            ids = sorted(item.get("users") or ())
+            found = self.get_deployments(ids)
+            named = [f"{d.flow_name}/{d.name}" for d in found.values()]
+            raise BlockInUse(ref, sorted(named) or ids) from None

@@ -13,8 +13,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from service.errors import (
+    BlockNotFound,
     Conflict,
     DeploymentNotFound,
+    InvalidInput,
     PoolNotFound,
 )
 from service.models import (
@@ -38,19 +40,47 @@ from service.store.dynamo._table import (
     from_ts,
     ts,
 )
+from service.store.dynamo.blocks import block_use_op
 from service.store.dynamo.pools import _pool_count
 from service.store.dynamo.runs import RunsMixin
 
 
 def _dep_guard(old: Item | None) -> Callable[[_Expr], str]:
     """The condition that the deployment item is still as read (``old``, or missing) as far
-    as the pool counters go: the pool it is counted in."""
+    as the counters go: the pool it is counted in and the blocks it is a user of."""
     if old is None:
         return lambda e: "attribute_not_exists(pk)"
-    counted = old.get("counted_in")
-    if counted is None:  # written before the counter: counted nowhere
-        return lambda e: f"attribute_exists(pk) AND attribute_not_exists({e.n('counted_in')})"
-    return lambda e: f"{e.n('counted_in')} = {e.v(counted)}"
+
+    def same(e: _Expr, attr: str) -> str:
+        value = old.get(attr)
+        if value is None:  # written before that counter: counted nowhere
+            return f"attribute_not_exists({e.n(attr)})"
+        return f"{e.n(attr)} = {e.v(value)}"
+
+    return lambda e: f"attribute_exists(pk) AND {same(e, 'counted_in')} AND {same(e, 'blocks_in')}"
+
+
+def _blocks_in(item: Item | None) -> set[str]:
+    """The blocks whose ``users`` the deployment item is counted in."""
+    if item is None or item.get("blocks_in") is None:
+        return set()
+    return set(json.loads(item["blocks_in"]))
+
+
+#: The most operations one ``TransactWriteItems`` takes.
+_MAX_TRANSACTION = 100
+
+
+def _check_size(deployment: Deployment, ops: list[dict[str, Any]]) -> None:
+    """``InvalidInput`` (nothing written) when one deploy changes more block references,
+    with its schedules, than one transaction can write."""
+    if len(ops) > _MAX_TRANSACTION:
+        raise InvalidInput(
+            "blocks",
+            f"deployment {deployment.flow_name}/{deployment.name} changes too many block "
+            f"references at once with its schedules ({len(ops)} writes, at most "
+            f"{_MAX_TRANSACTION}): change its blocks in two steps",
+        )
 
 
 class DeploymentsMixin(RunsMixin):
@@ -69,6 +99,7 @@ class DeploymentsMixin(RunsMixin):
             "name": d.name,
             "work_pool": d.work_pool,
             "counted_in": d.work_pool,
+            "blocks_in": json.dumps(sorted(set(d.blocks))),
             "paused": d.paused,
             "gsi3pk": "DEPS",
             "gsi3sk": d.id,
@@ -88,9 +119,12 @@ class DeploymentsMixin(RunsMixin):
         a concurrent replace or delete makes it read again. The schedules are written in
         the same transaction (at most 20 puts and 20 deletes: the whole stays within the
         100 operations a transaction takes); the ``SCHEDULED`` runs of schedules removed or
-        deactivated are deleted after it."""
+        deactivated are deleted after it. The blocks it newly lists count it as a user
+        and those it no longer lists stop (``service.store.dynamo.blocks``), in the same
+        transaction; a block missing is the ``BlockNotFound``."""
         name_key = self._name_key(deployment.flow_name, deployment.name)
         gone: set[str] = set()  # old pools found missing (hand-edited): nothing to give back
+        gone_blocks: set[str] = set()  # likewise, blocks
         for _ in range(_RETRIES):
             existing = self._get(name_key["pk"], name_key["sk"])
             created = existing is None
@@ -105,6 +139,7 @@ class DeploymentsMixin(RunsMixin):
                 set_={"concurrency_limit": stored.concurrency_limit},
             )
             was: str | None = None
+            old: Item | None = None
             if created:
                 ref = name_key | {"id": stored.id, "created_at": ts(stored.created_at)}
                 ops: list[dict[str, Any]] = [
@@ -120,19 +155,35 @@ class DeploymentsMixin(RunsMixin):
             # Counted there already: +0, only to check that the pool still exists (an
             # Update, not a condition check op, which would need another IAM action).
             ops.append(_pool_count(stored.work_pool, 0 if was == stored.work_pool else +1))
+            was_at = len(ops)
             if was is not None and was != stored.work_pool and was not in gone:
                 ops.append(_pool_count(was, -1))
+            uses_at = len(ops)
+            uses = self._block_uses(stored, old, gone_blocks)
+            ops += [op for _, op in uses]
             schedule_ops, stopped = self._schedule_ops(stored, schedules)
             ops += schedule_ops  # last: the reasons' indices above stay as they are
+            _check_size(stored, ops)
             try:
                 self._transact(ops)
             except ClientError as exc:
                 reasons = _cancelled(exc)
                 if reasons[new_at] == "ConditionalCheckFailed":
                     raise PoolNotFound(stored.work_pool) from exc
-                if reasons[new_at + 1 :] and reasons[new_at + 1] == "ConditionalCheckFailed":
+                if was_at < uses_at and reasons[was_at] == "ConditionalCheckFailed":
                     assert was is not None
                     gone.add(was)
+                    continue
+                failed = [
+                    use
+                    for (use, _), reason in zip(uses, reasons[uses_at:], strict=False)
+                    if reason == "ConditionalCheckFailed"
+                ]
+                if failed and reasons[0] == "None":
+                    block, added = failed[0]
+                    if added:
+                        raise BlockNotFound(block) from exc
+                    gone_blocks.add(block)  # a block it was a user of is gone (hand-edited)
                     continue
                 if reasons[0] != "None":
                     continue  # the name or the item changed meanwhile: read again
@@ -141,6 +192,23 @@ class DeploymentsMixin(RunsMixin):
                 self._delete_scheduled_runs(stored.id, schedule_ids=stopped)
             return stored, created
         raise Conflict(f"deployment {deployment.flow_name}/{deployment.name} is contended")
+
+    @staticmethod
+    def _block_uses(
+        deployment: Deployment, old: Item | None, gone: set[str]
+    ) -> list[tuple[tuple[str, bool], dict[str, Any]]]:
+        """``((ref, added), op)`` for each block the deployment newly lists (added to its
+        ``users``) or no longer lists (removed), skipping blocks found ``gone``."""
+        before, after = _blocks_in(old), set(deployment.blocks)
+        out = [
+            ((ref, True), block_use_op(ref, deployment.id, add=True))
+            for ref in sorted(after - before)
+        ]
+        out += [
+            ((ref, False), block_use_op(ref, deployment.id, add=False))
+            for ref in sorted(before - after - gone)
+        ]
+        return out
 
     @staticmethod
     def _schedule_item(
@@ -241,6 +309,7 @@ class DeploymentsMixin(RunsMixin):
         condition fails only for items edited by hand; the delete then goes ahead without
         it rather than leaving a deployment nobody can delete."""
         skip_pool = False
+        gone_blocks: set[str] = set()
         for _ in range(_RETRIES):
             old = self._deployment_doc(deployment_id)
             if old is None:
@@ -263,6 +332,9 @@ class DeploymentsMixin(RunsMixin):
             if counted is not None and not skip_pool:
                 pool_at = len(ops)
                 ops.append(_pool_count(counted, -1))
+            uses_at = len(ops)
+            released = sorted(_blocks_in(old) - gone_blocks)
+            ops += [block_use_op(ref, deployment_id, add=False) for ref in released]
             ops += [
                 {"Delete": {"Key": _enc({"pk": s["pk"], "sk": s["sk"]})}}
                 for s in self._schedule_items(deployment_id)
@@ -275,6 +347,14 @@ class DeploymentsMixin(RunsMixin):
                     continue  # deleted or moved to another pool meanwhile: read again
                 if pool_at is not None and reasons[pool_at] == "ConditionalCheckFailed":
                     skip_pool = True
+                    continue
+                lost = [
+                    ref
+                    for ref, reason in zip(released, reasons[uses_at:], strict=False)
+                    if reason == "ConditionalCheckFailed"
+                ]
+                if lost:  # a block it was a user of is gone (hand-edited): nothing to release
+                    gone_blocks.update(lost)
                     continue
                 raise
             break

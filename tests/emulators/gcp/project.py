@@ -39,6 +39,9 @@ class Policies:
             json_format.MessageToJson(request.policy, preserving_proto_field_name=False)
         )
         new.setdefault("bindings", [])
+        if any("condition" in b for b in new["bindings"]) and new.get("version", 1) < 3:
+            # as IAM answers: conditional role bindings need policy version 3
+            raise ApiError(400, "Conditions require a policy version of 3", "INVALID_ARGUMENT")
         new["etag"] = self._etag()
         self.policies[resource] = new
         return self.get(resource)

@@ -95,3 +95,29 @@ def test_the_permission_list_names_every_secret_manager_call() -> None:
     listed = {m for m, _, _ in permissions.CONTROL_PLANE if m.startswith("secretmanager.")}
     assert len(called) == 6
     assert listed == {f"secretmanager.projects.secrets.{name}" for name in rest}
+
+
+def test_secrets_no_deployment_references_are_pruned_and_retried(
+    emulator: GcpEmulator, make_provisioner: Make
+) -> None:
+    other = make_provisioner("demo-2", service_account=ACCOUNT)
+    other.submit(with_secret(request_for(), "other-pool-value", "secret/b"))
+    provisioner = make_provisioner(service_account=ACCOUNT)
+    for source in ("secret/a", "secret/b", "secret/c"):
+        provisioner.submit(with_secret(request_for(), MARKER, source))
+
+    def left() -> list[str]:
+        return sorted(name.rsplit("/", 1)[-1] for name in emulator.secrets.secrets)
+
+    emulator.fail("DELETE", r"/secrets/", 503, "unavailable")
+    assert provisioner.prune_secrets({"secret/a"}) == 1  # one of the two refused: kept
+    assert len(left()) == 3  # a, the refused b, and the other pool's
+    assert provisioner.prune_secrets({"secret/a"}) == 1  # retried on the next pass
+    assert left() == sorted([secret_id("demo", "secret/a"), secret_id("demo-2", "secret/b")])
+    assert provisioner.prune_secrets({"secret/a"}) == 0  # idempotent
+    # referenced again: created and granted again (not taken for still there)
+    ref = provisioner.submit(with_secret(request_for(), ROTATED, "secret/b"))
+    (version,) = secret_refs(emulator, ref.id).values()
+    name = f"projects/{PROJECT}/secrets/{secret_id('demo', 'secret/b')}"
+    assert emulator.secrets.value(f"{version['secret']}/versions/{version['version']}") == ROTATED
+    assert emulator.secrets.readers(name, ACCESSOR) == [f"serviceAccount:{ACCOUNT}"]

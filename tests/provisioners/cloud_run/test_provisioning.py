@@ -26,6 +26,10 @@ EXPECTED = [
     ("project-iam-binding", f"roles/run.developer {CONTROL_PLANE}"),
     ("project-iam-binding", f"roles/logging.viewer {CONTROL_PLANE}"),
     ("service-account-iam-binding", f"roles/iam.serviceAccountUser {CONTROL_PLANE}"),
+    (
+        "project-iam-binding",
+        f"roles/secretmanager.admin {CONTROL_PLANE} if pushpool demo secrets",
+    ),
     ("artifact-registry-repository", "pushpool-demo"),
     ("storage-bucket", BUCKET),
     ("bucket-iam-binding", f"roles/storage.objectAdmin serviceAccount:{RUNTIME}"),
@@ -160,6 +164,7 @@ def test_a_concurrent_policy_change_is_merged_not_lost(
         "roles/logging.logWriter": [f"serviceAccount:{RUNTIME}"],
         "roles/run.developer": [CONTROL_PLANE],
         "roles/logging.viewer": [CONTROL_PLANE],
+        "roles/secretmanager.admin": [CONTROL_PLANE],  # under its condition
     }
 
 
@@ -262,3 +267,57 @@ def test_every_storage_call_is_in_the_permission_list() -> None:
     called = set(re.findall(r'"(storage\.[a-zA-Z.]+)"', inspect.getsource(clients)))
     listed = {method for method, _, _ in permissions.PROVISIONING}
     assert called and called <= listed, called - listed
+
+
+def test_the_control_plane_may_manage_the_pools_secrets_only(
+    emulator: GcpEmulator,
+    pool: CloudRunProvisioner,
+    make_provisioner: Callable[..., CloudRunProvisioner],
+) -> None:
+    """One conditional binding: Secret Manager on ``pushpool-demo_*`` (and the project,
+    where create and list are checked); other bindings' conditions survive the write."""
+    from provisioners.cloud_run.names import secret_id
+
+    project = emulator.project(PROJECT)
+    theirs = {
+        "role": "roles/storage.admin",
+        "members": ["user:owner@example.com"],
+        "condition": {"title": "t", "description": "d", "expression": "request.time < x"},
+    }
+    project.policies.policies[f"projects/{PROJECT}"] = {"version": 3, "bindings": [theirs]}
+    provisioned = recorded(pool, make_provisioner)
+    policy = project.policies.policies[f"projects/{PROJECT}"]
+    assert policy["version"] == 3
+    assert theirs in policy["bindings"]  # kept, condition and all
+    (granted,) = [b for b in policy["bindings"] if b["role"] == "roles/secretmanager.admin"]
+    assert granted["members"] == [CONTROL_PLANE]
+    expression = granted["condition"]["expression"]
+    assert 'resource.name.extract("/secrets/{id}").startsWith("pushpool-demo_")' in expression
+    assert secret_id("demo", "secret/x").startswith("pushpool-demo_")
+    assert 'resource.type == "cloudresourcemanager.googleapis.com/Project"' in expression
+    again = make_provisioner(**provisioned.config.model_dump(exclude_none=True))
+    assert again.plan().empty  # the conditional binding is found as made
+    provisioned.deprovision()
+    after = project.policies.policies[f"projects/{PROJECT}"]
+    assert after["bindings"] == [theirs]
+
+
+def test_a_pool_provisioned_before_the_secrets_grant_gets_it_on_the_next_run(
+    emulator: GcpEmulator,
+    pool: CloudRunProvisioner,
+    make_provisioner: Callable[..., CloudRunProvisioner],
+) -> None:
+    provisioned = recorded(pool, make_provisioner)
+    project = emulator.project(PROJECT)
+    policy = project.policies.policies[f"projects/{PROJECT}"]
+    policy["bindings"] = [b for b in policy["bindings"] if "condition" not in b]  # as before
+    config = provisioned.config.model_dump(exclude_none=True)
+    config["provisioned"] = [r for r in config["provisioned"] if "secretmanager" not in r["name"]]
+    old = make_provisioner(**config)
+    plan = old.plan()
+    assert [s.name for s in plan.to_create] == [
+        f"roles/secretmanager.admin {CONTROL_PLANE} if pushpool demo secrets"
+    ]
+    values = old.provision(plan)
+    assert any("secretmanager" in r["name"] for r in values["provisioned"])  # recorded
+    assert make_provisioner(**{**config, **values}).plan().empty

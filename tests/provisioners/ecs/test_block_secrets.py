@@ -111,3 +111,66 @@ def test_a_deployments_block_reference_reaches_the_task_as_an_arn_only(
     (secret,) = definition["containerDefinitions"][0]["secrets"]
     stored = boto("secretsmanager").get_secret_value(SecretId=secret["valueFrom"])
     assert (secret["name"], stored["SecretString"]) == ("DB_PASSWORD", MARKER)
+
+
+def test_secrets_no_deployment_references_are_pruned_and_retried(
+    provisioner: EcsProvisioner,
+    make_provisioner: Callable[..., EcsProvisioner],
+    request_for: Request,
+    boto: Callable[[str], Any],
+    aws: Any,
+    make_client_error: Any,
+    tasks_pinned: None,
+) -> None:
+    sm = boto("secretsmanager")
+    sm.create_secret(Name="pushpool/other/secret/x", SecretString="keep")
+    provisioner.submit(with_secret(request_for(), MARKER, "secret/a"))
+    provisioner.submit(with_secret(request_for(), MARKER, "secret/b"))
+    provisioner.submit(with_secret(request_for(), MARKER, "secret/c"))
+
+    def names() -> list[str]:
+        return sorted(s["Name"] for s in sm.list_secrets()["SecretList"])
+
+    refusal = make_client_error("InternalServiceError", "try later", status=500, op="DeleteSecret")
+    aws.fail("delete_secret", refusal)
+    assert provisioner.prune_secrets({"secret/a"}) == 1  # one of the two refused: kept
+    assert len(names()) == 3
+    assert provisioner.prune_secrets({"secret/a"}) == 1  # retried on the next pass
+    assert names() == ["pushpool/demo/secret/a", "pushpool/other/secret/x"]
+    assert provisioner.prune_secrets({"secret/a"}) == 0  # idempotent
+    # referenced again: written again (not taken for still there), under a new ARN
+    ref = provisioner.submit(with_secret(request_for(), MARKER, "secret/b"))
+    definition = registered(boto, str(ref.data["task_definition_arn"]))
+    (secret,) = definition["containerDefinitions"][0]["secrets"]
+    assert sm.get_secret_value(SecretId=secret["valueFrom"])["SecretString"] == MARKER
+
+
+def test_the_sweep_drops_a_secret_once_no_deployment_references_it(
+    services: Services,
+    pool_config: dict[str, Any],
+    boto: Callable[[str], Any],
+    tasks_pinned: None,
+) -> None:
+    """Through the service: kept while the run that uses it is PENDING (ECS reads it when
+    it starts the task) and while the deployment references it; gone after the
+    deployment drops the reference."""
+    from support.blocks import dispatched_with_secret
+
+    from service.deployments import DeploymentUpdate, update
+    from service.states import StateType, set_state
+
+    sm = boto("secretsmanager")
+    run = dispatched_with_secret(services, "ecs", pool_config, MARKER)
+    sweep = services.scheduler.reconciler.sweep_orphans
+
+    def names() -> list[str]:
+        return sorted(s["Name"] for s in sm.list_secrets()["SecretList"])
+
+    assert names() == ["pushpool/secrets/secret/db-password"]
+    assert run.deployment_id is not None
+    update(services, run.deployment_id, DeploymentUpdate(job_variables={"env": {"MODE": "x"}}))
+    sweep()
+    assert names() == ["pushpool/secrets/secret/db-password"]  # its run has not started
+    set_state(services.store, run.id, StateType.RUNNING, now=services.clock())
+    sweep()
+    assert names() == []

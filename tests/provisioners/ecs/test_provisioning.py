@@ -17,6 +17,7 @@ POOL = "demo"
 REGION = "us-east-1"
 CORE = [
     ("iam-role", "pushpool-demo-execution"),
+    ("iam-role-policy", "pushpool-demo-execution/pushpool-read-block-secrets"),
     ("iam-role", "pushpool-demo-task"),
     ("log-group", "/pushpool/demo"),
     ("ecr-repository", "pushpool/demo"),
@@ -268,6 +269,54 @@ def test_rerun_on_a_provisioned_account_plans_nothing(
     assert snapshot() == before
 
 
+@pytest.mark.parametrize("old_policy", ["missing", "another document"])
+def test_reprovisioning_brings_an_old_execution_roles_secret_grant_up_to_date(
+    old_policy: str, iam_account: None, no_default_vpc: None, make: Any, boto: Boto
+) -> None:
+    """A pool provisioned before platform secrets has an execution role without the
+    GetSecretValue grant (or with an older document): the next --provision-infra writes
+    it, records it, and a run after that plans nothing."""
+    values, _ = provision(make())
+    iam = boto("iam")
+    role, policy = "pushpool-demo-execution", "pushpool-read-block-secrets"
+    if old_policy == "missing":
+        iam.delete_role_policy(RoleName=role, PolicyName=policy)
+    else:
+        grant = {
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": "arn:aws:secretsmanager:us-east-1:123456789012:secret:other/*",
+        }
+        stale = {"Version": "2012-10-17", "Statement": [grant]}
+        iam.put_role_policy(RoleName=role, PolicyName=policy, PolicyDocument=json.dumps(stale))
+    step = {"resource": "iam-role-policy", "name": f"{role}/{policy}"}
+    old = {  # recorded by a version without this step
+        **values,
+        "provisioned": [
+            r for r in values["provisioned"] if {**r, "id": None} != {**step, "id": None}
+        ],
+    }
+    plan = make(old).plan()
+    assert [(s.resource, s.name) for s in plan.to_create] == [
+        ("iam-role-policy", f"{role}/{policy}")
+    ]
+    if old_policy != "missing":
+        assert "out of date" in plan.to_create[0].detail
+    rerun, created = provision(make(old))
+    assert keys(created) == [("iam-role-policy", f"{role}/{policy}")]
+    assert rerun["provisioned"] == values["provisioned"]  # recorded again: undone at deprovision
+    document = iam.get_role_policy(RoleName=role, PolicyName=policy)["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    (grant,) = document["Statement"]
+    assert grant["Action"] == "secretsmanager:GetSecretValue"
+    assert grant["Resource"].endswith(":secret:pushpool/demo/*")
+    again = make(rerun).plan()
+    assert again.empty  # a no-op after
+    assert provision(make(rerun))[1] == []
+    make(rerun).deprovision()
+    assert role not in [r["RoleName"] for r in iam.list_roles()["Roles"]]
+
+
 def test_a_plan_that_is_not_applied_changes_nothing(
     iam_account: None, no_default_vpc: None, make: Any, aws: Any, snapshot: Listing
 ) -> None:
@@ -378,9 +427,9 @@ def test_an_interrupted_provision_resumes_and_records_what_it_made(
     assert "AccessDeniedException" in str(info.value)
     assert "already in place: iam-role/pushpool-demo-execution" in str(info.value)
     plan = make().plan()
-    assert keys(plan.to_create) == CORE[4:] + OWN_NETWORK
+    assert keys(plan.to_create) == CORE[5:] + OWN_NETWORK
     values, created = provision(make())
-    assert keys(created) == CORE[4:] + OWN_NETWORK
+    assert keys(created) == CORE[5:] + OWN_NETWORK
     assert [(r["resource"], r["name"]) for r in values["provisioned"]] == CORE + OWN_NETWORK
     make(values).deprovision()
     assert snapshot() == before
