@@ -122,7 +122,9 @@ def prefect_server(python: str, home: Path) -> Iterator[str]:
     }
     log = (home / "server.log").open("wb")
     cmd = [python, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}/api"
     try:
         _wait_healthy(proc, url, home / "server.log")
@@ -145,10 +147,12 @@ def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"prefect server exited: {log.read_text()[-500:]}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
-                if answer.status == 200:
-                    return
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{url}/health", timeout=5) as answer,
+        ):
+            if answer.status == 200:
+                return
         time.sleep(0.5)
     raise RuntimeError(f"prefect server not healthy after {START_SECONDS} s")
 
