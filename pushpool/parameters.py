@@ -14,6 +14,14 @@ from typing import Any
 from pushpool.errors import ParameterError
 
 _MODELS: dict[Callable[..., Any], Any] = {}
+
+#: The shapes pydantic reads for these string formats. ``format`` is only an annotation
+#: in JSON Schema 2020-12: a ``pattern`` is what lets the API refuse a malformed value.
+FORMAT_PATTERNS = {
+    "date-time": r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$",
+    "date": r"^\d{4}-\d{2}-\d{2}$",
+    "time": r"^\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$",
+}
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
@@ -64,3 +72,33 @@ def coerce_arguments(
     for key in plain:
         bound.arguments[key] = getattr(validated, key)
     return bound.args, bound.kwargs
+
+
+def parameters_schema(fn: Callable[..., Any]) -> dict[str, Any]:
+    """JSON Schema of ``fn``'s parameters as :func:`parameters_model` validates them;
+    a parameter whose type has no JSON Schema is left open (``{}``), and date/time
+    strings carry :data:`FORMAT_PATTERNS`. Extra keys are allowed only with ``**kwargs``."""
+    from pydantic.json_schema import GenerateJsonSchema
+
+    class _Lenient(GenerateJsonSchema):
+        def handle_invalid_for_json_schema(self, schema: Any, error_info: str) -> dict[str, Any]:
+            return {}
+
+    schema: dict[str, Any] = parameters_model(fn).model_json_schema(schema_generator=_Lenient)
+    _add_patterns(schema)
+    kinds = {p.kind for p in inspect.signature(fn).parameters.values()}
+    schema["title"] = getattr(fn, "__name__", "flow")
+    schema["additionalProperties"] = inspect.Parameter.VAR_KEYWORD in kinds
+    return schema
+
+
+def _add_patterns(node: Any) -> None:
+    if isinstance(node, dict):
+        pattern = FORMAT_PATTERNS.get(node.get("format", ""))
+        if pattern and node.get("type") == "string":
+            node.setdefault("pattern", pattern)
+        for value in node.values():
+            _add_patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            _add_patterns(value)

@@ -154,6 +154,7 @@ from service.store.dynamo.listing import (
 from service.store.dynamo.logs import (
     LogsMixin,
 )
+from service.store.dynamo.param_schema import DynamoParameterSchema
 from service.store.dynamo.pools import (
     PoolsMixin,
     _pool_count,
@@ -184,6 +185,7 @@ class DynamoStore(
     DynamoSharedMeta,
     DynamoTaskSlotsMixin,
     DynamoAutomationsMixin,
+    DynamoParameterSchema,
     KeysMixin,
     PoolsMixin,
     DeploymentsMixin,
