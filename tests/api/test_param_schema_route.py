@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from api.test_task_runs import claimed_run
 from fastapi.testclient import TestClient
 
-from api.test_task_runs import claimed_run
 from service.services import Services
 
 SCHEMA = {

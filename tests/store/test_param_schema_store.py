@@ -7,10 +7,10 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from store.test_conformance import deployment, pool
 
 from service.errors import DeploymentNotFound
 from service.store.base import Store
-from store.test_conformance import deployment, pool
 
 AT = datetime(2026, 12, 3, 14, 0, tzinfo=UTC)
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}}
