@@ -49,9 +49,12 @@ def parameters_model(fn: Callable[..., Any]) -> Any:
 def coerce_arguments(
     fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """``args, kwargs`` converted to ``fn``'s annotated types, or :class:`ParameterError`."""
-    from pydantic import ValidationError
+    """``args, kwargs`` converted to ``fn``'s annotated types, or :class:`ParameterError`.
 
+    Values that already are exactly their plain annotated type (``str``, ``int``,
+    ``float``, ``bool``; or unannotated) are passed as they are without importing
+    pydantic, which would return them unchanged (its import and model build are most
+    of a trivial flow's run time)."""
     signature = inspect.signature(fn)
     try:
         bound = signature.bind(*args, **kwargs)
@@ -62,6 +65,10 @@ def coerce_arguments(
         for key, value in bound.arguments.items()
         if signature.parameters[key].kind not in _VARIADIC
     }
+    if _already_typed(fn, plain):
+        return bound.args, bound.kwargs
+    from pydantic import ValidationError
+
     try:
         validated = parameters_model(fn).model_validate(plain)
     except ValidationError as exc:
@@ -72,6 +79,30 @@ def coerce_arguments(
     for key in plain:
         bound.arguments[key] = getattr(validated, key)
     return bound.args, bound.kwargs
+
+
+_SCALARS = (str, int, float, bool)
+_HINTS: dict[Callable[..., Any], dict[str, Any]] = {}
+
+
+def _already_typed(fn: Callable[..., Any], arguments: dict[str, Any]) -> bool:
+    """Every argument is exactly its annotated scalar type, or is not annotated."""
+    hints = _HINTS.get(fn)
+    if hints is None:
+        from typing import get_type_hints
+
+        try:
+            hints = get_type_hints(fn)
+        except Exception:  # an annotation that does not resolve: pydantic decides
+            return False
+        _HINTS[fn] = hints
+    for name, value in arguments.items():
+        hint = hints.get(name, Any)
+        if hint is Any:
+            continue
+        if hint not in _SCALARS or type(value) is not hint:
+            return False
+    return True
 
 
 def parameters_schema(fn: Callable[..., Any]) -> dict[str, Any]:
