@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.benchmarks._common import load_note, table
+from tests.benchmarks.sdk import deploy_local
 
 FLOW = """
 from pushpool import INPUTS, flow, task
@@ -74,26 +75,12 @@ def measure(tasks: int, rate: float, burst: int) -> list[dict[str, Any]]:
             access.setLevel(logging.INFO)
             access.addHandler(log)
             try:
-                dep = _deploy(live, src)
+                dep = deploy_local(live, src, "bench-cached", "cached_flow.py:cached", takes_n=True)
                 for label in ("fill (misses)", "read (hits)"):
                     rows.append(_run(live, dep, tasks, log) | {"run": label})
             finally:
                 access.removeHandler(log)
     return rows
-
-
-def _deploy(live: Any, src: Path) -> str:
-    body = {
-        "name": "bench-cached",
-        "flow_name": "cached",
-        "entrypoint": "cached_flow.py:cached",
-        "work_pool": "local",
-        "source": {"type": "local", "path": str(src)},
-        "parameter_schema": {"type": "object", "properties": {"n": {"type": "integer"}}},
-    }
-    r = live.client.post("/deployments", json=body)
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
 
 
 def _run(live: Any, dep: str, tasks: int, log: AccessLog) -> dict[str, Any]:

@@ -174,11 +174,14 @@ def e2e(count: int, runs: int) -> dict[str, dict[str, float]]:
             access = logging.getLogger("uvicorn.access")
             access.setLevel(logging.INFO)
             access.addHandler(counter)
-            deployments = {mode: _deploy(live, src, mode) for mode in MODES}
-            deployments |= {
-                TRIVIAL[0]: _deploy(live, src, "trivial-plain", "trivial_plain.py:hello"),
-                TRIVIAL[1]: _deploy(live, src, "trivial-flow", "trivial_flow.py:hello"),
-            }
+            deployments = {}
+            for mode in MODES:
+                entry = f"bench_flows.py:{mode}"
+                deployments[mode] = deploy_local(live, src, f"bench-{mode}", entry, takes_n=True)
+            for mode, file in zip(TRIVIAL, ("trivial_plain", "trivial_flow"), strict=True):
+                deployments[mode] = deploy_local(
+                    live, src, f"bench-{file}", f"{file}.py:hello", takes_n=False
+                )
             for round_ in range(runs + 1):  # the first round warms up
                 for mode, dep in deployments.items():
                     params = {"n": count} if mode in MODES else {}
@@ -215,15 +218,17 @@ def _one_run(
     }
 
 
-def _deploy(live: Any, src: Path, mode: str, entrypoint: str | None = None) -> str:
-    body = {
-        "name": f"bench-{mode}",
-        "flow_name": mode if entrypoint is None else "hello",
-        "entrypoint": entrypoint or f"bench_flows.py:{mode}",
+def deploy_local(live: Any, src: Path, name: str, entrypoint: str, *, takes_n: bool) -> str:
+    """Deploy ``entrypoint`` of the directory ``src`` on the ``local`` pool; its id.
+    ``takes_n``: the flow takes an integer parameter ``n``."""
+    body: dict[str, Any] = {
+        "name": name,
+        "flow_name": entrypoint.rpartition(":")[2],
+        "entrypoint": entrypoint,
         "work_pool": "local",
         "source": {"type": "local", "path": str(src)},
     }
-    if entrypoint is None:
+    if takes_n:
         body["parameter_schema"] = {"type": "object", "properties": {"n": {"type": "integer"}}}
     r = live.client.post("/deployments", json=body)
     assert r.status_code == 201, r.text
