@@ -8,7 +8,8 @@ a snapshot through the flow's batching reporter.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -160,13 +161,24 @@ class TaskRun:
         self._set(TaskState.RETRYING, error=_error(exc))
         return delay_before(retries_done + 1, task.retry_delay_seconds)
 
+    def delay_after(self, exc: BaseException) -> float:
+        """Seconds to wait before the next attempt after ``exc``; when there is none, the
+        run is FAILED and ``exc`` raised."""
+        delay = self.retry_delay(exc)
+        if delay is None:
+            self.fail(exc)
+            raise exc
+        return delay
+
     def fail(self, exc: BaseException) -> None:
         self._set(TaskState.FAILED, end_time=self._now(), error=_error(exc))
 
-    def complete(self, value: Any) -> None:
+    def complete(self, value: Any) -> Any:
+        """Record the value (persisted if asked or cached); return it."""
         result_key = self._persist(value)
         self.ctx.remember(value, self.record.id)
         self._set(TaskState.COMPLETED, end_time=self._now(), error=None, result_key=result_key)
+        return value
 
     def _persist(self, value: Any) -> str | None:
         task = self.task
@@ -207,15 +219,16 @@ def _error(exc: BaseException) -> dict[str, str]:
     }
 
 
-def run_sync(run: TaskRun) -> Any:
-    """Drive a sync task run to its end; return its value or raise its error."""
+@contextmanager
+def _driven(run: TaskRun) -> Iterator[Any]:
+    """Resolve the inputs; yield the cached value, or ``_MISSING`` once the run holds its
+    tag slots; on any error the run is FAILED; its slots are released on the way out."""
     run.resolve()
     try:
         value = run.cached()
-        if value is not _MISSING:
-            return value
-        run.acquire_slots()
-        return _attempts_sync(run)
+        if value is _MISSING:
+            run.acquire_slots()
+        yield value
     except BaseException as exc:
         if run.record.state is not TaskState.FAILED:
             run.fail(exc)
@@ -224,78 +237,66 @@ def run_sync(run: TaskRun) -> Any:
         run.release_slots()
 
 
+def run_sync(run: TaskRun) -> Any:
+    """Drive a sync task run to its end; return its value or raise its error."""
+    with _driven(run) as cached:
+        return _attempts_sync(run) if cached is _MISSING else cached
+
+
 def _attempts_sync(run: TaskRun) -> Any:
-    task = run.task
     while True:
         run.start_attempt()
         try:
             with entered(_task_run, run.record):
-                if task.timeout_seconds is not None:
-                    value = call_with_timeout(
-                        lambda: task.fn(**run.parameters),
-                        task.timeout_seconds,
-                        lambda: TaskTimeoutError(
-                            f"task timed out after {task.timeout_seconds} seconds"
-                        ),
-                    )
-                else:
-                    value = task.fn(**run.parameters)
+                value = _call_sync(run.task, run.parameters)
         except BaseException as exc:
-            delay = run.retry_delay(exc)
-            if delay is None:
-                run.fail(exc)
-                raise
-            if delay:
+            if delay := run.delay_after(exc):
                 run.clock.sleep(delay)
             continue
-        run.complete(value)
-        return value
+        return run.complete(value)
+
+
+def _call_sync(task: Task[..., Any], parameters: dict[str, Any]) -> Any:
+    if task.timeout_seconds is None:
+        return task.fn(**parameters)
+    return call_with_timeout(
+        lambda: task.fn(**parameters), task.timeout_seconds, lambda: _timed_out(task)
+    )
 
 
 async def run_async(run: TaskRun) -> Any:
     """Drive an async task run to its end on the running event loop."""
-    run.resolve()
-    try:
-        value = run.cached()
-        if value is not _MISSING:
-            return value
-        run.acquire_slots()
-        return await _attempts_async(run)
-    except BaseException as exc:
-        if run.record.state is not TaskState.FAILED:
-            run.fail(exc)
-        raise
-    finally:
-        run.release_slots()
+    with _driven(run) as cached:
+        return await _attempts_async(run) if cached is _MISSING else cached
 
 
 async def _attempts_async(run: TaskRun) -> Any:
-    import asyncio
-
-    task = run.task
     while True:
         run.start_attempt()
         try:
             with entered(_task_run, run.record):
-                coro = task.fn(**run.parameters)
-                if task.timeout_seconds is not None:
-                    try:
-                        value = await asyncio.wait_for(coro, task.timeout_seconds)
-                    except TimeoutError:
-                        msg = f"task timed out after {task.timeout_seconds} seconds"
-                        raise TaskTimeoutError(msg) from None
-                else:
-                    value = await coro
+                value = await _call_async(run.task, run.parameters)
         except BaseException as exc:
-            delay = run.retry_delay(exc)
-            if delay is None:
-                run.fail(exc)
-                raise
-            if delay:
+            if delay := run.delay_after(exc):
                 await run.clock.async_sleep(delay)
             continue
-        run.complete(value)
-        return value
+        return run.complete(value)
+
+
+async def _call_async(task: Task[..., Any], parameters: dict[str, Any]) -> Any:
+    import asyncio
+
+    coro = task.fn(**parameters)
+    if task.timeout_seconds is None:
+        return await coro
+    try:
+        return await asyncio.wait_for(coro, task.timeout_seconds)
+    except TimeoutError:
+        raise _timed_out(task) from None
+
+
+def _timed_out(task: Task[..., Any]) -> TaskTimeoutError:
+    return TaskTimeoutError(f"task timed out after {task.timeout_seconds} seconds")
 
 
 def is_async(fn: Callable[..., Any]) -> bool:

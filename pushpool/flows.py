@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar, Unpack, overload
 
+from pushpool._decorated import CommonOptions, Decorated
 from pushpool._threads import call_with_timeout
 from pushpool.context import (
     FlowRunContext,
@@ -17,43 +19,30 @@ from pushpool.context import (
     local_environment,
 )
 from pushpool.errors import FlowTimeoutError, ParameterError
-from pushpool.retries import RetryDelay, check_delay, check_options, delay_before
 from pushpool.task_runners import ThreadPoolTaskRunner
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Flow(Generic[P, R]):
+class Flow(Decorated[P, R]):
     """A flow: call it to run it (tasks included) in the current environment."""
 
     def __init__(
         self,
         fn: Callable[P, R],
         *,
-        name: str | None = None,
-        retries: int = 0,
-        retry_delay_seconds: RetryDelay = None,
-        timeout_seconds: float | None = None,
         log_prints: bool = False,
         validate_parameters: bool = True,
         task_runner: ThreadPoolTaskRunner | None = None,
-        persist_result: bool | None = None,
+        **options: Unpack[CommonOptions],
     ) -> None:
-        check_options("@flow", fn, retries, timeout_seconds)
-        self.fn = fn
-        self.name: str = name or str(getattr(fn, "__name__", "flow"))
-        self.retries = retries
-        self.retry_delay_seconds = check_delay(retry_delay_seconds)
-        self.timeout_seconds = timeout_seconds
+        super().__init__(fn, "flow", **options)
         self.log_prints = log_prints
         self.validate_parameters = validate_parameters
         self.task_runner = task_runner or ThreadPoolTaskRunner()
-        self.persist_result = persist_result
         self.is_async = inspect.iscoroutinefunction(fn)
         self._validator: Callable[..., Any] | None = None
-        self.__doc__ = fn.__doc__
-        self.__wrapped__ = fn
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run the flow; an async flow returns a coroutine to await."""
@@ -94,80 +83,77 @@ class Flow(Generic[P, R]):
             persist_results=self.persist_result,
         )
 
-    def _attempts(self, env: RunEnvironment) -> int:
-        return 1 + (self.retries if env.flow_retries_in_process else 0)
+    def _delays(self, env: RunEnvironment) -> list[float]:
+        """The waits before each retry this process makes (none under a runner whose
+        control plane retries the run)."""
+        return self.delays(self.retries if env.flow_retries_in_process else 0)
 
     def _run_sync(self, env: RunEnvironment, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> R:
-        attempts = self._attempts(env)
-        for attempt in range(1, attempts + 1):
+        for delay in self._delays(env):
             try:
                 return self._attempt_sync(env, args, kwargs)
             except Exception:
-                if attempt == attempts:
-                    raise
-                env.clock.sleep(delay_before(attempt, self.retry_delay_seconds))
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _attempt_sync(
-        self, env: RunEnvironment, args: tuple[Any, ...], kwargs: Mapping[str, Any]
-    ) -> R:
-        ctx = self._context(env)
-        try:
-            with entered(_flow_run, ctx), _prints(ctx):
-                if self.timeout_seconds is None:
-                    value = self.fn(*args, **kwargs)
-                else:
-                    value = call_with_timeout(
-                        lambda: self.fn(*args, **kwargs),
-                        self.timeout_seconds,
-                        lambda: FlowTimeoutError(
-                            f"flow {self.name!r} timed out after {self.timeout_seconds} seconds"
-                        ),
-                    )
-                value = _resolve_return(value)
-                _wait_all(ctx)
-                self._persist(ctx, value)
-                return value
-        finally:
-            ctx.task_runner.shutdown()
-            ctx.reporter.flush()
+                env.clock.sleep(delay)
+        return self._attempt_sync(env, args, kwargs)
 
     async def _run_async(
         self, env: RunEnvironment, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> R:
-        attempts = self._attempts(env)
-        for attempt in range(1, attempts + 1):
+        for delay in self._delays(env):
             try:
                 return await self._attempt_async(env, args, kwargs)
             except Exception:
-                if attempt == attempts:
-                    raise
-                await env.clock.async_sleep(delay_before(attempt, self.retry_delay_seconds))
-        raise AssertionError("unreachable")  # pragma: no cover
+                await env.clock.async_sleep(delay)
+        return await self._attempt_async(env, args, kwargs)
+
+    @contextmanager
+    def _running(self, env: RunEnvironment) -> Iterator[FlowRunContext]:
+        """The attempt's context, entered; its task runner shut down and its reports
+        flushed on the way out."""
+        ctx = self._context(env)
+        try:
+            with entered(_flow_run, ctx), _prints(ctx):
+                yield ctx
+        finally:
+            ctx.task_runner.shutdown()
+            ctx.reporter.flush()
+
+    def _attempt_sync(
+        self, env: RunEnvironment, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> R:
+        with self._running(env) as ctx:
+            if self.timeout_seconds is None:
+                value = self.fn(*args, **kwargs)
+            else:
+                value = call_with_timeout(
+                    lambda: self.fn(*args, **kwargs), self.timeout_seconds, self._timed_out
+                )
+            value = _resolve_return(value)
+            _wait_all(ctx)
+            self._persist(ctx, value)
+            return value
 
     async def _attempt_async(
         self, env: RunEnvironment, args: tuple[Any, ...], kwargs: Mapping[str, Any]
     ) -> R:
         import asyncio
 
-        ctx = self._context(env)
-        try:
-            with entered(_flow_run, ctx), _prints(ctx):
-                coro: Any = self.fn(*args, **kwargs)
-                try:
-                    value: Any = await asyncio.wait_for(coro, self.timeout_seconds)
-                except TimeoutError as exc:
-                    if self.timeout_seconds is None:
-                        raise
-                    msg = f"flow {self.name!r} timed out after {self.timeout_seconds} seconds"
-                    raise FlowTimeoutError(msg) from exc
-                value = await asyncio.to_thread(_resolve_return, value)
-                await asyncio.to_thread(_wait_all, ctx)
-                self._persist(ctx, value)
-                return value
-        finally:
-            ctx.task_runner.shutdown()
-            ctx.reporter.flush()
+        with self._running(env) as ctx:
+            coro: Any = self.fn(*args, **kwargs)
+            try:
+                value: Any = await asyncio.wait_for(coro, self.timeout_seconds)
+            except TimeoutError as exc:
+                if self.timeout_seconds is None:
+                    raise
+                raise self._timed_out() from exc
+            value = await asyncio.to_thread(_resolve_return, value)
+            await asyncio.to_thread(_wait_all, ctx)
+            self._persist(ctx, value)
+            return value
+
+    def _timed_out(self) -> FlowTimeoutError:
+        seconds = self.timeout_seconds
+        return FlowTimeoutError(f"flow {self.name!r} timed out after {seconds} seconds")
 
     def _persist(self, ctx: FlowRunContext, value: Any) -> None:
         if not self.persist_result or ctx.env.flow_run_id is None:
@@ -227,14 +213,10 @@ def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 @overload
 def flow(
     *,
-    name: str | None = None,
-    retries: int = 0,
-    retry_delay_seconds: RetryDelay = None,
-    timeout_seconds: float | None = None,
     log_prints: bool = False,
     validate_parameters: bool = True,
     task_runner: ThreadPoolTaskRunner | None = None,
-    persist_result: bool | None = None,
+    **options: Unpack[CommonOptions],
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 

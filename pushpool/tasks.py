@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, Unpack, overload
 
+from pushpool._decorated import CommonOptions, Decorated
 from pushpool.cache import CacheContext, CachePolicy
 from pushpool.context import FlowRunContext, current_flow_run
 from pushpool.futures import PushpoolFuture, PushpoolFutureList
 from pushpool.records import TaskRunRecord
 from pushpool.results import SERIALIZERS, Serializer
-from pushpool.retries import RetryDelay, check_delay, check_options
 
 if TYPE_CHECKING:
     from pushpool.engine import TaskRun
@@ -30,48 +30,47 @@ class unmapped:
         self.value = value
 
 
-class Task(Generic[P, R]):
+class TaskOptions(CommonOptions, total=False):
+    """The keyword options of ``@task``."""
+
+    retry_condition_fn: RetryCondition | None
+    cache_policy: CachePolicy | None
+    cache_key_fn: CacheKeyFn | None
+    cache_expiration: timedelta | None
+    result_serializer: Serializer
+    tags: Iterable[str]
+
+
+class Task(Decorated[P, R]):
     """A task: call it to run it, ``.submit()`` for a future, ``.map()`` to fan out."""
 
     def __init__(
         self,
         fn: Callable[P, R],
         *,
-        name: str | None = None,
-        retries: int = 0,
-        retry_delay_seconds: RetryDelay = None,
         retry_condition_fn: RetryCondition | None = None,
-        timeout_seconds: float | None = None,
         cache_policy: CachePolicy | None = None,
         cache_key_fn: CacheKeyFn | None = None,
         cache_expiration: timedelta | None = None,
-        persist_result: bool | None = None,
         result_serializer: Serializer = "json",
         tags: Iterable[str] = (),
+        **options: Unpack[CommonOptions],
     ) -> None:
-        check_options("@task", fn, retries, timeout_seconds)
+        super().__init__(fn, "task", **options)
         if result_serializer not in SERIALIZERS:
             raise ValueError(f"result_serializer must be one of {SERIALIZERS}")
         if cache_policy is not None and not isinstance(cache_policy, CachePolicy):
             raise TypeError("cache_policy must be INPUTS, TASK_SOURCE, NONE or a combination")
         if cache_expiration is not None and not isinstance(cache_expiration, timedelta):
             raise TypeError("cache_expiration must be a datetime.timedelta")
-        self.fn = fn
-        self.name: str = name or str(getattr(fn, "__name__", "task"))
         self.task_key = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', self.name)}"
-        self.retries = retries
-        self.retry_delay_seconds = check_delay(retry_delay_seconds)
         self.retry_condition_fn = retry_condition_fn
-        self.timeout_seconds = timeout_seconds
         self.cache_policy = cache_policy
         self.cache_key_fn = cache_key_fn
         self.cache_expiration = cache_expiration
-        self.persist_result = persist_result
         self.result_serializer: Serializer = result_serializer
         self.tags = sorted(set(tags))
         self.is_async = _is_async(fn)
-        self.__doc__ = fn.__doc__
-        self.__wrapped__ = fn
 
     def with_options(self, **options: Any) -> Task[P, R]:
         """A copy of this task with some options changed."""
@@ -245,20 +244,7 @@ def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
 @overload
-def task(
-    *,
-    name: str | None = None,
-    retries: int = 0,
-    retry_delay_seconds: RetryDelay = None,
-    retry_condition_fn: RetryCondition | None = None,
-    timeout_seconds: float | None = None,
-    cache_policy: CachePolicy | None = None,
-    cache_key_fn: CacheKeyFn | None = None,
-    cache_expiration: timedelta | None = None,
-    persist_result: bool | None = None,
-    result_serializer: Serializer = "json",
-    tags: Iterable[str] = (),
-) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+def task(**options: Unpack[TaskOptions]) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def task(fn: Callable[P, R] | None = None, /, **options: Any) -> Any:

@@ -187,6 +187,14 @@ class RunnerClient:
         data = self._call("POST", "/events", event)
         return data if isinstance(data, dict) else {}
 
+    def record_parameter_schema(self, schema: dict[str, Any]) -> bool:
+        """Record the flow's schema on a deployment that has none; False if it has one."""
+        try:
+            self._call("PUT", "/parameter-schema", {"parameter_schema": schema})
+        except Conflict:
+            return False
+        return True
+
     def heartbeat(self) -> str | None:
         data = self._call("POST", "/heartbeat", {})
         state = data.get("state") if isinstance(data, dict) else None

@@ -40,6 +40,7 @@ from runner_image.heartbeat import Heartbeat, heartbeat_interval
 from runner_image.interrupts import FlowInterrupted, Interrupter, Reason
 from runner_image.logs import LogCapture, Redactor
 from runner_image.outcome import Outcome, error_payload, serialize_result
+from runner_image.schema import record_schema, wants_schema
 from runner_image.timeout import FlowTimeout, timed_out, timeout_seconds
 
 if TYPE_CHECKING:
@@ -160,6 +161,8 @@ def _execute(
             flow = _setup(spec, checkout)
     except BaseException as exc:
         return _outcome_for(exc, setup=True)
+    if wants_schema(spec.source, spec.parameter_schema):
+        record_schema(client, flow)
     if interrupter.reason is not None:  # stopped while setting up: never start
         return _cancelled(interrupter.reason)
     try:

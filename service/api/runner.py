@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel
 
-from service import runs
+from service import param_schemas, runs
 from service.api.deps import Credentials, ServicesDep, require_run_token
 from service.errors import DeploymentNotFound, RunNotFound
 from service.models import FlowRun
@@ -112,3 +112,13 @@ async def logs(run: RunnerRunDep, body: runs.LogBatch, svc: ServicesDep) -> Resp
 async def heartbeat(run: RunnerRunDep, svc: ServicesDep) -> RunnerState:
     runs.heartbeat(svc, run)
     return RunnerState(state=run.state.type.value, name=run.state.name)
+
+
+@router.put("/parameter-schema", status_code=status.HTTP_204_NO_CONTENT)
+async def record_parameter_schema(
+    run: RunnerRunDep, body: param_schemas.SchemaReport, svc: ServicesDep
+) -> Response:
+    """Record the flow's parameter schema on the run's deployment, only while it has
+    none (409 otherwise): how an ``image`` source's deployment gets its schema."""
+    param_schemas.record(svc, run, body.parameter_schema)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pushpool.parameters import FORMAT_PATTERNS
 from service.cli.client import CliError
 
 _SIMPLE = {
@@ -26,19 +27,11 @@ _SIMPLE = {
     "set": {"type": "array"},
     "frozenset": {"type": "array"},
     "None": {"type": "null"},
-    # ``format`` is only an annotation in JSON Schema 2020-12: the pattern is what the API
-    # checks (the shapes pydantic reads; it still refuses e.g. February 30th in the runner)
-    "datetime": {
-        "type": "string",
-        "format": "date-time",
-        "pattern": r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$",
-    },
-    "date": {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"},
-    "time": {
-        "type": "string",
-        "format": "time",
-        "pattern": r"^\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?$",
-    },
+    # the patterns are what the API checks (the shapes pydantic reads; it still refuses
+    # e.g. February 30th in the runner)
+    "datetime": {"type": "string", "format": "date-time", "pattern": FORMAT_PATTERNS["date-time"]},
+    "date": {"type": "string", "format": "date", "pattern": FORMAT_PATTERNS["date"]},
+    "time": {"type": "string", "format": "time", "pattern": FORMAT_PATTERNS["time"]},
     "Path": {"type": "string"},
     "PurePath": {"type": "string"},
     "PosixPath": {"type": "string"},

@@ -9,7 +9,7 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 
 import typer
@@ -427,6 +427,7 @@ def _deployment_body(
     timezone: str | None,
     interval: int | None,
     params: list[str] | None,
+    image: str | None = None,
 ) -> dict[str, Any]:
     file_part, sep, function = entrypoint.rpartition(":")
     if not sep or not file_part.endswith(".py") or not function:
@@ -434,6 +435,44 @@ def _deployment_body(
     body: dict[str, Any] = {"name": name, "work_pool": pool}
     if timezone and not cron:
         raise CliError("--timezone applies to --cron; give --cron too (intervals ignore it)")
+    if image is not None:
+        body.update(_image_source(image, source, ref, file_part, function))
+    else:
+        body.update(_code_source(source, ref, file_part, function))
+    if cron and interval is not None:
+        raise CliError("give --cron or --interval, not both")
+    if cron:
+        body["schedules"] = [{"kind": "cron", "cron": cron, "timezone": timezone or "UTC"}]
+    elif interval is not None:
+        body["schedules"] = [{"kind": "interval", "interval_seconds": interval}]
+    body["parameters"] = _parse_kv(params, "--param", body.get("parameter_schema"))
+    return body
+
+
+def _image_source(
+    image: str, source: str | None, ref: str | None, file_part: str, function: str
+) -> dict[str, Any]:
+    """An ``image`` source: the code is in IMAGE, at ENTRYPOINT relative to its working
+    directory. Nothing is read here; the first run records the parameter schema."""
+    if source is not None or ref is not None:
+        raise CliError("--image carries the code: give it without --source or --ref")
+    if not image.strip() or image != image.strip():
+        raise CliError(f"--image {image!r} is not an image reference")
+    if PurePosixPath(file_part).is_absolute() or ".." in PurePosixPath(file_part).parts:
+        raise CliError(f"entrypoint {file_part!r} must be relative to the image's directory")
+    return {
+        "source": {"type": "image"},
+        "entrypoint": f"{file_part}:{function}",
+        "flow_name": function,
+        "job_variables": {"image": image},
+    }
+
+
+def _code_source(
+    source: str | None, ref: str | None, file_part: str, function: str
+) -> dict[str, Any]:
+    """A git or local source, with the schema and defaults read from its code."""
+    body: dict[str, Any] = {}
     if ref and not (source and _GIT_URL.match(source)):
         raise CliError("--ref applies to a git --source")
     if source is not None and _GIT_URL.match(source):
@@ -461,13 +500,6 @@ def _deployment_body(
         if not local_file.is_file():
             raise CliError(f"{local_file} does not exist")
         body.update(_flow_facts(local_file, function))
-    if cron and interval is not None:
-        raise CliError("give --cron or --interval, not both")
-    if cron:
-        body["schedules"] = [{"kind": "cron", "cron": cron, "timezone": timezone or "UTC"}]
-    elif interval is not None:
-        body["schedules"] = [{"kind": "interval", "interval_seconds": interval}]
-    body["parameters"] = _parse_kv(params, "--param", body.get("parameter_schema"))
     return body
 
 
@@ -518,6 +550,13 @@ def deploy(
         str | None, typer.Option(help="Directory, or git URL, holding the code (default: .)")
     ] = None,
     ref: Annotated[str | None, typer.Option(help="Git ref for a git source")] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            help="Container image holding the code (ENTRYPOINT relative to its working "
+            "directory); the first run records the parameter schema"
+        ),
+    ] = None,
     catchup: Annotated[str | None, typer.Option(help="Missed runs: all, latest or none")] = None,
     retries: Annotated[
         int | None, typer.Option(min=0, help="Times a failed or crashed run is retried (0)")
@@ -545,7 +584,9 @@ def deploy(
     output: OutputOpt = Output.table,
 ) -> None:
     """Create or update a deployment of a flow function; a redeploy prints what changed."""
-    body = _deployment_body(entrypoint, name, pool, source, ref, cron, timezone, interval, param)
+    body = _deployment_body(
+        entrypoint, name, pool, source, ref, cron, timezone, interval, param, image
+    )
     if flow_name:
         body["flow_name"] = flow_name
     optional = {
@@ -556,7 +597,8 @@ def deploy(
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     if env:
-        body["job_variables"] = {"env": {k: str(v) for k, v in _parse_kv(env, "--env").items()}}
+        variables = body.setdefault("job_variables", {})
+        variables["env"] = {k: str(v) for k, v in _parse_kv(env, "--env").items()}
     if tag:
         body["tags"] = tag
     if timeout:

@@ -293,6 +293,15 @@ class Store(ABC):
         return out
 
     @abstractmethod
+    def record_parameter_schema(
+        self, deployment_id: str, schema: dict[str, Any], at: datetime
+    ) -> bool:
+        """Set the deployment's ``parameter_schema`` (and ``updated_at`` to ``at``) only
+        if it has none; True if this call set it, False if it already had one (then
+        nothing changes). Atomic against a concurrent call or replace: of two calls at
+        once, one sets it. Raises ``DeploymentNotFound``."""
+
+    @abstractmethod
     def find_deployment(self, flow_name: str, name: str) -> Deployment:
         """Raises ``DeploymentNotFound`` (ident ``flow_name/name``)."""
 

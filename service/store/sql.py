@@ -104,6 +104,7 @@ from service.store.base import (
 from service.store.sql_automations import SqlAutomationsMixin
 from service.store.sql_blocks import SqlBlocks
 from service.store.sql_events import SqlEventsMixin
+from service.store.sql_param_schema import SqlParameterSchema
 from service.store.sql_shared_meta import SqlSharedMeta
 from service.store.sql_task_slots import SqlTaskSlotsMixin
 from service.vocabulary import ACTIVE, StateType
@@ -180,7 +181,13 @@ def _postgres_engine(url: str, pool_size: int, max_overflow: int, pool_timeout: 
 
 
 class SqlStore(
-    SqlBlocks, SqlEventsMixin, SqlSharedMeta, SqlTaskSlotsMixin, SqlAutomationsMixin, Store
+    SqlBlocks,
+    SqlEventsMixin,
+    SqlSharedMeta,
+    SqlTaskSlotsMixin,
+    SqlAutomationsMixin,
+    SqlParameterSchema,
+    Store,
 ):
     def __init__(
         self,

@@ -1,6 +1,6 @@
 """Benchmark: what the ``pushpool`` SDK costs a runner.
 
-    python -m tests.benchmarks.sdk [--repeats 15] [--tasks 1000]
+    python -m tests.benchmarks.sdk [--repeats 15] [--tasks 1000] [--runs 3] [--with-prefect]
 
 * Start-up: fresh interpreters that import the runner (``runner_image.runner``), with
   and without ``import pushpool``, interleaved; medians of wall time to exit.
@@ -15,16 +15,22 @@
   (the baseline): RUNNING->COMPLETED from the run's state history, create->COMPLETED
   from the client, per-task overhead = (tasks - plain) / count, and the requests the
   run made to the server (counted from the server's access log), medians of ``--runs``.
-* Prefect 3 side by side (``--prefect-python``, or ``$PUSHPOOL_BENCH_PREFECT_PYTHON``: an
-  interpreter of a throwaway virtualenv with ``prefect`` 3 installed; never a project
-  dependency): the same flows under Prefect in that interpreter, in the same benchmark
-  run. Without one that imports ``prefect`` the column is skipped, saying so.
+* The trivial flow (DESIGN's "about 150 ms from a fresh runner to COMPLETED"): ``hello``
+  as a plain function in a file that does not import pushpool, and the same function
+  with ``@flow``: PENDING->COMPLETED (the runner's spawn to its final report, server
+  clock), RUNNING->COMPLETED and create->COMPLETED, side by side with the change.
+* Prefect 3 side by side (``--with-prefect``: a throwaway virtualenv at
+  ``--prefect-venv``, created once with ``pip install 'prefect==3.*'`` and reused; or
+  ``--prefect-python`` / ``$PUSHPOOL_BENCH_PREFECT_PYTHON``: an interpreter that has it;
+  never a project dependency, never in tests or CI): a real ``prefect server start`` on
+  a free 127.0.0.1 port with its own PREFECT_HOME and SQLite file, the same flows run
+  against it (``PREFECT_API_URL``) in the same benchmark run, the server stopped at the
+  end. Without one the column is skipped, saying so.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import subprocess
@@ -35,7 +41,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks._common import REPO, clean_env, median, table
+from tests.benchmarks._common import REPO, median, table
+from tests.benchmarks._prefect import DEFAULT_VENV as DEFAULT_PREFECT_VENV
 
 BASE = "import runner_image.runner"
 WITH_SDK = "import runner_image.runner, pushpool"
@@ -115,42 +122,23 @@ def mapped(n: int) -> int:
     return sum(trivial.map(range(n)).result())
 """
 
-PREFECT_SCRIPT = """
-import json, sys, time
-from prefect import flow, task
-
-def plain_step(i):
-    return i
-
-@task
-def trivial(i):
-    return i
-
-@flow
-def plain(n):
-    return sum(plain_step(i) for i in range(n))
-
-@flow
-def sequential(n):
-    return sum(trivial(i) for i in range(n))
-
-@flow
-def mapped(n):
-    return sum(f.result() for f in trivial.map(range(n)))
-
-n, runs = int(sys.argv[1]), int(sys.argv[2])
-plain(1)  # start the ephemeral API once, outside the measurement
-out = {}
-for name, fn in (("plain", plain), ("sequential", sequential), ("mapped", mapped)):
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        assert fn(n) == sum(range(n))
-        times.append(time.perf_counter() - start)
-    out[name] = sorted(times)[len(times) // 2]
-print("RESULT " + json.dumps(out))
-"""
 MODES = ("plain", "sequential", "mapped")
+#: The trivial flow (DESIGN: "a fresh runner process takes a trivial flow from start to
+#: COMPLETED in about 150 ms"), as a plain function in a file that does not import
+#: pushpool (the baseline) and decorated with ``@flow``.
+TRIVIAL_PLAIN = """
+def hello(name: str = "world") -> str:
+    return f"Hello, {name}!"
+"""
+TRIVIAL_FLOW = """
+from pushpool import flow
+
+
+@flow
+def hello(name: str = "world") -> str:
+    return f"Hello, {name}!"
+"""
+TRIVIAL = ("trivial plain", "trivial @flow")
 
 
 class RequestCounter(logging.Handler):
@@ -168,59 +156,80 @@ class RequestCounter(logging.Handler):
 
 
 def e2e(count: int, runs: int) -> dict[str, dict[str, float]]:
-    """Median seconds (``running``: RUNNING->COMPLETED, ``total``: create->COMPLETED) and
-    requests per run of each mode, through a live server and the process pool."""
+    """Median seconds (``running``: RUNNING->COMPLETED, ``started``: PENDING->COMPLETED,
+    i.e. from the runner's spawn, ``total``: create->COMPLETED) and requests per run of
+    each mode, through a live server and the process pool."""
     from service.settings import Settings
-    from service.states import StateType
     from tests.support.server import live_server
 
     counter = RequestCounter()
-    results: dict[str, dict[str, list[float]]] = {m: {} for m in MODES}
+    results: dict[str, dict[str, list[float]]] = {m: {} for m in (*MODES, *TRIVIAL)}
     with tempfile.TemporaryDirectory(prefix="pushpool-bench-sdk-") as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
         (src / "bench_flows.py").write_text(FLOWS)
+        (src / "trivial_plain.py").write_text(TRIVIAL_PLAIN)
+        (src / "trivial_flow.py").write_text(TRIVIAL_FLOW)
         with live_server(Settings(home=Path(tmp) / "home", heartbeat_seconds=10)) as live:
             access = logging.getLogger("uvicorn.access")
             access.setLevel(logging.INFO)
             access.addHandler(counter)
-            deployments = {mode: _deploy(live, src, mode) for mode in MODES}
+            deployments = {}
+            for mode in MODES:
+                entry = f"bench_flows.py:{mode}"
+                deployments[mode] = deploy_local(live, src, f"bench-{mode}", entry, takes_n=True)
+            for mode, file in zip(TRIVIAL, ("trivial_plain", "trivial_flow"), strict=True):
+                deployments[mode] = deploy_local(
+                    live, src, f"bench-{file}", f"{file}.py:hello", takes_n=False
+                )
             for round_ in range(runs + 1):  # the first round warms up
                 for mode, dep in deployments.items():
-                    t0 = time.perf_counter()
-                    run_id = live.client.post(
-                        f"/deployments/{dep}/runs", json={"parameters": {"n": count}}
-                    ).json()["id"]
-                    run = live.services.store.get_run(run_id)
-                    while run.state.type not in (StateType.COMPLETED, StateType.FAILED):
-                        time.sleep(0.005)
-                        run = live.services.store.get_run(run_id)
-                    total = time.perf_counter() - t0
-                    assert run.state.type == StateType.COMPLETED, run.state
-                    _wait_exit(live, run)
-                    if round_ == 0:
-                        continue
-                    at = {r.type: r.timestamp for r in live.services.store.state_history(run_id)}
-                    running = (at[StateType.COMPLETED] - at[StateType.RUNNING]).total_seconds()
-                    for key, value in (
-                        ("running", running),
-                        ("total", total),
-                        ("requests", float(counter.count(run_id))),
-                    ):
-                        results[mode].setdefault(key, []).append(value)
+                    params = {"n": count} if mode in MODES else {}
+                    timing = _one_run(live, dep, params, counter)
+                    if round_ > 0:
+                        for key, value in timing.items():
+                            results[mode].setdefault(key, []).append(value)
             access.removeHandler(counter)
     return {m: {k: median(v) for k, v in values.items()} for m, values in results.items()}
 
 
-def _deploy(live: Any, src: Path, mode: str) -> str:
-    body = {
-        "name": f"bench-{mode}",
-        "flow_name": mode,
-        "entrypoint": f"bench_flows.py:{mode}",
+def _one_run(
+    live: Any, deployment: str, params: dict[str, Any], counter: RequestCounter
+) -> dict[str, float]:
+    from service.states import StateType
+
+    t0 = time.perf_counter()
+    run_id = live.client.post(
+        f"/deployments/{deployment}/runs", json={"parameters": params}
+    ).json()["id"]
+    run = live.services.store.get_run(run_id)
+    while run.state.type not in (StateType.COMPLETED, StateType.FAILED):
+        time.sleep(0.005)
+        run = live.services.store.get_run(run_id)
+    total = time.perf_counter() - t0
+    assert run.state.type == StateType.COMPLETED, run.state
+    _wait_exit(live, run)
+    at = {r.type: r.timestamp for r in live.services.store.state_history(run_id)}
+    return {
+        "running": (at[StateType.COMPLETED] - at[StateType.RUNNING]).total_seconds(),
+        "started": (at[StateType.COMPLETED] - at[StateType.PENDING]).total_seconds(),
+        "total": total,
+        "requests": float(counter.count(run_id)),
+    }
+
+
+def deploy_local(live: Any, src: Path, name: str, entrypoint: str, *, takes_n: bool) -> str:
+    """Deploy ``entrypoint`` of the directory ``src`` on the ``local`` pool; its id.
+    ``takes_n``: the flow takes an integer parameter ``n``."""
+    body: dict[str, Any] = {
+        "name": name,
+        "flow_name": entrypoint.rpartition(":")[2],
+        "entrypoint": entrypoint,
         "work_pool": "local",
         "source": {"type": "local", "path": str(src)},
-        "parameter_schema": {"type": "object", "properties": {"n": {"type": "integer"}}},
     }
+    if takes_n:
+        body["parameter_schema"] = {"type": "object", "properties": {"n": {"type": "integer"}}}
     r = live.client.post("/deployments", json=body)
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
@@ -235,44 +244,23 @@ def _wait_exit(live: Any, run: Any) -> None:
         time.sleep(0.01)
 
 
-def prefect(python: str | None, count: int, runs: int) -> dict[str, float] | str:
-    """Median seconds per mode under Prefect 3 in ``python``, or why there are none."""
+def prefect(args: argparse.Namespace) -> dict[str, dict[str, float]] | str:
+    """Prefect 3's figures for the same flows, or why there are none."""
+    from tests.benchmarks import _prefect
+
+    python = args.prefect_python
+    if python is None and args.with_prefect:
+        python = _prefect.ensure_venv(Path(args.prefect_venv))
     if not python:
-        return "no --prefect-python (or $PUSHPOOL_BENCH_PREFECT_PYTHON) given"
-    probe = subprocess.run(
-        [python, "-c", "import prefect; print(prefect.__version__)"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if probe.returncode != 0 or not probe.stdout.startswith("3."):
-        return f"{python} cannot import prefect 3 ({(probe.stderr or probe.stdout).strip()[-200:]})"
-    with tempfile.TemporaryDirectory(prefix="pushpool-bench-prefect-") as tmp:
-        env = clean_env() | {
-            "PREFECT_HOME": tmp,
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            # its ephemeral API server needs longer than the default on a loaded machine
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
-        }
-        done = subprocess.run(
-            [python, "-c", PREFECT_SCRIPT, str(count), str(runs)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=1800,
-            check=False,
-        )
-    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
-    if line is None:
-        return f"the Prefect run failed: {done.stderr.strip()[-300:]}"
-    found: dict[str, float] = json.loads(line.removeprefix("RESULT "))
-    print(f"Prefect {probe.stdout.strip()} from {python}")
-    return found
+        return "give --with-prefect (or --prefect-python / $PUSHPOOL_BENCH_PREFECT_PYTHON)"
+    return _prefect.run(python, args.tasks, args.runs)
 
 
 def report_e2e(
-    count: int, runs: int, ours: dict[str, dict[str, float]], theirs: dict[str, float] | str
+    count: int,
+    runs: int,
+    ours: dict[str, dict[str, float]],
+    theirs: dict[str, dict[str, float]] | str,
 ) -> None:
     print(
         f"\nEnd to end, {count} trivial tasks, local server + process pool, median of {runs} "
@@ -291,21 +279,44 @@ def report_e2e(
             f"{m['requests']:.0f}",
         ]
         if isinstance(theirs, dict):
-            their_task = (theirs[mode] - theirs["plain"]) / count * 1e6
+            t = theirs[mode]
+            their_task = (t["running"] - theirs["plain"]["running"]) / count * 1e6
             row += [
-                f"{theirs[mode] * 1000:.0f}",
+                f"{t['running'] * 1000:.0f}",
                 "-" if mode == "plain" else f"{their_task:.0f}",
-                "-" if mode == "plain" else f"{their_task / max(per_task, 1e-9):.0f}x",
+                f"{t['http']:.0f} + {t['events']:.0f}",
+                "-" if mode == "plain" else f"{their_task / max(per_task, 1e-9):.1f}x",
             ]
         rows.append(row)
     headers = ["flow", "running ms", "create->done ms", "us/task", "requests/run"]
     if isinstance(theirs, dict):
-        headers += ["Prefect ms", "Prefect us/task", "Prefect/pushpool"]
+        headers += ["Prefect ms", "Prefect us/task", "Prefect HTTP + ws", "Prefect/pushpool"]
     print(table(headers, rows))
     if isinstance(theirs, str):
         print(f"Prefect 3 column skipped: {theirs}")
     else:
-        print("Prefect 3: the flow call in-process (ephemeral API started before timing)")
+        print(
+            "Prefect 3: the flow call in a warmed client process against `prefect server "
+            "start`; its client's HTTP requests + events sent on its websocket (one message "
+            "each), counted in the client after its events worker drained"
+        )
+    report_trivial(runs, ours)
+
+
+def report_trivial(runs: int, ours: dict[str, dict[str, float]]) -> None:
+    """The trivial flow as a plain function (no pushpool import) and with ``@flow``."""
+    print(f"\nTrivial flow (hello), median of {runs} runs, ms")
+    keys = (
+        ("started", "PENDING->COMPLETED"),
+        ("running", "RUNNING->COMPLETED"),
+        ("total", "create->COMPLETED"),
+    )
+    rows = []
+    for key, label in keys:
+        plain, decorated = ours[TRIVIAL[0]][key], ours[TRIVIAL[1]][key]
+        change = (decorated - plain) / plain * 100
+        rows.append((label, f"{plain * 1000:.1f}", f"{decorated * 1000:.1f}", f"{change:+.0f}%"))
+    print(table(["measure", "plain function", "@flow", "change"], rows))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -319,13 +330,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=os.environ.get("PUSHPOOL_BENCH_PREFECT_PYTHON"),
         help="python of a throwaway virtualenv with prefect 3 (the side-by-side column)",
     )
+    parser.add_argument(
+        "--with-prefect",
+        action="store_true",
+        help="create (once) a throwaway virtualenv with prefect 3 at --prefect-venv and use it",
+    )
+    parser.add_argument("--prefect-venv", default=str(DEFAULT_PREFECT_VENV))
     args = parser.parse_args(argv)
     if args.e2e:
         report_e2e(
             args.tasks,
             args.runs,
             e2e(args.tasks, args.runs),
-            prefect(args.prefect_python, args.tasks, args.runs),
+            prefect(args),
         )
     times = start_times(args.repeats)
     base = median(times["runner"])

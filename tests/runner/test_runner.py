@@ -69,6 +69,9 @@ class FakeService:
     exchanges: int = 0
     #: (seq, batch) as received, duplicates included.
     received: list[tuple[int | None, list[dict[str, Any]]]] = field(default_factory=list)
+    #: Parameter schemas the runner recorded, and the status the fake answers them with.
+    schemas: list[dict[str, Any]] = field(default_factory=list)
+    schema_status: int = 204
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self, **spec: Any) -> None:
@@ -96,6 +99,8 @@ class FakeService:
             self.run_token = None
             self.exchanges = 0
             self.received = []
+            self.schemas = []
+            self.schema_status = 204
 
     @property
     def state_names(self) -> list[str]:
@@ -123,6 +128,11 @@ class FakeService:
                 Route(f"{base}/state", self._guard("state", self._state), methods=["POST"]),
                 Route(f"{base}/logs", self._guard("logs", self._logs), methods=["POST"]),
                 Route(f"{base}/heartbeat", self._guard("heartbeat", self._beat), methods=["POST"]),
+                Route(
+                    f"{base}/parameter-schema",
+                    self._guard("parameter-schema", self._schema),
+                    methods=["PUT"],
+                ),
             ]
         )
 
@@ -143,7 +153,7 @@ class FakeService:
     def _guard(self, name: str, handler: Callable[[Any], Response]) -> Any:
         async def endpoint(request: Request) -> Response:
             header = request.headers.get("authorization", "")
-            body = await request.json() if request.method == "POST" else None
+            body = await request.json() if request.method in ("POST", "PUT") else None
             with self.lock:
                 self.auth_headers.add(header)
                 if (
@@ -176,6 +186,12 @@ class FakeService:
         if seq is None or seq not in {s for s, _ in self.received[:-1]}:
             self.log_batches.append(body["logs"])
         return Response(status_code=204)
+
+    def _schema(self, body: Any) -> Response:
+        self.schemas.append(body["parameter_schema"])
+        if self.schema_status == 409:
+            return JSONResponse({"detail": "has one already"}, status_code=409)
+        return Response(status_code=self.schema_status)
 
     def _beat(self, body: Any) -> Response:
         self.heartbeats += 1
@@ -419,6 +435,88 @@ def test_parameters_are_validated_against_the_schema(service: FakeService, tmp_p
     error = service.final()["error"]
     assert error["type"] == "ParameterValidationError"
     assert "parameters.a" in error["message"] and "integer" in error["message"]
+
+
+IMAGE_FLOW = """
+import datetime, enum, pathlib
+from pushpool import flow
+
+class Colour(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+class Opaque:
+    pass
+
+@flow
+def paint(when: datetime.date, colour: Colour, n: int = 2, where: pathlib.Path | None = None,
+          thing: Opaque | None = None) -> str:
+    return f"{n} x {colour.value} on {when.isoformat()}"
+"""
+
+
+@pytest.mark.slow
+def test_an_image_source_records_its_schema_once(service: FakeService, tmp_path: Path) -> None:
+    """No schema on an image source's deployment: the runner derives one from the code
+    (the same pydantic rules its parameters are checked with) and records it."""
+    from jsonschema import Draft202012Validator
+
+    write_flow(tmp_path, "paint.py", IMAGE_FLOW)
+    service.reset(
+        entrypoint="paint.py:paint",
+        source={"type": "image"},
+        parameters={"when": "2026-12-03", "colour": "red"},
+    )
+
+    result = run_runner(service, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert service.final()["result"] == "2 x red on 2026-12-03"
+    [schema] = service.schemas
+    assert schema["title"] == "paint" and schema["additionalProperties"] is False
+    assert sorted(schema["required"]) == ["colour", "when"]
+    assert schema["properties"]["n"]["default"] == 2
+    check = Draft202012Validator(schema)
+    assert check.is_valid({"when": "2026-12-03", "colour": "blue", "where": "/tmp/x"})
+    assert not check.is_valid({"when": "3 December", "colour": "red"})  # the date pattern
+    assert not check.is_valid({"when": "2026-12-03", "colour": "green"})  # not an enum value
+    assert not check.is_valid({"when": "2026-12-03", "colour": "red", "n": "two"})
+    assert not check.is_valid({"when": "2026-12-03", "colour": "red", "other": 1})
+
+
+@pytest.mark.slow
+def test_a_schema_is_not_recorded_when_the_deployment_has_one(
+    service: FakeService, tmp_path: Path
+) -> None:
+    write_flow(tmp_path, "paint.py", IMAGE_FLOW)
+    schema = {"type": "object"}
+    service.reset(
+        entrypoint="paint.py:paint",
+        source={"type": "image"},
+        parameters={"when": "2026-12-03", "colour": "red"},
+        parameter_schema=schema,
+    )
+    assert run_runner(service, tmp_path).returncode == 0
+    assert service.schemas == []
+    # a local source is read at deploy time: nothing to record either
+    service.reset(parameters={"name": "x"})
+    assert run_runner(service, tmp_path).returncode == 0
+    assert service.schemas == []
+
+
+@pytest.mark.slow
+def test_a_refused_schema_does_not_fail_the_run(service: FakeService, tmp_path: Path) -> None:
+    write_flow(tmp_path, "paint.py", IMAGE_FLOW)
+    service.reset(
+        entrypoint="paint.py:paint",
+        source={"type": "image"},
+        parameters={"when": "2026-12-03", "colour": "red"},
+    )
+    service.schema_status = 409
+    result = run_runner(service, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert service.state_names == ["RUNNING", "COMPLETED"]
+    assert len(service.schemas) == 1
 
 
 @pytest.mark.slow

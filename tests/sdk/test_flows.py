@@ -107,6 +107,42 @@ def test_a_value_that_does_not_fit_is_a_clear_parameter_error(sdk_env: Env) -> N
         typed(1, other=2)  # type: ignore[call-arg]
 
 
+def test_values_already_of_their_scalar_type_skip_pydantic() -> None:
+    """A trivial flow's run must not pay for importing pydantic and building a model:
+    values that already are their annotated str/int/float/bool pass as they are;
+    anything else still goes through pydantic (converted, or a ParameterError)."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from pushpool import flow
+
+@flow
+def hello(name: str = "world", n: int = 1, x: float = 0.5, on: bool = True, raw=None) -> str:
+    return f"{name} {n} {x} {on} {raw}"
+
+assert hello("Ada", 2, 1.5, False, raw=[1]) == "Ada 2 1.5 False [1]"
+assert hello() == "world 1 0.5 True None"
+print("pydantic" in sys.modules)
+assert hello(n="3") == "world 3 0.5 True None"  # converted: pydantic now
+print("pydantic" in sys.modules)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.split() == ["False", "True"], done.stderr
+
+
+def test_a_bool_for_an_int_still_goes_through_pydantic(sdk_env: Env) -> None:
+    @flow
+    def count(n: int, x: float) -> tuple[object, object]:
+        return n, x
+
+    assert count(True, 1) == (1, 1.0)  # pydantic's conversions, not the fast path
+    assert type(count(True, 1)[1]) is float
+
+
 def test_validate_parameters_false_passes_values_unchanged(sdk_env: Env) -> None:
     @flow(validate_parameters=False)
     def raw(n: int) -> object:

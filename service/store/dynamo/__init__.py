@@ -158,6 +158,7 @@ from service.store.dynamo.listing import (
 from service.store.dynamo.logs import (
     LogsMixin,
 )
+from service.store.dynamo.param_schema import DynamoParameterSchema
 from service.store.dynamo.pools import (
     PoolsMixin,
     _pool_count,
@@ -188,6 +189,7 @@ class DynamoStore(
     DynamoSharedMeta,
     DynamoTaskSlotsMixin,
     DynamoAutomationsMixin,
+    DynamoParameterSchema,
     KeysMixin,
     PoolsMixin,
     DeploymentsMixin,
