@@ -35,11 +35,13 @@ NamePath = Path(min_length=1, max_length=100, pattern=NAME)
 
 
 def block_fields(block_type: BlockType, current: dict[str, object]) -> list[forms.Field]:
-    """The type's form; its secret fields are password inputs, always empty."""
+    """The type's form; its secret fields are password inputs, always empty (one
+    already stored is not required: left empty, it is kept)."""
     fields = forms.document_fields(block_type.json_schema, current)
     for f in fields:
         if f.name in block_type.secret_fields:
             f.kind, f.value, f.options = "password", "", []
+            f.required = f.required and f.name not in current
     return fields
 
 
