@@ -34,8 +34,17 @@ from service.web.session import (
 )
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
-_AREAS = (pages_runs, pages_deployments, pages_admin, pages_pools, pages_events)
-for _area in (*_AREAS, pages_automations, pages_blocks):
+#: Each area's router (``pages_admin`` before ``pages_pools``: ``/work-pools/new`` first).
+AREAS = (
+    pages_runs,
+    pages_deployments,
+    pages_admin,
+    pages_pools,
+    pages_events,
+    pages_automations,
+    pages_blocks,
+)
+for _area in AREAS:
     router.include_router(_area.router)
 
 

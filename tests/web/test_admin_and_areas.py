@@ -265,3 +265,22 @@ def test_document_fields_never_prefill_secrets_or_defaults() -> None:
     assert fields["tls"].kind == "select" and fields["tls"].value == ""
     parsed = forms.parse(list(fields.values()), {"v.port": "25", "v.tls": "false"}, "v.", "values")
     assert parsed == {"port": 25, "tls": False}
+
+
+def test_every_dashboard_action_needs_the_csrf_token(web: TestClient, admin_key: str) -> None:
+    from fastapi.routing import APIRoute
+
+    from service.web.routes import AREAS, router
+
+    token = sign_in(web, admin_key)
+    routes = [*router.routes, *(r for area in AREAS for r in area.router.routes)]
+    posts = [r.path for r in routes if isinstance(r, APIRoute) and "POST" in r.methods]
+    assert len(posts) >= 20
+    for path in posts:
+        if path == "/login":
+            continue
+        concrete = re.sub(r"\{slug\}", "secret", re.sub(r"\{\w+\}", "x", path))
+        r = web.post(concrete, data={"name": "x"}, headers={"Origin": ORIGIN})
+        assert r.status_code == 403, (path, r.status_code)
+        assert "CSRF" in r.text, path
+    assert token
