@@ -77,9 +77,16 @@ def react(store: Store, events: Sequence[Event]) -> None:
     automations.react(store, events)
 
 
+#: A label value's longest (as ``LabelValue`` allows).
+_LABEL_CHARS = 1000
+
+
 def _set(labels: dict[str, str]) -> dict[str, str]:
-    """The labels that have a value."""
-    return {k: v for k, v in labels.items() if v}
+    """The labels that have a value, each made a valid label value: user-made text (tags,
+    names) loses NUL characters and is cut to :data:`_LABEL_CHARS`, so recording an event
+    never fails on what a deployment or run holds."""
+    clean = {k: v.replace("\x00", "")[:_LABEL_CHARS] for k, v in labels.items()}
+    return {k: v for k, v in clean.items() if v}
 
 
 def run_resource(run: FlowRun) -> Resource:

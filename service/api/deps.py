@@ -75,10 +75,16 @@ async def require_api_key(request: Request, svc: ServicesDep, creds: Credentials
     key = svc.store.find_api_key(hash_secret(creds.credentials))
     if key is None:
         raise _unauthorized("invalid or revoked API key")
+    check_rate(request, svc, key)
+    return key
+
+
+def check_rate(request: Request, svc: Services, key: ApiKey) -> None:
+    """Count one request against ``key``'s bucket (one per key, shared by the API and
+    the dashboard's session of that key): 429 with ``Retry-After`` past the limit."""
     wait = _limiter(request, svc).acquire(key.id)
     if wait > 0:
         raise _too_many(wait, svc.settings.rate_limit_per_second, "this API key")
-    return key
 
 
 def _role(needed: Role) -> Callable[[ApiKey], Awaitable[ApiKey]]:

@@ -522,14 +522,23 @@ class Store(ABC):
         itself ignores ``before``). Returns the number of lines deleted."""
 
     def read_logs_tail(
-        self, run_id: str, count: int, *, task_run_id: str | None = None
+        self,
+        run_id: str,
+        count: int,
+        *,
+        task_run_id: str | None = None,
+        before_id: int | None = None,
     ) -> list[LogLine]:
-        """The last ``count`` lines (of ``task_run_id`` only, when given), in order. This
-        default reads the whole log forward; a store that can read backwards by id
-        overrides it."""
+        """The last ``count`` lines (of ``task_run_id`` only, when given), in order; with
+        ``before_id``, the last ``count`` lines whose id is below it (paging backwards:
+        pass the first line's id of the previous page). This default reads the log
+        forward; a store that can read backwards by id overrides it."""
         tail: deque[LogLine] = deque(maxlen=count)
         after = 0
         while page := self.read_logs(run_id, after_id=after, limit=1000, task_run_id=task_run_id):
+            if before_id is not None and page[-1].id >= before_id:
+                tail.extend(line for line in page if line.id < before_id)
+                break
             tail.extend(page)
             after = page[-1].id
         return list(tail)

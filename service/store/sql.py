@@ -1150,12 +1150,19 @@ class SqlStore(
         return deleted
 
     def read_logs_tail(
-        self, run_id: str, count: int, *, task_run_id: str | None = None
+        self,
+        run_id: str,
+        count: int,
+        *,
+        task_run_id: str | None = None,
+        before_id: int | None = None,
     ) -> list[LogLine]:
         lg = t.logs
         query = select(lg).where(lg.c.run_id == run_id)
         if task_run_id is not None:
             query = query.where(lg.c.task_run_id == task_run_id)
+        if before_id is not None:
+            query = query.where(lg.c.id < before_id)
         with self._read() as c:
             rows = c.execute(query.order_by(lg.c.id.desc()).limit(count)).all()
         return [LogLine(**row._mapping) for row in reversed(rows)]

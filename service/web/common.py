@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from fastapi import HTTPException, Request, Response
@@ -23,8 +23,14 @@ def _signed_out(request: Request) -> Response:
     return RedirectResponse("/login", status_code=303)
 
 
-def error_page(request: Request, status: int, message: str) -> Response:
-    return page(request, "error.html", {"status": status, "message": message}, status_code=status)
+def error_page(
+    request: Request, status: int, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    response = page(
+        request, "error.html", {"status": status, "message": message}, status_code=status
+    )
+    response.headers.update(headers or {})
+    return response
 
 
 class WebRoute(APIRoute):
@@ -44,6 +50,6 @@ class WebRoute(APIRoute):
             except HTTPException as exc:
                 if exc.status_code < 400 or exc.status_code >= 500:
                     raise
-                return error_page(request, exc.status_code, str(exc.detail))
+                return error_page(request, exc.status_code, str(exc.detail), exc.headers)
 
         return wrapped

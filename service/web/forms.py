@@ -1,5 +1,6 @@
-"""The Run form: fields generated from a deployment's parameter JSON Schema, and the
-submitted form turned back into typed parameters.
+"""Forms generated from a JSON Schema: a deployment's Run form (its parameter schema), a
+work pool's config (its type's config model) and a block document (its type's schema);
+and the submitted form turned back into typed values.
 
 The browser validates what HTML can (required, number ranges, lengths, patterns, dates;
 ``app.js`` checks JSON fields); the server parses every field here (a clear error naming
@@ -22,13 +23,15 @@ PREFIX = "param."
 @dataclass
 class Field:
     name: str
-    kind: str  # text, integer, number, boolean, date, datetime, select, json
+    kind: str  # text, integer, number, boolean, date, datetime, select, json, password
     label: str
     required: bool
     value: str  # what the input shows first
     description: str = ""
     attrs: dict[str, str] = field(default_factory=dict)
     options: list[tuple[str, str]] = field(default_factory=list)  # (value, label)
+    placeholder: str = ""
+    error: str = ""  # the server's message for this field, shown next to it
 
 
 def _main_type(prop: Mapping[str, Any]) -> str | None:
@@ -43,6 +46,8 @@ def _main_type(prop: Mapping[str, Any]) -> str | None:
 
 
 def _kind(prop: Mapping[str, Any]) -> str:
+    if prop.get("writeOnly") is True:
+        return "password"
     if isinstance(prop.get("enum"), list):
         return "select"
     kind = _main_type(prop)
@@ -79,6 +84,22 @@ def _attrs(kind: str, prop: Mapping[str, Any]) -> dict[str, str]:
     return attrs
 
 
+def _field(name: str, prop: Mapping[str, Any], value: Any, required: bool) -> Field:
+    kind = _kind(prop)
+    options = [(json.dumps(v), str(v)) for v in prop.get("enum") or []]
+    shown = json.dumps(value) if kind == "select" and value is not None else None
+    return Field(
+        name=name,
+        kind=kind,
+        label=str(prop.get("title") or name),
+        required=required,
+        value="" if kind == "password" else shown if shown is not None else _shown(kind, value),
+        description=str(prop.get("description") or ""),
+        attrs=_attrs(kind, prop),
+        options=options,
+    )
+
+
 def fields(schema: Mapping[str, Any] | None, defaults: Mapping[str, Any]) -> list[Field]:
     """One field per schema property (or per default parameter without a schema)."""
     props = (schema or {}).get("properties") or {name: {} for name in defaults}
@@ -86,27 +107,52 @@ def fields(schema: Mapping[str, Any] | None, defaults: Mapping[str, Any]) -> lis
     out = []
     for name, prop in props.items():
         prop = prop if isinstance(prop, Mapping) else {}
-        kind = _kind(prop)
         value = defaults.get(name, prop.get("default"))
-        options = [(json.dumps(v), str(v)) for v in prop.get("enum") or []]
-        shown = json.dumps(value) if kind == "select" and value is not None else None
-        out.append(
-            Field(
-                name=name,
-                kind=kind,
-                label=str(prop.get("title") or name),
-                required=name in required and name not in defaults,
-                value=shown if shown is not None else _shown(kind, value),
-                description=str(prop.get("description") or ""),
-                attrs=_attrs(kind, prop),
-                options=options,
-            )
-        )
+        out.append(_field(name, prop, value, name in required and name not in defaults))
     return out
 
 
-def _parse_one(f: Field, raw: str) -> Any:
-    where = f"parameters.{f.name}"
+def document_fields(schema: Mapping[str, Any], current: Mapping[str, Any]) -> list[Field]:
+    """Fields for a stored document (a pool's config, a block's values): each shows its
+    ``current`` value, never the schema's default (a placeholder says it), so a field
+    left empty stays unset; booleans are a three-way choice (unset, true, false); secret
+    (``writeOnly``) fields are password inputs that are never prefilled."""
+    props = schema.get("properties") or {}
+    required = set(schema.get("required") or [])
+    out = []
+    for name, prop in props.items():
+        prop = prop if isinstance(prop, Mapping) else {}
+        f = _field(name, prop, current.get(name), name in required)
+        if f.kind == "boolean":
+            f.kind, f.options = "select", [("true", "true"), ("false", "false")]
+            f.value = "" if current.get(name) is None else json.dumps(current[name])
+        if "default" in prop and prop["default"] is not None:
+            f.placeholder = f"default: {_shown(_kind(prop), prop['default'])}"
+        out.append(f)
+    return out
+
+
+def show_error(form_fields: list[Field], exc: InvalidInput, root: str) -> bool:
+    """Put ``exc``'s message next to the field it names (``root.<name>...``); whether
+    one was found (else the page shows it above the form)."""
+    head, _, rest = exc.field.partition(".")
+    name = rest.split(".")[0] if head == root else ""
+    for f in form_fields:
+        if f.name == name:
+            f.error = exc.message
+            return True
+    return False
+
+
+def refill(form_fields: list[Field], form: Mapping[str, str], prefix: str = PREFIX) -> None:
+    """Show what the user typed again after an error (never a secret)."""
+    for f in form_fields:
+        if prefix + f.name in form and f.kind != "password":
+            f.value = form[prefix + f.name]
+
+
+def _parse_one(f: Field, raw: str, root: str) -> Any:
+    where = f"{root}.{f.name}"
     try:
         if f.kind == "integer":
             return int(raw)
@@ -124,15 +170,22 @@ def _parse_one(f: Field, raw: str) -> Any:
     return raw
 
 
-def parse(form_fields: list[Field], form: Mapping[str, str]) -> dict[str, Any]:
-    """The parameters the user entered (fields left empty keep the deployment default)."""
+def parse(
+    form_fields: list[Field],
+    form: Mapping[str, str],
+    prefix: str = PREFIX,
+    root: str = "parameters",
+) -> dict[str, Any]:
+    """The values the user entered; a field left empty is left out (a parameter keeps the
+    deployment default, a config field its default, a secret its stored value). A value
+    that does not parse raises ``InvalidInput`` naming ``root.<field>``."""
     params: dict[str, Any] = {}
     for f in form_fields:
-        raw = form.get(PREFIX + f.name)
+        raw = form.get(prefix + f.name)
         if f.kind == "boolean":
             params[f.name] = raw is not None and raw != "false"
             continue
         if raw is None or raw == "":
             continue
-        params[f.name] = _parse_one(f, raw)
+        params[f.name] = _parse_one(f, raw, root)
     return params

@@ -69,9 +69,8 @@ def _deployment_page(
 ) -> Response:
     now = svc.clock()
     fields = forms.fields(dep.parameter_schema, dep.parameters)
-    for f in fields:  # show what the user typed again after an error
-        if entered is not None and forms.PREFIX + f.name in entered:
-            f.value = entered[forms.PREFIX + f.name]
+    if entered is not None:
+        forms.refill(fields, entered)
     context: dict[str, Any] = {
         "dep": dep,
         "schedules": [schedule_view(s, now) for s in dep.schedules],

@@ -1,5 +1,5 @@
 """Work pools: type, config (with what provisioning recorded), concurrency in use and
-runs waiting; admins pause and resume them. API keys: admins list and revoke them."""
+runs waiting; admins pause and resume them (create and edit: ``pages_admin``)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service import pools
 from service.api.deps import ServicesDep
-from service.models import Role, WorkPool
-from service.security import require_role
+from service.models import WorkPool
 from service.services import Services
 from service.states import ACTIVE, StateType
 from service.store.base import RunFilter
@@ -78,15 +77,3 @@ async def pause(name: str, svc: ServicesDep, _: AdminPost) -> Response:
 @router.post("/work-pools/{name}/resume")
 async def resume(name: str, svc: ServicesDep, _: AdminPost) -> Response:
     return await _set_paused(svc, name, False)
-
-
-@router.get("/api-keys")
-def keys_page(request: Request, svc: ServicesDep, key: PageKey) -> Response:
-    require_role(key, Role.ADMIN)  # as the API: only admins see the keys
-    return page(request, "keys.html", {"keys": svc.store.list_api_keys()})
-
-
-@router.post("/api-keys/{key_id}/revoke")
-async def revoke(key_id: str, svc: ServicesDep, _: AdminPost) -> Response:
-    await run_in_threadpool(svc.store.revoke_api_key, key_id, svc.clock())
-    return RedirectResponse("/api-keys", status_code=303)

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from service import runs, task_runs
 from service.api.deps import ServicesDep
 from service.errors import InvalidInput
-from service.models import FlowRun
+from service.models import FlowRun, LogLine
 from service.run_queries import infra_links, resolve_run, waiting_reasons
 from service.security import require_pool
 from service.services import Services
@@ -139,13 +139,36 @@ def _live(svc: Services, run: FlowRun) -> dict[str, Any]:
 @router.get("/runs/{run_ref}")
 def run_page(run_ref: str, request: Request, svc: ServicesDep, _: PageKey) -> Response:
     run = resolve_run(svc.store, run_ref)
-    lines = svc.store.read_logs_tail(run.id, LOG_LINES)
+    lines, older = _tail(svc, run.id, None)
     context = _live(svc, run) | {
         "logs": lines,
+        "older": older,
         "after": lines[-1].id if lines else 0,
         "log_limit": LOG_LINES,
     }
     return page(request, "run.html", context)
+
+
+def _tail(svc: Services, run_id: str, before: int | None) -> tuple[list[LogLine], bool]:
+    """The last :data:`LOG_LINES` lines (below id ``before``) and whether older exist."""
+    lines = svc.store.read_logs_tail(run_id, LOG_LINES + 1, before_id=before)
+    return lines[-LOG_LINES:], len(lines) > LOG_LINES
+
+
+@router.get("/runs/{run_id}/logs/older")
+def run_logs_older(
+    run_id: str,
+    request: Request,
+    svc: ServicesDep,
+    _: PageKey,
+    before: int = Query(ge=1, le=2**53 - 1),
+) -> Response:
+    """The :data:`LOG_LINES` lines before id ``before`` (htmx puts them where the "older"
+    button was), and a new button when there are older ones still."""
+    run = svc.store.get_run(run_id)
+    lines, older = _tail(svc, run.id, before)
+    context = {"run": run, "logs": lines, "older": older, "log_limit": LOG_LINES}
+    return page(request, "_log_older_lines.html", context | {"before": lines[0].id if lines else 0})
 
 
 @router.get("/runs/{run_id}/live")

@@ -48,6 +48,25 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
+#: Resource id prefix -> the dashboard page of that resource.
+_PAGES = {
+    "pushpool.flow-run.": "/runs/",
+    "pushpool.deployment.": "/deployments/",
+    "pushpool.work-pool.": "/work-pools/",
+    "pushpool.automation.": "/automations/",
+}
+
+
+def resource_href(resource_id: str) -> str:
+    """The page of an event's resource, or "" when the dashboard has none."""
+    from urllib.parse import quote
+
+    for prefix, path in _PAGES.items():
+        if resource_id.startswith(prefix) and len(resource_id) > len(prefix):
+            return path + quote(resource_id[len(prefix) :], safe="")
+    return ""
+
+
 @functools.cache
 def environment() -> Environment:
     import jinja2  # here, not at import: the API's hot path never needs it
@@ -60,6 +79,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(when=_when, duration=_duration, pretty=_pretty, seconds=format_seconds)
+    env.filters.update(href=resource_href)
     env.globals.update(static=url_for_static, can=_can, log_lines=log_lines, graph_svg=graph_svg)
     return env
 

@@ -9,7 +9,15 @@ from fastapi.responses import RedirectResponse
 
 from service.api.deps import ServicesDep
 from service.security import hash_secret
-from service.web import pages_deployments, pages_pools, pages_runs
+from service.web import (
+    pages_admin,
+    pages_automations,
+    pages_blocks,
+    pages_deployments,
+    pages_events,
+    pages_pools,
+    pages_runs,
+)
 from service.web.assets import CACHE_CONTROL, by_url_name
 from service.web.common import WebRoute, error_page
 from service.web.render import page
@@ -26,7 +34,17 @@ from service.web.session import (
 )
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
-for _area in (pages_runs, pages_deployments, pages_pools):
+#: Each area's router (``pages_admin`` before ``pages_pools``: ``/work-pools/new`` first).
+AREAS = (
+    pages_runs,
+    pages_deployments,
+    pages_admin,
+    pages_pools,
+    pages_events,
+    pages_automations,
+    pages_blocks,
+)
+for _area in AREAS:
     router.include_router(_area.router)
 
 
@@ -76,18 +94,3 @@ async def logout(request: Request) -> Response:
     response = RedirectResponse("/login", status_code=303)
     clear_session(response, secure=is_secure(request))
     return response
-
-
-#: Areas whose issues are being built elsewhere: each gets its page here when it lands.
-COMING = ("events", "automations", "blocks")
-
-
-def _coming(area: str) -> None:
-    def handler(request: Request, _: PageKey) -> Response:
-        return page(request, "coming.html", {"area": area})
-
-    router.add_api_route(f"/{area}", handler, methods=["GET"], name=f"coming_{area}")
-
-
-for _name in COMING:
-    _coming(_name)

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import Response
 
-from service.api.deps import ServicesDep
+from service.api.deps import ServicesDep, check_rate
 from service.models import ApiKey, Role
 from service.security import hash_secret, require_role
 
@@ -92,12 +92,13 @@ def check_origin(request: Request) -> None:
 
 
 async def web_key(request: Request, svc: ServicesDep) -> ApiKey:
-    """The signed-in key (``NotSignedIn`` otherwise); the request's state gets its CSRF
-    token for the templates."""
+    """The signed-in key (``NotSignedIn`` otherwise), within the key's rate limit (429
+    otherwise); the request's state gets its CSRF token for the templates."""
     secret = request.cookies.get(COOKIE)
     key = svc.store.find_api_key(hash_secret(secret)) if secret else None
     if key is None or secret is None:
         raise NotSignedIn()
+    check_rate(request, svc, key)  # the key's own limit, as on the API (429 page past it)
     request.state.csrf = csrf_token(secret)
     request.state.key = key
     return key

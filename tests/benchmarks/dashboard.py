@@ -2,7 +2,9 @@
 
 - the runs page (first page, newest first; a filtered page; a page deep in the cursor);
 - a run page whose run has 5,000 log lines and 1,000 task runs (a map of 998 between
-  one upstream and one downstream task), and its live part (what its poll re-renders).
+  one upstream and one downstream task), its live part (what its poll re-renders), and
+  the 1,000 older log lines its "load older" button fetches;
+- the events page (newest 50, and filtered by name pattern) at ``--events`` events.
 
 Time is measured in process (FastAPI's TestClient: routing, the store queries, rendering;
 no network), median and p95 of ``REPEAT`` requests after one warm-up. Target: < 200 ms each.
@@ -25,6 +27,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.bootstrap import ensure_admin_key, ensure_default_pool
 from service.deployments import DeploymentCreate, deploy
+from service.event_records import Event, Resource, new_event_id
 from service.models import FlowRun, LogLine, StateRecord, TaskRun
 from service.services import Services, build_services
 from service.settings import Settings
@@ -110,6 +113,23 @@ def add_logs_and_tasks(svc: Services, run_id: str, lines: int, tasks: int) -> No
         svc.store.upsert_task_runs(run_id, everything[lo : lo + 500])
 
 
+def add_events(svc: Services, count: int) -> None:
+    """``count`` events a second apart, on ten resources."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for lo in range(0, count, 1000):
+        batch = [
+            Event(
+                id=new_event_id(),
+                occurred=start + timedelta(seconds=i),
+                name=f"bench.tick.{i % 20}",
+                resource=Resource(id=f"bench.thing.{i % 10}", labels={"n": str(i % 10)}),
+                payload={"i": i},
+            )
+            for i in range(lo, min(lo + 1000, count))
+        ]
+        svc.store.append_events(batch)
+
+
 def timed(client: TestClient, path: str) -> tuple[list[float], int]:
     client.get(path)  # warm-up (templates compiled, caches filled)
     times = []
@@ -128,24 +148,31 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--log-lines", type=int, default=5000)
     parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=20_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
-        svc = build_services(Settings(home=Path(home)))
+        # No rate limit: the benchmark sends far more than a person's requests per second.
+        svc = build_services(Settings(home=Path(home), rate_limit_per_second=0))
         key = ensure_admin_key(svc)
         assert key is not None
         ensure_default_pool(svc)
         t0 = time.perf_counter()
         run_id = seed(svc, args.runs)
         add_logs_and_tasks(svc, run_id, args.log_lines, args.tasks)
+        add_events(svc, args.events)
         print(
-            f"seeded {args.runs} runs, {args.log_lines} log lines and {args.tasks} task "
-            f"runs in {time.perf_counter() - t0:.1f} s (SQLite)"
+            f"seeded {args.runs} runs, {args.log_lines} log lines, {args.tasks} task "
+            f"runs and {args.events} events in {time.perf_counter() - t0:.1f} s (SQLite)"
         )
         with TestClient(create_app(svc), base_url="https://bench") as client:
             client.post("/login", data={"api_key": key}, headers={"Origin": "https://bench"})
             first = client.get("/runs").text
             cursor = re.search(r'href="(/runs\?cursor=[^"]+)"', first)
             assert cursor, "no next page"
+            older = re.search(
+                r'hx-get="(/runs/[^"]+/logs/older\?before=\d+)"', client.get(f"/runs/{run_id}").text
+            )
+            assert older, "no older log lines"
             pages = [
                 ("runs page (newest 50)", "/runs"),
                 ("runs page, state=FAILED + tag", "/runs?state=FAILED&tag=even"),
@@ -153,6 +180,9 @@ def main() -> None:
                 ("runs table poll", "/runs/table"),
                 (f"run page ({args.log_lines} lines, {args.tasks} tasks)", f"/runs/{run_id}"),
                 ("run live part (its poll)", f"/runs/{run_id}/live"),
+                ("run page, 1,000 older log lines", older.group(1)),
+                (f"events page (newest 50 of {args.events})", "/events"),
+                ("events page, name=bench.tick.1*", "/events?name=bench.tick.1%2A"),
             ]
             rows = []
             for label, path in pages:

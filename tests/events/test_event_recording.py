@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from service import events
@@ -91,3 +92,17 @@ def test_open_store_takes_the_retention_from_settings(
         assert store.event_retention == expected
     finally:
         store.close()
+
+
+def test_user_text_in_labels_never_fails_the_change_it_records(api: TestClient) -> None:
+    """Tags with a NUL or longer than a label holds (found by schemathesis: a 500)."""
+    from support.factories import deployment_body
+
+    dep = api.post("/api/deployments", json=deployment_body()).json()
+    tags = ["a\x00b", *("t" * 90 + str(i) for i in range(20))]
+    r = api.patch(f"/api/deployments/{dep['id']}", json={"tags": tags})
+    assert r.status_code == 200, r.text
+    assert api.delete(f"/api/deployments/{dep['id']}").status_code == 204
+    found = api.get("/api/events", params={"resource": f"pushpool.deployment.{dep['id']}"})
+    labels = found.json()["items"][0]["resource"]["labels"]
+    assert labels["tags"].startswith("ab,") and len(labels["tags"]) == 1000

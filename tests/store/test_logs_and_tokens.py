@@ -144,3 +144,17 @@ def test_lines_keep_their_task_run_and_filter_by_it(store: Store, dep: Deploymen
         "t1-2",
     ]
     assert store.read_logs(r.id, task_run_id="t9") == []
+
+
+def test_tail_pages_backwards_before_an_id(store: Store, dep: Deployment) -> None:
+    r, _ = store.create_run(run(dep))
+    other, _ = store.create_run(run(dep))
+    store.append_logs(r.id, lines(r.id, *(f"m{i}" for i in range(2500))))
+    store.append_logs(other.id, lines(other.id, "elsewhere"))
+    newest = store.read_logs_tail(r.id, 1000)
+    assert [x.message for x in newest[:1]] == ["m1500"] and newest[-1].message == "m2499"
+    page = store.read_logs_tail(r.id, 1000, before_id=newest[0].id)
+    assert [x.message for x in page] == [f"m{i}" for i in range(500, 1500)]
+    last = store.read_logs_tail(r.id, 1000, before_id=page[0].id)
+    assert [x.message for x in last] == [f"m{i}" for i in range(500)]
+    assert store.read_logs_tail(r.id, 1000, before_id=last[0].id) == []

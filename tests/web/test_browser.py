@@ -251,3 +251,106 @@ def test_revoking_the_key_signs_the_browser_out(chromium: Any, live: LiveServer)
         assert page.url.endswith("/login") and time.monotonic() - started < 10
     finally:
         page.context.close()
+
+
+SECRET_MARKER = "br0wser-SECRET-7c1d"
+
+
+def test_admin_creates_a_key_and_sees_its_secret_once(admin: Any, live: LiveServer) -> None:
+    admin.goto(live.url + "/api-keys")
+    admin.fill("#key-name", "browser-made")
+    admin.select_option("#key-role", "viewer")
+    admin.click('button[data-action="create-key"]')
+    secret = admin.inner_text("#new-secret").strip()
+    assert secret.startswith("pp_")
+    assert admin.locator('tr[data-key="browser-made"]').count() == 1
+    shot(admin, "api-keys-created")
+    with_key = {"Authorization": f"Bearer {secret}"}
+    assert live.client.get("/work-pools", headers=with_key).status_code == 200
+    admin.goto(live.url + "/api-keys")  # never shown again
+    assert admin.locator("#new-secret").count() == 0 and secret not in admin.content()
+
+
+def test_admin_creates_a_pool_through_the_form(admin: Any, live: LiveServer) -> None:
+    admin.goto(live.url + "/work-pools")
+    admin.click('a[data-action="new-pool"]')
+    admin.select_option("#pool-type", "ecs")  # the form follows the type's schema
+    admin.wait_for_selector("#c-cluster")
+    admin.select_option("#pool-type", "process")
+    admin.wait_for_selector("#c-working_dir")
+    admin.fill("#pool-name", "browser-pool")
+    admin.fill("#c-working_dir", "/tmp")
+    admin.fill("#c-env", '{"A": 1}')  # valid JSON, refused by the model: shown by the field
+    admin.click('button[data-action="save-pool"]')
+    assert "config.env" not in admin.inner_text("#form-error")
+    assert admin.locator('[data-field="env"] .field-error').count() == 1
+    shot(admin, "pool-form-error")
+    admin.fill("#c-env", '{"A": "1"}')
+    admin.fill("#pool-limit", "2")
+    admin.click('button[data-action="save-pool"]')
+    admin.wait_for_url(re.compile(r"/work-pools/browser-pool$"))
+    pool = live.client.get("/work-pools/browser-pool").json()
+    assert pool["config"] == {"working_dir": "/tmp", "env": {"A": "1"}}
+    assert pool["concurrency_limit"] == 2
+    shot(admin, "pool-created")
+    admin.click('a[data-action="edit-pool"]')
+    assert admin.input_value("#c-working_dir") == "/tmp"
+    shot(admin, "pool-edit")
+
+
+def test_events_page_shows_a_runs_events(admin: Any, live: LiveServer) -> None:
+    run_id = start(live, deploy("typed_params.py:add", name="evented"), a=2)
+    admin.goto(f"{live.url}/runs/{run_id}")
+    wait_state(admin, "COMPLETED")
+    admin.click("#run-events")
+    admin.wait_for_url(re.compile(r"/events\?resource="))
+    for name in ("Scheduled", "Pending", "Running", "Completed"):
+        admin.wait_for_selector(f'tr[data-event="pushpool.flow-run.{name}"]')
+    names = admin.eval_on_selector_all("tr[data-event]", "els => els.map(e => e.dataset.event)")
+    assert names[0] == "pushpool.flow-run.Completed"  # newest first
+    shot(admin, "events")
+    admin.click('tr[data-event="pushpool.flow-run.Completed"] a >> nth=0')
+    admin.wait_for_url(re.compile(r"/events/[^/?]+\?at="))
+    assert run_id in admin.inner_text("#event-resource")
+    assert "pushpool.deployment." in admin.inner_text("#event-related")
+    shot(admin, "event")
+
+
+def test_block_form_masks_the_secret(admin: Any, live: LiveServer) -> None:
+    admin.goto(live.url + "/blocks")
+    admin.click('tr[data-type="secret"] a[data-action="new-block"]')
+    assert admin.get_attribute("#v-value", "type") == "password"
+    admin.fill("#block-name", "browser-secret")
+    admin.fill("#v-value", SECRET_MARKER)
+    admin.click('button[data-action="save-block"]')
+    admin.wait_for_url(re.compile(r"/blocks/secret/browser-secret$"))
+    assert admin.input_value("#v-value") == ""  # never prefilled
+    assert "********" in admin.inner_text("#block-values")
+    assert SECRET_MARKER not in admin.content()
+    shot(admin, "block")
+    admin.click('button[data-action="save-block"]')  # replaced, the secret left empty: kept
+    admin.wait_for_url(re.compile(r"/blocks/secret/browser-secret$"))
+    assert "version 2" in admin.inner_text("h1")
+    admin.goto(live.url + "/blocks")
+    assert SECRET_MARKER not in admin.content()
+    shot(admin, "blocks")
+    from service.blocks import ops
+
+    assert ops.read_values(live.services, "secret", "browser-secret") == {"value": SECRET_MARKER}
+
+
+def test_automations_pages(admin: Any, live: LiveServer) -> None:
+    body = {
+        "name": "browser-auto",
+        "trigger": {"event": "pushpool.flow-run.Failed", "threshold": 3, "within": 600},
+        "actions": [{"type": "pause-deployment", "deployment": "add/evented"}],
+    }
+    assert live.client.post("/automations", json=body).status_code == 201
+    admin.goto(live.url + "/automations")
+    assert admin.locator('tr[data-automation="browser-auto"]').count() == 1
+    shot(admin, "automations")
+    admin.click("text=browser-auto")
+    admin.click('button[data-action="pause"]')
+    admin.wait_for_selector("h1 .pill.paused")
+    assert "pause-deployment" in admin.inner_text("#automation-yaml")
+    shot(admin, "automation")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -11,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from support.clock import FakeClock
 from support.factories import deployment_body
+from support.web import ORIGIN, key_with, post, sign_in
 
-from service.app import create_app
 from service.errors import InvalidInput
 from service.models import Role
 from service.schedules import CronSchedule
@@ -25,30 +24,6 @@ from service.web.graph import layout
 from service.web.pages_deployments import schedule_view
 from service.web.pages_pools import masked
 
-ORIGIN = "https://testserver"
-
-
-@pytest.fixture
-def web(services: Services, admin_key: str) -> Iterator[TestClient]:
-    """A browser-like client over HTTPS (so the Secure cookie is sent back)."""
-    with TestClient(create_app(services), base_url=ORIGIN, follow_redirects=False) as client:
-        yield client
-
-
-def sign_in(web: TestClient, key: str) -> str:
-    """Sign in; return the session's CSRF token (from a page, as a form would have it)."""
-    r = web.post("/login", data={"api_key": key}, headers={"Origin": ORIGIN})
-    assert r.status_code == 303, r.text
-    page = web.get("/runs")
-    assert page.status_code == 200
-    found = re.search(r'"X-CSRF-Token": "([0-9a-f]{64})"', page.text)
-    assert found
-    return found.group(1)
-
-
-def key_with(services: Services, role: Role) -> str:
-    return create_api_key(services.store, role.value, services.clock(), role)[1]
-
 
 def deploy(api: TestClient, **body: Any) -> str:
     r = api.post("/api/deployments", json=deployment_body(**body))
@@ -59,11 +34,6 @@ def deploy(api: TestClient, **body: Any) -> str:
 @pytest.fixture
 def dep_id(api: TestClient) -> str:
     return deploy(api)
-
-
-def post(web: TestClient, path: str, token: str | None, **form: str) -> Any:
-    data = {"csrf_token": token, **form} if token else form
-    return web.post(path, data=data, headers={"Origin": ORIGIN})
 
 
 def test_signed_out_pages_go_to_sign_in(web: TestClient) -> None:

@@ -63,5 +63,9 @@
   document.addEventListener("input", function (event) {
     if (event.target.matches && event.target.matches("textarea[data-json]")) checkJson(event.target);
   });
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    if (el.hasAttribute && el.hasAttribute("data-autosubmit") && el.form) el.form.submit();
+  });
   document.addEventListener("htmx:oobAfterSwap", followLogs);
 })();
