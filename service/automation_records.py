@@ -7,6 +7,7 @@ the event hook import it. Every model forbids unknown fields, so a typo in an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -275,3 +276,24 @@ class DueInstance(_Forbid):
     automation_id: str
     instance: Annotated[str, Field(max_length=300)]
     due_at: AwareDatetime
+
+
+def describe_trigger(trigger: Mapping[str, Any]) -> str:
+    """A trigger (as JSON) in one line, for the CLI and the dashboard:
+    ``3 of pushpool.flow-run.Failed within 600 s per flow``, ``no … within 90000s``,
+    ``all of (…, …) within 3600s``."""
+    if trigger.get("type") == "compound":
+        parts = ", ".join(p["event"] for p in trigger["triggers"])
+        return f"{trigger['require']} of ({parts}) within {trigger['within']}s"
+    if trigger.get("posture") == "proactive":
+        after = f" after {trigger['after']}" if trigger.get("after") else ""
+        return f"no {trigger['expect']} within {trigger['within']}s{after}"
+    threshold = trigger.get("threshold", 1)
+    text = str(trigger["event"]) if threshold == 1 else f"{threshold} of {trigger['event']}"
+    if trigger.get("resource"):
+        text += f" on {trigger['resource']}"
+    if trigger.get("labels"):
+        text += " where " + ", ".join(f"{k}={v}" for k, v in trigger["labels"].items())
+    if trigger.get("within"):
+        text += f" within {trigger['within']} s"
+    return text + (f" per {trigger['for_each']}" if trigger.get("for_each") else "")

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.automation_records import describe_trigger as describe
 from service.cli.client import CliError, client_from_env
 
 app = typer.Typer(
@@ -48,17 +49,6 @@ def create(
     """Create an automation from a YAML file."""
     made = client_from_env().post("/automations", json=_load(file))
     console.print(f"Created automation {made['name']} ({len(made['actions'])} action(s))")
-
-
-def describe(trigger: dict[str, Any]) -> str:
-    """A trigger in a few words: its event pattern, what it expects, or its parts."""
-    if trigger.get("type") == "compound":
-        parts = ", ".join(p["event"] for p in trigger["triggers"])
-        return f"{trigger['require']} of ({parts}) within {trigger['within']}s"
-    if trigger.get("posture") == "proactive":
-        after = f" after {trigger['after']}" if trigger.get("after") else ""
-        return f"no {trigger['expect']} within {trigger['within']}s{after}"
-    return str(trigger["event"])
 
 
 @app.command("ls")

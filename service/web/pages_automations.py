@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from service import automations
 from service.api.deps import ServicesDep
 from service.api.events import list_events
-from service.automation_records import Automation, AutomationCreate
+from service.automation_records import Automation, AutomationCreate, describe_trigger
 from service.errors import InvalidInput
 from service.event_records import Event
 from service.models import ApiKey, Role
@@ -68,15 +68,7 @@ def as_yaml(automation: Automation) -> str:
 
 def summary(automation: Automation) -> str:
     """The trigger in one line: ``3 of pushpool.flow-run.Failed within 600 s per flow``."""
-    t = automation.trigger
-    text = t.event if t.threshold == 1 else f"{t.threshold} of {t.event}"
-    if t.resource:
-        text += f" on {t.resource}"
-    if t.labels:
-        text += " where " + ", ".join(f"{k}={v}" for k, v in t.labels.items())
-    if t.within:
-        text += f" within {t.within} s"
-    return text + (f" per {t.for_each}" if t.for_each else "")
+    return describe_trigger(automation.trigger.model_dump(mode="json", exclude_none=True))
 
 
 async def _list_page(
