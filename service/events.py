@@ -78,8 +78,10 @@ def react(store: Store, events: Sequence[Event]) -> None:
 
 
 def _set(labels: dict[str, str]) -> dict[str, str]:
-    """The labels that have a value."""
-    return {k: v for k, v in labels.items() if v}
+    """The labels that have a value, each made a valid label value (no NUL, at most
+    1,000 characters: a run's tags, joined, may be longer), so recording never fails."""
+    cleaned = {k: v.replace("\x00", "")[:1000] for k, v in labels.items()}
+    return {k: v for k, v in cleaned.items() if v}
 
 
 def run_resource(run: FlowRun) -> Resource:
