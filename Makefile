@@ -48,6 +48,8 @@ bench: dev
 	$(BIN)/python -m tests.benchmarks.events
 	$(BIN)/python -m tests.benchmarks.automations
 	$(BIN)/python -m tests.benchmarks.dashboard
+	$(BIN)/python -m tests.benchmarks.blocks
+	$(BIN)/python -m tests.benchmarks.cached_map --tasks 2000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -25,28 +25,14 @@ from service.services import Services, build_services
 from service.settings import Settings
 from service.store.base import Store
 from tests.support.clock import FakeClock
+from tests.support.readme import readme_automation
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 TRIGGERED = "pushpool.automation.triggered"
 
-#: The README's "alert on absence" example (checked here so it stays valid).
-ABSENCE_YAML = """
-name: nightly-etl-missing
-description: Page the data team when nightly-etl has not completed for 25 hours
-trigger:
-  posture: proactive
-  expect: pushpool.flow-run.Completed
-  labels:
-    deployment: nightly-etl
-  within: 90000          # 25 h, counted from the last Completed (or from creation)
-actions:
-  - type: notify
-    url: https://hooks.slack.com/services/T000/B000/XXXX
-    body: >-
-      {"text": {{ ("nightly-etl has not completed since " ~
-      event.payload.due_at) | tojson }}}
-"""
+#: The README's "alert on absence" example (run here, so it stays true).
+ABSENCE_YAML = readme_automation("nightly-etl-missing")
 
 
 def done(store: Store, deployment: str, at: datetime, state: str = "Completed") -> None:
