@@ -37,6 +37,7 @@ from service.errors import BlockInUse
 from service.models import Deployment, WorkPool
 from service.store.base import Store
 from tests.benchmarks._common import table
+from tests.benchmarks.events import moto_store
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 BLOCKS = 60
@@ -118,25 +119,6 @@ def sqlite_store() -> Iterator[Store]:
             store.close()
 
 
-@contextmanager
-def dynamodb_store() -> Iterator[Store]:
-    import boto3
-    from moto import mock_aws
-
-    from service.store.dynamo import DynamoStore
-
-    with mock_aws():
-        client = boto3.client(
-            "dynamodb",
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        store = DynamoStore("bench", client=client)
-        store.migrate()
-        yield store
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--deployments", type=int, default=1_000, help="deployments on SQLite")
@@ -147,7 +129,7 @@ def main() -> None:
     with sqlite_store() as store:
         rows += measure(f"sqlite {args.deployments}", store, args.deployments, args.repeats)
     if args.dynamodb_deployments:
-        with dynamodb_store() as store:
+        with moto_store() as store:
             n = args.dynamodb_deployments
             rows += measure(f"dynamodb/moto {n}", store, n, args.repeats)
     print("pushpool blocks benchmark (deploy/delete with block locking)")
