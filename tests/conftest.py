@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -24,6 +25,25 @@ from service.store.base import Store
 # home, a database, a key) must not leak into it (cleared before any test module loads).
 for _name in [n for n in os.environ if n.startswith("PUSHPOOL_")]:
     del os.environ[_name]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_flow_process_outlives_the_suite() -> Iterator[None]:
+    """Kill the process-pool children still running when the session ends (a test's run
+    left sleeping), so none outlives the suite or warns as it is collected."""
+    yield
+    import signal
+
+    from provisioners import process
+
+    with process._children_lock:
+        left = list(process._children.values())
+        process._children.clear()
+    for proc in left:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: the group is its own
+            proc.wait(timeout=10)
 
 
 @pytest.fixture
