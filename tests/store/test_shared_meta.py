@@ -30,7 +30,8 @@ def test_racing_compare_and_set_has_one_winner(store: Store) -> None:
 
     def racer(i: int) -> None:
         start.wait()
-        wins.append(store.compare_and_set_meta("race", "0", str(i)))
+        # never "0" itself: racer 0 writing the expected value back would let another win
+        wins.append(store.compare_and_set_meta("race", "0", f"racer-{i}"))
 
     threads = [threading.Thread(target=racer, args=(i,)) for i in range(8)]
     for th in threads:
@@ -38,4 +39,4 @@ def test_racing_compare_and_set_has_one_winner(store: Store) -> None:
     for th in threads:
         th.join()
     assert wins.count(True) == 1
-    assert store.get_meta("race") in {str(i) for i in range(8)}
+    assert store.get_meta("race") in {f"racer-{i}" for i in range(8)}
