@@ -26,7 +26,6 @@ import contextlib
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -38,6 +37,7 @@ from service.models import Deployment, WorkPool
 from service.store.base import Store
 from tests.benchmarks._common import table
 from tests.benchmarks.events import moto_store
+from tests.store.test_conformance import deployment as store_deployment
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 BLOCKS = 60
@@ -53,19 +53,7 @@ def timed(fn: Callable[[], object], repeats: int) -> float:
 
 
 def deployment(name: str, blocks: list[str]) -> Deployment:
-    return Deployment.model_validate(
-        {
-            "id": str(uuid.uuid4()),
-            "name": name,
-            "flow_name": "bench",
-            "entrypoint": "f.py:flow",
-            "work_pool": "p",
-            "source": {"type": "image"},
-            "blocks": blocks,
-            "created_at": T0,
-            "updated_at": T0,
-        }
-    )
+    return store_deployment(name, blocks=blocks, flow_name="bench")
 
 
 def refs(start: int) -> list[str]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from datetime import UTC, datetime
 
 import pytest
+from store.test_conformance import deployment as store_deployment
 
 from service.blocks.models import BlockDocument, BlockType
 from service.errors import (
@@ -89,19 +89,7 @@ def test_blocks_list_by_type_then_name(store: Store) -> None:
 
 
 def deployment(blocks: list[str], name: str = "d") -> Deployment:
-    return Deployment.model_validate(
-        {
-            "id": str(uuid.uuid4()),
-            "name": name,
-            "flow_name": "flow",
-            "entrypoint": "f.py:flow",
-            "work_pool": "p",
-            "source": {"type": "image"},
-            "blocks": blocks,
-            "created_at": T0,
-            "updated_at": T0,
-        }
-    )
+    return store_deployment(name, blocks=blocks)
 
 
 def pool(store: Store) -> None:
